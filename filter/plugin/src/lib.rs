@@ -1,0 +1,22 @@
+//! ballast as a proxy-wasm (ABI 0.2.1) HTTP filter.
+//!
+//! Why this crate is thin: every decision lives in `ballast-policy`, which is pure and tested on
+//! its own. This crate only translates: it reads the plugin configuration and hands it to the
+//! policy crate (`root`), fetches exactly the request attributes a decision needs (`request`),
+//! and performs the returned decisions and metric updates (`http`, `metrics`).
+//!
+//! Host calls go through `proxy_wasm::hostcalls` with bytes, never the SDK's `String`
+//! conveniences: those `unwrap()` UTF-8 conversions, so one header with a non-UTF-8 byte would
+//! panic and kill the VM.
+
+mod http;
+mod metrics;
+mod request;
+mod root;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+    proxy_wasm::set_root_context(|_context_id| -> Box<dyn proxy_wasm::traits::RootContext> {
+        Box::new(root::BallastRoot::default())
+    });
+}}

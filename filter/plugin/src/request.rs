@@ -1,0 +1,73 @@
+//! The request as routing sees it: attributes fetched from the host on first use, then kept.
+//!
+//! Why lazy: each host call crosses the wasm boundary and costs measurable proxy throughput.
+//! Routing asks for attributes rule by rule; a table that decides on the path never pays for the
+//! authority, a header or the route-name property.
+
+use ballast_policy::routing::{host_of, path_without_query, RequestView};
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::MapType;
+
+/// Memoised request attributes for one `on_http_request_headers` call.
+#[derive(Default)]
+pub struct HostRequest {
+    authority: Option<Option<String>>,
+    path: Option<Option<String>>,
+    method: Option<Option<String>>,
+    route_name: Option<Option<String>>,
+    headers: Vec<(String, Option<String>)>,
+}
+
+/// Reads a request header as text. Non-UTF-8 bytes are replaced (U+FFFD) instead of failing:
+/// HTTP allows obs-text in values, and the SDK's `String` getters would panic on it.
+pub fn request_header(name: &str) -> Option<String> {
+    match hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name) {
+        Ok(Some(bytes)) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        Ok(None) | Err(_) => None,
+    }
+}
+
+/// Reads a property as text (`None` when absent or not available in this phase).
+pub fn property_text(path: &[&str]) -> Option<String> {
+    match hostcalls::get_property(path.to_vec()) {
+        Ok(Some(bytes)) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        Ok(None) | Err(_) => None,
+    }
+}
+
+fn memo<'a>(slot: &'a mut Option<Option<String>>, fetch: impl FnOnce() -> Option<String>) -> Option<&'a str> {
+    slot.get_or_insert_with(fetch).as_deref()
+}
+
+impl RequestView for HostRequest {
+    fn authority(&mut self) -> Option<&str> {
+        memo(&mut self.authority, || {
+            request_header(":authority").map(|value| host_of(&value).to_string())
+        })
+    }
+
+    fn path(&mut self) -> Option<&str> {
+        memo(&mut self.path, || {
+            request_header(":path").map(|value| path_without_query(&value).to_string())
+        })
+    }
+
+    fn method(&mut self) -> Option<&str> {
+        memo(&mut self.method, || request_header(":method"))
+    }
+
+    fn header(&mut self, name: &str) -> Option<&str> {
+        let index = match self.headers.iter().position(|(n, _)| n == name) {
+            Some(index) => index,
+            None => {
+                self.headers.push((name.to_string(), request_header(name)));
+                self.headers.len() - 1
+            }
+        };
+        self.headers.get(index).and_then(|(_, value)| value.as_deref())
+    }
+
+    fn route_name(&mut self) -> Option<&str> {
+        memo(&mut self.route_name, || property_text(&["xds", "route_name"]))
+    }
+}

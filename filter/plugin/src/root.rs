@@ -1,0 +1,94 @@
+//! The root context: configuration in, compiled policy out.
+//!
+//! Why reject loudly: `on_configure` is the only moment a bad configuration can be refused
+//! before it meets traffic. Returning `false` makes Envoy fail the listener update (or refuse to
+//! start), and the error-level log line carries the JSON path and reason from the policy crate.
+
+use crate::http::BallastHttp;
+use crate::metrics::Metrics;
+use ballast_policy::config::Config;
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{BufferType, ContextType};
+use std::rc::Rc;
+
+/// What every HTTP context of this VM shares: the configuration and its metric handles.
+pub struct Compiled {
+    /// The validated configuration.
+    pub config: Config,
+    /// Metric handles, indexed like `config.policy_sets`.
+    pub metrics: Metrics,
+}
+
+/// The plugin's root context (one per VM and plugin instance).
+#[derive(Default)]
+pub struct BallastRoot {
+    compiled: Option<Rc<Compiled>>,
+}
+
+impl Context for BallastRoot {}
+
+impl RootContext for BallastRoot {
+    fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
+        let bytes = match hostcalls::get_buffer(
+            BufferType::PluginConfiguration,
+            0,
+            plugin_configuration_size,
+        ) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => Vec::new(),
+            Err(status) => {
+                log::error!("ballast: cannot read plugin configuration: {status:?}");
+                return false;
+            }
+        };
+        match Config::from_json(&bytes) {
+            Ok(config) => {
+                let metrics = Metrics::define(&config);
+                log::info!("ballast: {}", summary(&config));
+                self.compiled = Some(Rc::new(Compiled { config, metrics }));
+                true
+            }
+            Err(err) => {
+                log::error!("ballast: invalid configuration: {err}");
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(BallastHttp::new(self.compiled.clone())))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+/// One log line describing what was loaded, so an operator can confirm the deployment.
+fn summary(config: &Config) -> String {
+    let sets: Vec<String> = config
+        .policy_sets
+        .iter()
+        .map(|set| {
+            let sections = set.enabled_sections();
+            if sections.is_empty() {
+                set.name.clone()
+            } else {
+                format!("{}[{}]", set.name, sections.join(","))
+            }
+        })
+        .collect();
+    let default = config
+        .routes
+        .default
+        .and_then(|id| config.policy_set(id))
+        .map_or("none", |set| set.name.as_str());
+    format!(
+        "configured: policy sets {{{}}}, {} route(s), default {}, dry_run {}",
+        sets.join(" "),
+        config.routes.routes.len(),
+        default,
+        config.dry_run
+    )
+}

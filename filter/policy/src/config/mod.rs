@@ -1,0 +1,138 @@
+//! The validated configuration model — the contract every policy extends.
+//!
+//! Why: the plugin configuration is JSON written by people. It is parsed once, in
+//! `on_configure`, into this model; anything wrong is rejected there with a [`ConfigError`]
+//! naming the JSON path, so Envoy refuses to load it instead of misbehaving under traffic. The
+//! model is immutable afterwards and shared by every request.
+//!
+//! Shape (see README "Configuration reference" and `config.schema.json`):
+//! ```json
+//! { "metric_prefix": "ballast", "dry_run": false,
+//!   "priority": { "classes": ["critical", "standard", "sheddable"], "default": "standard",
+//!                 "header": "x-ballast-priority" },
+//!   "trusted_peers": { "source_cidrs": ["10.0.0.0/8"], "principals": [{"prefix": "spiffe://"}] },
+//!   "policy_sets": { "api": { "retry_budget": {}, "concurrency": {}, "deadline": {}, "shedding": {} } },
+//!   "routes": [ { "name": "api", "match": { "path": { "prefix": "/api" } }, "policy_set": "api" } ],
+//!   "default_policy_set": "api" }
+//! ```
+
+mod error;
+mod raw;
+mod validate;
+
+pub use error::ConfigError;
+
+use crate::routing::RouteTable;
+use crate::trust::TrustedPeers;
+
+/// Index of a policy set in [`Config::policy_sets`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PolicySetId(pub usize);
+
+/// Index of a priority class in [`PriorityClasses::classes`]; 0 is the most important.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PriorityId(pub usize);
+
+/// The validated plugin configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Prefix of every metric name (default `ballast`).
+    pub metric_prefix: String,
+    /// Count what policies would do, but let every request through unchanged.
+    pub dry_run: bool,
+    /// Request priority classes.
+    pub priority: PriorityClasses,
+    /// Peers whose request hints are believed.
+    pub trusted_peers: TrustedPeers,
+    /// Policy sets in document order; [`PolicySetId`] indexes this.
+    pub policy_sets: Vec<PolicySet>,
+    /// How requests are mapped to policy sets.
+    pub routes: RouteTable,
+}
+
+/// Priority classes, most important first.
+#[derive(Debug, Clone)]
+pub struct PriorityClasses {
+    /// Class names, most important first.
+    pub classes: Vec<String>,
+    /// Class of requests without a (believable, known) priority header.
+    pub default: PriorityId,
+    /// Request header that carries the class name (lower-case).
+    pub header: String,
+}
+
+impl PriorityClasses {
+    /// The class of a request: the header's class when the peer is trusted and the name is
+    /// known, otherwise the default. Returns whether the header was ignored as well, so the
+    /// caller can count it.
+    pub fn classify(&self, header_value: Option<&str>, peer_trusted: bool) -> (PriorityId, bool) {
+        match header_value {
+            None => (self.default, false),
+            Some(_) if !peer_trusted => (self.default, true),
+            Some(value) => match self.classes.iter().position(|c| c == value.trim()) {
+                Some(index) => (PriorityId(index), false),
+                None => (self.default, true),
+            },
+        }
+    }
+}
+
+/// A named bundle of policies applied to the requests routed to it.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    /// Name from the configuration (`[A-Za-z0-9_-]{1,64}`), used in metric tags.
+    pub name: String,
+    /// Retry budget, when enabled.
+    pub retry_budget: Option<SectionConfig>,
+    /// Adaptive concurrency limit, when enabled.
+    pub concurrency: Option<SectionConfig>,
+    /// Deadline propagation, when enabled.
+    pub deadline: Option<SectionConfig>,
+    /// Load shedding, when enabled.
+    pub shedding: Option<SectionConfig>,
+}
+
+impl PolicySet {
+    /// Names of the sections this set enables, in a fixed order.
+    pub fn enabled_sections(&self) -> Vec<&'static str> {
+        [
+            ("retry_budget", self.retry_budget.is_some()),
+            ("concurrency", self.concurrency.is_some()),
+            ("deadline", self.deadline.is_some()),
+            ("shedding", self.shedding.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, on)| on.then_some(name))
+        .collect()
+    }
+}
+
+/// Parameters of a policy section. Each policy replaces this with its own validated type when
+/// it lands; today a section only records that the policy is switched on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SectionConfig {}
+
+impl Config {
+    /// Parses and validates a configuration document. An empty (or all-whitespace) document
+    /// is the empty configuration `{}`: every request passes through untouched.
+    pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
+        validate::parse(bytes)
+    }
+
+    /// Finds a policy set by name.
+    pub fn policy_set_named(&self, name: &str) -> Option<PolicySetId> {
+        self.policy_sets
+            .iter()
+            .position(|set| set.name == name)
+            .map(PolicySetId)
+    }
+
+    /// The policy set behind an id (ids come from this config, so this always succeeds for
+    /// them; `None` only for a foreign id).
+    pub fn policy_set(&self, id: PolicySetId) -> Option<&PolicySet> {
+        self.policy_sets.get(id.0)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,153 @@
+//! The configuration's wire form: exactly what the JSON may contain, nothing more.
+//!
+//! Why separate from the validated model: serde checks shape (types, unknown fields — every
+//! struct denies them) and `serde_path_to_error` gives the JSON path of a shape error; the
+//! semantic checks (references, regexes, CIDRs, naming rules) then build the validated model in
+//! `validate.rs`. Code on the request path only ever sees the validated model.
+
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use std::fmt;
+
+/// The whole plugin configuration document.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub metric_prefix: Option<String>,
+    #[serde(default)]
+    pub dry_run: bool,
+    pub priority: Option<RawPriority>,
+    pub trusted_peers: Option<RawTrustedPeers>,
+    #[serde(default)]
+    pub policy_sets: NamedMap<RawPolicySet>,
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+    pub default_policy_set: Option<String>,
+}
+
+/// `priority`: request classes ordered from most to least important.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPriority {
+    pub classes: Vec<String>,
+    pub default: Option<String>,
+    pub header: Option<String>,
+}
+
+/// `trusted_peers`: whose request hints (priority, deadline, retry marks) are believed.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTrustedPeers {
+    #[serde(default)]
+    pub source_cidrs: Vec<String>,
+    #[serde(default)]
+    pub principals: Vec<RawStringMatch>,
+}
+
+/// One named policy set. Each section switches its policy on for the requests routed here.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPolicySet {
+    pub retry_budget: Option<RawSection>,
+    pub concurrency: Option<RawSection>,
+    pub deadline: Option<RawSection>,
+    pub shedding: Option<RawSection>,
+}
+
+/// A policy section whose parameters arrive with the policy itself; until then it takes none.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSection {}
+
+/// One routing rule: the first rule whose `match` holds picks the policy set.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRoute {
+    pub name: Option<String>,
+    #[serde(default, rename = "match")]
+    pub matcher: RawRouteMatch,
+    pub policy_set: String,
+}
+
+/// Conditions of a rule; all present conditions must hold.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRouteMatch {
+    pub authority: Option<RawStringMatch>,
+    pub path: Option<RawStringMatch>,
+    pub method: Option<serde_json::Value>,
+    #[serde(default)]
+    pub headers: Vec<RawHeaderMatch>,
+    pub route_name: Option<RawStringMatch>,
+}
+
+/// A string condition: exactly one of the operators must be given.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStringMatch {
+    pub exact: Option<String>,
+    pub prefix: Option<String>,
+    pub suffix: Option<String>,
+    pub contains: Option<String>,
+    pub regex: Option<String>,
+    #[serde(default)]
+    pub ignore_case: bool,
+}
+
+/// A header condition: `present`, or one string operator, optionally inverted.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHeaderMatch {
+    pub name: String,
+    pub present: Option<bool>,
+    pub exact: Option<String>,
+    pub prefix: Option<String>,
+    pub suffix: Option<String>,
+    pub contains: Option<String>,
+    pub regex: Option<String>,
+    #[serde(default)]
+    pub ignore_case: bool,
+    #[serde(default)]
+    pub invert: bool,
+}
+
+/// A JSON object whose keys are names, kept in document order, with duplicate keys rejected
+/// (serde's maps silently keep the last one, which would hide a mistake).
+#[derive(Debug)]
+pub(crate) struct NamedMap<T>(pub Vec<(String, T)>);
+
+impl<T> Default for NamedMap<T> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for NamedMap<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NamedMapVisitor<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for NamedMapVisitor<T> {
+            type Value = NamedMap<T>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object of named entries")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries: Vec<(String, T)> = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    if entries.iter().any(|(existing, _)| *existing == name) {
+                        return Err(serde::de::Error::custom(format!(
+                            "duplicate name `{name}`"
+                        )));
+                    }
+                    let value = map.next_value::<T>()?;
+                    entries.push((name, value));
+                }
+                Ok(NamedMap(entries))
+            }
+        }
+
+        deserializer.deserialize_map(NamedMapVisitor(std::marker::PhantomData))
+    }
+}

@@ -1,0 +1,239 @@
+//! Configuration tests: every shipped example parses; every row of the rejected-config table
+//! fails with exactly its JSON path and reason. The table (`testdata/invalid_configs.json`) is
+//! shared with the JSON Schema agreement test, so parser and schema are checked on the same rows.
+
+use super::*;
+use crate::routing::{RequestView, Routed};
+use crate::test_support::test;
+
+pub(crate) const EXAMPLES: &[(&str, &str)] = &[
+    ("minimal.json", include_str!("../../../../examples/configs/minimal.json")),
+    ("two-routes.json", include_str!("../../../../examples/configs/two-routes.json")),
+    ("full.json", include_str!("../../../../examples/configs/full.json")),
+];
+
+const INVALID: &str = include_str!("../../testdata/invalid_configs.json");
+
+#[derive(serde::Deserialize)]
+struct InvalidRow {
+    why: String,
+    config: String,
+    path: String,
+    reason_contains: String,
+}
+
+#[test]
+fn every_example_config_parses() {
+    for (name, text) in EXAMPLES {
+        if let Err(err) = Config::from_json(text.as_bytes()) {
+            panic!("{name}: {err}");
+        }
+    }
+}
+
+#[test]
+fn rejected_configs_name_path_and_reason() {
+    let rows: Vec<InvalidRow> = serde_json::from_str(INVALID).unwrap();
+    assert!(rows.len() >= 15, "the table must keep at least 15 rows");
+    for row in rows {
+        let err = match Config::from_json(row.config.as_bytes()) {
+            Ok(_) => panic!("{}: accepted {}", row.why, row.config),
+            Err(err) => err,
+        };
+        assert_eq!(err.path, row.path, "{}: wrong path in `{err}`", row.why);
+        assert!(
+            err.reason.contains(&row.reason_contains),
+            "{}: reason `{}` lacks `{}`",
+            row.why,
+            err.reason,
+            row.reason_contains
+        );
+    }
+}
+
+#[test]
+fn empty_document_is_the_empty_config() {
+    for text in ["", "  \n", "{}"] {
+        let config = Config::from_json(text.as_bytes()).unwrap();
+        assert_eq!(config.metric_prefix, "ballast");
+        assert!(!config.dry_run);
+        assert!(config.policy_sets.is_empty());
+        assert_eq!(config.routes.default, None);
+        assert_eq!(config.priority.classes, ["critical", "standard", "sheddable"]);
+        assert_eq!(config.priority.default, PriorityId(1));
+        assert_eq!(config.priority.header, "x-ballast-priority");
+        assert!(config.trusted_peers.is_trusted(Some("127.0.0.1:1"), None));
+        assert!(!config.trusted_peers.is_trusted(Some("8.8.8.8:1"), None));
+    }
+}
+
+#[test]
+fn not_utf8_is_rejected_at_root() {
+    let err = Config::from_json(&[0x7b, 0xff, 0x7d]).unwrap_err();
+    assert_eq!(err.path, "");
+    assert!(err.reason.contains("not UTF-8"), "{err}");
+}
+
+#[test]
+fn priority_default_is_last_class_when_omitted() {
+    let config = Config::from_json(br#"{"priority": {"classes": ["a", "b", "c"]}}"#).unwrap();
+    assert_eq!(config.priority.default, PriorityId(2));
+    let (class, ignored) = config.priority.classify(Some("a"), true);
+    assert_eq!((class, ignored), (PriorityId(0), false));
+    assert_eq!(config.priority.classify(Some("a"), false), (PriorityId(2), true));
+    assert_eq!(config.priority.classify(Some("zzz"), true), (PriorityId(2), true));
+    assert_eq!(config.priority.classify(None, true), (PriorityId(2), false));
+}
+
+/// A request for routing tests that records which attributes were read.
+#[derive(Default)]
+pub(crate) struct FakeRequest {
+    pub authority: Option<String>,
+    pub path: Option<String>,
+    pub method: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub route_name: Option<String>,
+    pub reads: Vec<String>,
+}
+
+impl RequestView for FakeRequest {
+    fn authority(&mut self) -> Option<&str> {
+        self.reads.push("authority".into());
+        self.authority.as_deref()
+    }
+    fn path(&mut self) -> Option<&str> {
+        self.reads.push("path".into());
+        self.path.as_deref()
+    }
+    fn method(&mut self) -> Option<&str> {
+        self.reads.push("method".into());
+        self.method.as_deref()
+    }
+    fn header(&mut self, name: &str) -> Option<&str> {
+        self.reads.push(name.to_string());
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+    fn route_name(&mut self) -> Option<&str> {
+        self.reads.push("route_name".into());
+        self.route_name.as_deref()
+    }
+}
+
+fn request(method: &str, authority: &str, path: &str, headers: &[(&str, &str)]) -> FakeRequest {
+    FakeRequest {
+        authority: Some(authority.into()),
+        path: Some(path.into()),
+        method: Some(method.into()),
+        headers: headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect(),
+        ..FakeRequest::default()
+    }
+}
+
+#[test]
+fn full_example_routes_as_documented() {
+    let config = Config::from_json(EXAMPLES[2].1.as_bytes()).unwrap();
+    let set = |name: &str| config.policy_set_named(name).unwrap();
+    let rows: Vec<(FakeRequest, Option<PolicySetId>, &str)> = vec![
+        (
+            FakeRequest {
+                route_name: Some("checkout".into()),
+                ..FakeRequest::default()
+            },
+            Some(set("checkout")),
+            "route name",
+        ),
+        (
+            request("POST", "eu.shop.example.com", "/checkout/v2/pay", &[("x-canary", "1")]),
+            Some(set("checkout")),
+            "canary rule",
+        ),
+        (
+            request("POST", "EU.SHOP.EXAMPLE.COM", "/checkout/v2/pay", &[("x-canary", "1")]),
+            Some(set("checkout")),
+            "authority ignores case",
+        ),
+        (
+            request(
+                "POST",
+                "eu.shop.example.com",
+                "/checkout/v2/pay",
+                &[("x-canary", "1"), ("x-debug", "on")],
+            ),
+            Some(set("passthrough")),
+            "x-debug must be absent",
+        ),
+        (
+            request("GET", "eu.shop.example.com", "/checkout/v2/pay", &[("x-canary", "1")]),
+            Some(set("passthrough")),
+            "method must be POST",
+        ),
+        (
+            request("GET", "a", "/search?q=1", &[("x-tenant", "internal")]),
+            Some(set("search")),
+            "inverted regex",
+        ),
+        (
+            request("GET", "a", "/search", &[("x-tenant", "t-42")]),
+            Some(set("passthrough")),
+            "inverted regex excludes",
+        ),
+        (
+            request("GET", "a", "/search", &[]),
+            Some(set("passthrough")),
+            "absent header fails value condition",
+        ),
+    ];
+    for (mut req, expected, why) in rows {
+        assert_eq!(config.routes.route(&mut req).policy_set(), expected, "{why}");
+    }
+}
+
+#[test]
+fn routing_reads_only_what_it_needs() {
+    let config = Config::from_json(EXAMPLES[1].1.as_bytes()).unwrap();
+    let mut req = request("GET", "x", "/api/users", &[]);
+    let routed = config.routes.route(&mut req);
+    assert_eq!(
+        routed,
+        Routed::Rule {
+            rule: 0,
+            policy_set: PolicySetId(0)
+        }
+    );
+    assert_eq!(req.reads, ["path"], "first rule needs the path only");
+
+    let mut req = request("POST", "x", "/static/a.css", &[]);
+    assert_eq!(config.routes.route(&mut req), Routed::Default(PolicySetId(1)));
+    assert_eq!(req.reads, ["path", "method"], "method is checked before path, then stops");
+    assert!(!req.reads.contains(&"authority".to_string()));
+}
+
+#[test]
+fn unmatched_without_default_passes() {
+    let config = Config::from_json(
+        br#"{"policy_sets": {"a": {}}, "routes": [{"match": {"path": {"exact": "/a"}}, "policy_set": "a"}]}"#,
+    )
+    .unwrap();
+    let mut req = request("GET", "x", "/b", &[]);
+    assert_eq!(config.routes.route(&mut req), Routed::Unmatched);
+    let mut req = request("GET", "x", "/a", &[]);
+    assert_eq!(config.routes.route(&mut req).policy_set(), Some(PolicySetId(0)));
+}
+
+#[test]
+fn enabled_sections_are_listed() {
+    let config = Config::from_json(EXAMPLES[2].1.as_bytes()).unwrap();
+    let checkout = config.policy_set(config.policy_set_named("checkout").unwrap()).unwrap();
+    assert_eq!(
+        checkout.enabled_sections(),
+        ["retry_budget", "concurrency", "deadline", "shedding"]
+    );
+    let search = config.policy_set(config.policy_set_named("search").unwrap()).unwrap();
+    assert_eq!(search.enabled_sections(), ["concurrency", "shedding"]);
+}
