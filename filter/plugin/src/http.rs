@@ -36,7 +36,10 @@ impl HttpContext for BallastHttp {
         };
         let routed = compiled.config.routes.route(&mut HostRequest::default());
         self.policy_set = routed.policy_set();
-        match self.policy_set.and_then(|id| compiled.metrics.policy_sets.get(id.0)) {
+        match self
+            .policy_set
+            .and_then(|id| compiled.metrics.policy_sets.get(id.0))
+        {
             Some(metrics) => metrics.requests_total.increment(),
             None => compiled.metrics.unmatched_total.increment(),
         }

@@ -30,7 +30,7 @@ impl Counter {
         match hostcalls::define_metric(MetricType::Counter, name) {
             Ok(id) => Counter(Some(id)),
             Err(status) => {
-                log::warn!("ballast: cannot define metric {name}: {status:?}");
+                log::warn!("cannot define metric {name}: {status:?}");
                 Counter(None)
             }
         }
@@ -81,18 +81,5 @@ impl Metrics {
             policy_sets,
             unmatched_total: Counter::define(&format!("{prefix}_requests_unmatched_total")),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_follow_istio_tag_convention() {
-        assert_eq!(
-            tagged_name("ballast", "requests_total", "policy_set", "api"),
-            "ballast_requests_total.policy_set=.=api;.;"
-        );
     }
 }

@@ -35,7 +35,10 @@ pub fn property_text(path: &[&str]) -> Option<String> {
     }
 }
 
-fn memo<'a>(slot: &'a mut Option<Option<String>>, fetch: impl FnOnce() -> Option<String>) -> Option<&'a str> {
+fn memo<'a>(
+    slot: &'a mut Option<Option<String>>,
+    fetch: impl FnOnce() -> Option<String>,
+) -> Option<&'a str> {
     slot.get_or_insert_with(fetch).as_deref()
 }
 
@@ -64,10 +67,14 @@ impl RequestView for HostRequest {
                 self.headers.len() - 1
             }
         };
-        self.headers.get(index).and_then(|(_, value)| value.as_deref())
+        self.headers
+            .get(index)
+            .and_then(|(_, value)| value.as_deref())
     }
 
     fn route_name(&mut self) -> Option<&str> {
-        memo(&mut self.route_name, || property_text(&["xds", "route_name"]))
+        memo(&mut self.route_name, || {
+            property_text(&["xds", "route_name"])
+        })
     }
 }

@@ -38,19 +38,19 @@ impl RootContext for BallastRoot {
             Ok(Some(bytes)) => bytes,
             Ok(None) => Vec::new(),
             Err(status) => {
-                log::error!("ballast: cannot read plugin configuration: {status:?}");
+                log::error!("cannot read plugin configuration: {status:?}");
                 return false;
             }
         };
         match Config::from_json(&bytes) {
             Ok(config) => {
                 let metrics = Metrics::define(&config);
-                log::info!("ballast: {}", summary(&config));
+                log::info!("{}", summary(&config));
                 self.compiled = Some(Rc::new(Compiled { config, metrics }));
                 true
             }
             Err(err) => {
-                log::error!("ballast: invalid configuration: {err}");
+                log::error!("invalid configuration: {err}");
                 false
             }
         }

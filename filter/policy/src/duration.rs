@@ -70,7 +70,17 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for text in ["", "10", "s", "1.2.3s", "1.s", "-1s", "10h", "10 sec", "99999999999999999999s"] {
+        for text in [
+            "",
+            "10",
+            "s",
+            "1.2.3s",
+            "1.s",
+            "-1s",
+            "10h",
+            "10 sec",
+            "99999999999999999999s",
+        ] {
             assert!(parse_duration(text).is_err(), "{text} should be rejected");
         }
     }

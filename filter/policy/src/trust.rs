@@ -49,7 +49,9 @@ impl Cidr {
         match addr {
             IpAddr::V4(v4) => {
                 let bits = u32::from(v4);
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix_len)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix_len))
+                    .unwrap_or(0);
                 IpAddr::V4((bits & mask).into())
             }
             IpAddr::V6(v6) => {
@@ -145,7 +147,9 @@ mod tests {
         assert!(Cidr::parse("10.0.0.1/8").unwrap_err().contains("host bits"));
         assert!(Cidr::parse("10.0.0.0/33").unwrap_err().contains("0..=32"));
         assert!(Cidr::parse("banana").unwrap_err().contains("not an IP"));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
     }
 
     #[test]
@@ -161,8 +165,16 @@ mod tests {
             (Some("203.0.113.9"), None, false),
             (Some("garbage"), None, false),
             (None, None, false),
-            (Some("203.0.113.9:1"), Some("spiffe://cluster.local/ns/prod/sa/x"), true),
-            (Some("203.0.113.9:1"), Some("spiffe://cluster.local/ns/dev/sa/x"), false),
+            (
+                Some("203.0.113.9:1"),
+                Some("spiffe://cluster.local/ns/prod/sa/x"),
+                true,
+            ),
+            (
+                Some("203.0.113.9:1"),
+                Some("spiffe://cluster.local/ns/dev/sa/x"),
+                false,
+            ),
         ];
         for (address, principal, expected) in rows {
             assert_eq!(

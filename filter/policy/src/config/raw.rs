@@ -137,9 +137,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for NamedMap<T> {
                 let mut entries: Vec<(String, T)> = Vec::new();
                 while let Some(name) = map.next_key::<String>()? {
                     if entries.iter().any(|(existing, _)| *existing == name) {
-                        return Err(serde::de::Error::custom(format!(
-                            "duplicate name `{name}`"
-                        )));
+                        return Err(serde::de::Error::custom(format!("duplicate name `{name}`")));
                     }
                     let value = map.next_value::<T>()?;
                     entries.push((name, value));

@@ -7,9 +7,18 @@ use crate::routing::{RequestView, Routed};
 use crate::test_support::test;
 
 pub(crate) const EXAMPLES: &[(&str, &str)] = &[
-    ("minimal.json", include_str!("../../../../examples/configs/minimal.json")),
-    ("two-routes.json", include_str!("../../../../examples/configs/two-routes.json")),
-    ("full.json", include_str!("../../../../examples/configs/full.json")),
+    (
+        "minimal.json",
+        include_str!("../../../../examples/configs/minimal.json"),
+    ),
+    (
+        "two-routes.json",
+        include_str!("../../../../examples/configs/two-routes.json"),
+    ),
+    (
+        "full.json",
+        include_str!("../../../../examples/configs/full.json"),
+    ),
 ];
 
 const INVALID: &str = include_str!("../../testdata/invalid_configs.json");
@@ -59,7 +68,10 @@ fn empty_document_is_the_empty_config() {
         assert!(!config.dry_run);
         assert!(config.policy_sets.is_empty());
         assert_eq!(config.routes.default, None);
-        assert_eq!(config.priority.classes, ["critical", "standard", "sheddable"]);
+        assert_eq!(
+            config.priority.classes,
+            ["critical", "standard", "sheddable"]
+        );
         assert_eq!(config.priority.default, PriorityId(1));
         assert_eq!(config.priority.header, "x-ballast-priority");
         assert!(config.trusted_peers.is_trusted(Some("127.0.0.1:1"), None));
@@ -80,8 +92,14 @@ fn priority_default_is_last_class_when_omitted() {
     assert_eq!(config.priority.default, PriorityId(2));
     let (class, ignored) = config.priority.classify(Some("a"), true);
     assert_eq!((class, ignored), (PriorityId(0), false));
-    assert_eq!(config.priority.classify(Some("a"), false), (PriorityId(2), true));
-    assert_eq!(config.priority.classify(Some("zzz"), true), (PriorityId(2), true));
+    assert_eq!(
+        config.priority.classify(Some("a"), false),
+        (PriorityId(2), true)
+    );
+    assert_eq!(
+        config.priority.classify(Some("zzz"), true),
+        (PriorityId(2), true)
+    );
     assert_eq!(config.priority.classify(None, true), (PriorityId(2), false));
 }
 
@@ -149,12 +167,22 @@ fn full_example_routes_as_documented() {
             "route name",
         ),
         (
-            request("POST", "eu.shop.example.com", "/checkout/v2/pay", &[("x-canary", "1")]),
+            request(
+                "POST",
+                "eu.shop.example.com",
+                "/checkout/v2/pay",
+                &[("x-canary", "1")],
+            ),
             Some(set("checkout")),
             "canary rule",
         ),
         (
-            request("POST", "EU.SHOP.EXAMPLE.COM", "/checkout/v2/pay", &[("x-canary", "1")]),
+            request(
+                "POST",
+                "EU.SHOP.EXAMPLE.COM",
+                "/checkout/v2/pay",
+                &[("x-canary", "1")],
+            ),
             Some(set("checkout")),
             "authority ignores case",
         ),
@@ -169,7 +197,12 @@ fn full_example_routes_as_documented() {
             "x-debug must be absent",
         ),
         (
-            request("GET", "eu.shop.example.com", "/checkout/v2/pay", &[("x-canary", "1")]),
+            request(
+                "GET",
+                "eu.shop.example.com",
+                "/checkout/v2/pay",
+                &[("x-canary", "1")],
+            ),
             Some(set("passthrough")),
             "method must be POST",
         ),
@@ -190,7 +223,11 @@ fn full_example_routes_as_documented() {
         ),
     ];
     for (mut req, expected, why) in rows {
-        assert_eq!(config.routes.route(&mut req).policy_set(), expected, "{why}");
+        assert_eq!(
+            config.routes.route(&mut req).policy_set(),
+            expected,
+            "{why}"
+        );
     }
 }
 
@@ -209,8 +246,15 @@ fn routing_reads_only_what_it_needs() {
     assert_eq!(req.reads, ["path"], "first rule needs the path only");
 
     let mut req = request("POST", "x", "/static/a.css", &[]);
-    assert_eq!(config.routes.route(&mut req), Routed::Default(PolicySetId(1)));
-    assert_eq!(req.reads, ["path", "method"], "method is checked before path, then stops");
+    assert_eq!(
+        config.routes.route(&mut req),
+        Routed::Default(PolicySetId(1))
+    );
+    assert_eq!(
+        req.reads,
+        ["path", "method"],
+        "method is checked before path, then stops"
+    );
     assert!(!req.reads.contains(&"authority".to_string()));
 }
 
@@ -223,17 +267,24 @@ fn unmatched_without_default_passes() {
     let mut req = request("GET", "x", "/b", &[]);
     assert_eq!(config.routes.route(&mut req), Routed::Unmatched);
     let mut req = request("GET", "x", "/a", &[]);
-    assert_eq!(config.routes.route(&mut req).policy_set(), Some(PolicySetId(0)));
+    assert_eq!(
+        config.routes.route(&mut req).policy_set(),
+        Some(PolicySetId(0))
+    );
 }
 
 #[test]
 fn enabled_sections_are_listed() {
     let config = Config::from_json(EXAMPLES[2].1.as_bytes()).unwrap();
-    let checkout = config.policy_set(config.policy_set_named("checkout").unwrap()).unwrap();
+    let checkout = config
+        .policy_set(config.policy_set_named("checkout").unwrap())
+        .unwrap();
     assert_eq!(
         checkout.enabled_sections(),
         ["retry_budget", "concurrency", "deadline", "shedding"]
     );
-    let search = config.policy_set(config.policy_set_named("search").unwrap()).unwrap();
+    let search = config
+        .policy_set(config.policy_set_named("search").unwrap())
+        .unwrap();
     assert_eq!(search.enabled_sections(), ["concurrency", "shedding"]);
 }

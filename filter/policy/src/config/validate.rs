@@ -6,10 +6,11 @@
 
 use super::error::Path;
 use super::raw::{
-    RawConfig, RawHeaderMatch, RawPolicySet, RawPriority, RawRoute, RawStringMatch,
-    RawTrustedPeers,
+    RawConfig, RawHeaderMatch, RawPolicySet, RawPriority, RawRoute, RawStringMatch, RawTrustedPeers,
 };
-use super::{Config, ConfigError, PolicySet, PolicySetId, PriorityClasses, PriorityId, SectionConfig};
+use super::{
+    Config, ConfigError, PolicySet, PolicySetId, PriorityClasses, PriorityId, SectionConfig,
+};
 use crate::routing::{
     compile_anchored, HeaderCondition, HeaderMatch, Route, RouteMatch, RouteTable, StringMatch,
     StringMatcher,
@@ -36,15 +37,17 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
     }
     // serde would also accept a struct written as a JSON array (fields by position): refuse it.
     if !text.trim_start().starts_with('{') {
-        return Err(ConfigError::new("", "the configuration must be a JSON object"));
+        return Err(ConfigError::new(
+            "",
+            "the configuration must be a JSON object",
+        ));
     }
     let mut deserializer = serde_json::Deserializer::from_str(text);
-    let raw: RawConfig =
-        serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-            let path = err.path().to_string();
-            let path = if path == "." { String::new() } else { path };
-            ConfigError::new(path, err.into_inner().to_string())
-        })?;
+    let raw: RawConfig = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let path = if path == "." { String::new() } else { path };
+        ConfigError::new(path, err.into_inner().to_string())
+    })?;
     deserializer
         .end()
         .map_err(|err| ConfigError::new("", err.to_string()))?;
@@ -56,7 +59,8 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     let metric_prefix = match raw.metric_prefix {
         None => DEFAULT_METRIC_PREFIX.to_string(),
         Some(prefix) => {
-            check_metric_prefix(&prefix).map_err(|reason| root.field("metric_prefix").error(reason))?;
+            check_metric_prefix(&prefix)
+                .map_err(|reason| root.field("metric_prefix").error(reason))?;
             prefix
         }
     };
@@ -117,10 +121,16 @@ fn build_policy_set(name: String, raw: RawPolicySet) -> PolicySet {
     }
 }
 
-fn build_priority(raw: Option<RawPriority>, path: &Path<'_>) -> Result<PriorityClasses, ConfigError> {
+fn build_priority(
+    raw: Option<RawPriority>,
+    path: &Path<'_>,
+) -> Result<PriorityClasses, ConfigError> {
     let Some(raw) = raw else {
         return Ok(PriorityClasses {
-            classes: DEFAULT_PRIORITY_CLASSES.iter().map(|c| c.to_string()).collect(),
+            classes: DEFAULT_PRIORITY_CLASSES
+                .iter()
+                .map(|c| c.to_string())
+                .collect(),
             default: PriorityId(
                 DEFAULT_PRIORITY_CLASSES
                     .iter()
@@ -140,7 +150,11 @@ fn build_priority(raw: Option<RawPriority>, path: &Path<'_>) -> Result<PriorityC
     for (index, class) in raw.classes.iter().enumerate() {
         let class_path = classes_path.index(index);
         check_name(class).map_err(|reason| class_path.error(reason))?;
-        if raw.classes.get(..index).is_some_and(|before| before.contains(class)) {
+        if raw
+            .classes
+            .get(..index)
+            .is_some_and(|before| before.contains(class))
+        {
             return Err(class_path.error(format!("duplicate class `{class}`")));
         }
     }
@@ -167,7 +181,10 @@ fn build_priority(raw: Option<RawPriority>, path: &Path<'_>) -> Result<PriorityC
     })
 }
 
-fn build_trusted_peers(raw: Option<RawTrustedPeers>, path: &Path<'_>) -> Result<TrustedPeers, ConfigError> {
+fn build_trusted_peers(
+    raw: Option<RawTrustedPeers>,
+    path: &Path<'_>,
+) -> Result<TrustedPeers, ConfigError> {
     let Some(raw) = raw else {
         return Ok(TrustedPeers {
             source_cidrs: DEFAULT_TRUSTED_CIDRS
@@ -182,14 +199,18 @@ fn build_trusted_peers(raw: Option<RawTrustedPeers>, path: &Path<'_>) -> Result<
         .source_cidrs
         .iter()
         .enumerate()
-        .map(|(index, text)| Cidr::parse(text).map_err(|reason| cidrs_path.index(index).error(reason)))
+        .map(|(index, text)| {
+            Cidr::parse(text).map_err(|reason| cidrs_path.index(index).error(reason))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let principals_path = path.field("principals");
     let principals = raw
         .principals
         .into_iter()
         .enumerate()
-        .map(|(index, matcher)| build_string_match(matcher, &principals_path.index(index), Subject::Any))
+        .map(|(index, matcher)| {
+            build_string_match(matcher, &principals_path.index(index), Subject::Any)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(TrustedPeers {
         source_cidrs,
@@ -251,7 +272,11 @@ fn build_methods(value: serde_json::Value, path: &Path<'_>) -> Result<Vec<String
             if items.is_empty() {
                 return Err(path.error("must list at least one method (omit it to match any)"));
             }
-            items.into_iter().enumerate().map(|(i, v)| (path.index(i), v)).collect()
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, v)| (path.index(i), v))
+                .collect()
         }
         _ => return Err(path.error("must be a method name or a list of method names")),
     };
@@ -278,7 +303,11 @@ enum Subject {
     Any,
 }
 
-fn build_string_match(raw: RawStringMatch, path: &Path<'_>, subject: Subject) -> Result<StringMatch, ConfigError> {
+fn build_string_match(
+    raw: RawStringMatch,
+    path: &Path<'_>,
+    subject: Subject,
+) -> Result<StringMatch, ConfigError> {
     let operators = [
         ("exact", raw.exact),
         ("prefix", raw.prefix),
@@ -316,7 +345,10 @@ fn compile_operator(
         return Err(path.error("needs exactly one operator"));
     };
     let op_path = path.field(operator);
-    if subject == Subject::Path && matches!(operator, "exact" | "prefix") && !pattern.starts_with('/') {
+    if subject == Subject::Path
+        && matches!(operator, "exact" | "prefix")
+        && !pattern.starts_with('/')
+    {
         return Err(op_path.error("must start with \"/\""));
     }
     if operator != "exact" && operator != "regex" && pattern.is_empty() {
@@ -352,13 +384,15 @@ fn build_header_match(raw: RawHeaderMatch, path: &Path<'_>) -> Result<HeaderMatc
             return Err(path.error("`present` cannot be combined with a value operator"));
         }
         (Some(_), false) if raw.invert => {
-            return Err(path.field("invert").error("has no effect with `present`; use `present: false`"));
+            return Err(path
+                .field("invert")
+                .error("has no effect with `present`; use `present: false`"));
         }
         (Some(present), false) => HeaderCondition::Present(present),
         (None, false) => {
-            return Err(path.error(
-                "needs `present` or one of exact, prefix, suffix, contains, regex",
-            ));
+            return Err(
+                path.error("needs `present` or one of exact, prefix, suffix, contains, regex")
+            );
         }
         (None, true) => HeaderCondition::Value {
             matcher: compile_operator(operators, raw.ignore_case, path, Subject::Any)?,
@@ -375,7 +409,10 @@ fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(format!("name must be 1 to {MAX_NAME_LEN} characters"));
     }
-    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
         return Err(format!(
             "name `{name}` may contain only letters, digits, `_` and `-` (it becomes a metric tag)"
         ));
@@ -385,8 +422,13 @@ fn check_name(name: &str) -> Result<(), String> {
 
 fn check_metric_prefix(prefix: &str) -> Result<(), String> {
     let mut bytes = prefix.bytes();
-    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
-    if !first_ok || prefix.len() > MAX_NAME_LEN || !bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    if !first_ok
+        || prefix.len() > MAX_NAME_LEN
+        || !bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
         return Err(format!(
             "`{prefix}` must match [A-Za-z_][A-Za-z0-9_]* (at most {MAX_NAME_LEN} characters), as Prometheus requires"
         ));

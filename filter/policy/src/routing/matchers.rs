@@ -137,32 +137,69 @@ mod tests {
             (m(StringMatcher::Exact("/a".into()), false), "/a", true),
             (m(StringMatcher::Exact("/a".into()), false), "/A", false),
             (m(StringMatcher::Exact("/a".into()), true), "/A", true),
-            (m(StringMatcher::Prefix("/api".into()), false), "/api/v1", true),
-            (m(StringMatcher::Prefix("/api".into()), false), "/ap", false),
-            (m(StringMatcher::Prefix("/API".into()), true), "/api/v1", true),
-            (m(StringMatcher::Suffix(".com".into()), false), "x.com", true),
-            (m(StringMatcher::Suffix(".com".into()), false), "com", false),
-            (m(StringMatcher::Contains("mid".into()), false), "amidst", true),
-            (m(StringMatcher::Contains("MID".into()), true), "amidst", true),
-            (m(StringMatcher::Contains("zz".into()), true), "amidst", false),
             (
-                m(StringMatcher::Regex(compile_anchored("/v[0-9]+/.*", false).unwrap()), false),
+                m(StringMatcher::Prefix("/api".into()), false),
+                "/api/v1",
+                true,
+            ),
+            (m(StringMatcher::Prefix("/api".into()), false), "/ap", false),
+            (
+                m(StringMatcher::Prefix("/API".into()), true),
+                "/api/v1",
+                true,
+            ),
+            (
+                m(StringMatcher::Suffix(".com".into()), false),
+                "x.com",
+                true,
+            ),
+            (m(StringMatcher::Suffix(".com".into()), false), "com", false),
+            (
+                m(StringMatcher::Contains("mid".into()), false),
+                "amidst",
+                true,
+            ),
+            (
+                m(StringMatcher::Contains("MID".into()), true),
+                "amidst",
+                true,
+            ),
+            (
+                m(StringMatcher::Contains("zz".into()), true),
+                "amidst",
+                false,
+            ),
+            (
+                m(
+                    StringMatcher::Regex(compile_anchored("/v[0-9]+/.*", false).unwrap()),
+                    false,
+                ),
                 "/v2/x",
                 true,
             ),
             (
-                m(StringMatcher::Regex(compile_anchored("/v[0-9]+", false).unwrap()), false),
+                m(
+                    StringMatcher::Regex(compile_anchored("/v[0-9]+", false).unwrap()),
+                    false,
+                ),
                 "/v2/x",
                 false,
             ),
             (
-                m(StringMatcher::Regex(compile_anchored("abc", true).unwrap()), true),
+                m(
+                    StringMatcher::Regex(compile_anchored("abc", true).unwrap()),
+                    true,
+                ),
                 "ABC",
                 true,
             ),
         ];
         for (i, (matcher, value, expected)) in rows.iter().enumerate() {
-            assert_eq!(matcher.matches(value), *expected, "row {i}: {matcher:?} vs {value}");
+            assert_eq!(
+                matcher.matches(value),
+                *expected,
+                "row {i}: {matcher:?} vs {value}"
+            );
         }
     }
 
@@ -197,7 +234,10 @@ mod tests {
         };
         assert!(inverted.matches(Some("stable")));
         assert!(!inverted.matches(Some("canary")));
-        assert!(!inverted.matches(None), "absent header never satisfies a value condition");
+        assert!(
+            !inverted.matches(None),
+            "absent header never satisfies a value condition"
+        );
     }
 
     #[test]

@@ -11,8 +11,8 @@
 mod matchers;
 mod table;
 
-pub use matchers::{HeaderCondition, HeaderMatch, StringMatch, StringMatcher};
 pub(crate) use matchers::compile_anchored;
+pub use matchers::{HeaderCondition, HeaderMatch, StringMatch, StringMatcher};
 pub use table::{Route, RouteMatch, RouteTable, Routed};
 
 /// Lazy access to the request attributes routing may need. Implementations fetch from the
@@ -40,9 +40,7 @@ pub fn host_of(authority: &str) -> &str {
         };
     }
     match authority.rsplit_once(':') {
-        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
-            host
-        }
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
         _ => authority,
     }
 }

@@ -99,12 +99,18 @@ impl RouteMatch {
             }
         }
         if let Some(authority) = &self.authority {
-            if !request.authority().is_some_and(|value| authority.matches(value)) {
+            if !request
+                .authority()
+                .is_some_and(|value| authority.matches(value))
+            {
                 return false;
             }
         }
         if let Some(route_name) = &self.route_name {
-            if !request.route_name().is_some_and(|value| route_name.matches(value)) {
+            if !request
+                .route_name()
+                .is_some_and(|value| route_name.matches(value))
+            {
                 return false;
             }
         }

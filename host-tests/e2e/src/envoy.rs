@@ -1,0 +1,266 @@
+//! Starting, probing and stopping a real Envoy.
+//!
+//! Configs are the shipped files in `envoy-config/`, rendered for the test: the ports
+//! (`9901` admin, `10000` listener, `8081` upstream) and the .wasm path are rewritten, and the
+//! plugin's JSON configuration can be swapped. What a user copies is what the tests load.
+
+use crate::client::{get, Response};
+use crate::paths::{envoy_binary, plugin_wasm, repo_file};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// What to start: a shipped config file plus the test's substitutions.
+#[derive(Debug, Clone)]
+pub struct EnvoyConfig {
+    template: String,
+    upstream_port: u16,
+    plugin_json: Option<String>,
+    concurrency: usize,
+}
+
+impl EnvoyConfig {
+    /// A shipped config, by path relative to the repository root (e.g. `envoy-config/envoy.yaml`).
+    pub fn from_file(relative: &str) -> Result<EnvoyConfig, String> {
+        let path = repo_file(relative);
+        let template = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Ok(EnvoyConfig {
+            template,
+            upstream_port: 8081,
+            plugin_json: None,
+            concurrency: 1,
+        })
+    }
+
+    /// Point the upstream cluster at this port.
+    pub fn upstream_port(mut self, port: u16) -> Self {
+        self.upstream_port = port;
+        self
+    }
+
+    /// Replace the plugin's JSON configuration.
+    pub fn plugin_json(mut self, json: &str) -> Self {
+        self.plugin_json = Some(json.to_string());
+        self
+    }
+
+    /// Worker threads (`--concurrency`).
+    pub fn concurrency(mut self, workers: usize) -> Self {
+        self.concurrency = workers;
+        self
+    }
+
+    /// The YAML text Envoy will load, with ports `admin` and `listener`.
+    pub fn render(&self, admin: u16, listener: u16) -> Result<String, String> {
+        let wasm = plugin_wasm()?;
+        let mut text = self
+            .template
+            .replace("port_value: 9901", &format!("port_value: {admin}"))
+            .replace("port_value: 10000", &format!("port_value: {listener}"))
+            .replace(
+                "port_value: 8081",
+                &format!("port_value: {}", self.upstream_port),
+            )
+            .replace(
+                "filename: target/ballast.wasm",
+                &format!("filename: {}", wasm.display()),
+            );
+        if let Some(json) = &self.plugin_json {
+            text = replace_plugin_json(&text, json)?;
+        }
+        Ok(text)
+    }
+}
+
+/// Replaces the block scalar after the first `value: |` line with `json`.
+fn replace_plugin_json(yaml: &str, json: &str) -> Result<String, String> {
+    let lines: Vec<&str> = yaml.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.trim_end().ends_with("value: |"))
+        .ok_or("no `value: |` block in the config")?;
+    let indent = lines
+        .get(start + 1)
+        .map(|l| l.len() - l.trim_start().len())
+        .ok_or("empty `value: |` block")?;
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| !l.trim().is_empty() && l.len() - l.trim_start().len() < indent)
+        .map_or(lines.len(), |offset| start + 1 + offset);
+    let mut out: Vec<String> = lines[..=start].iter().map(|l| l.to_string()).collect();
+    out.extend(json.lines().map(|l| format!("{}{l}", " ".repeat(indent))));
+    out.extend(lines[end..].iter().map(|l| l.to_string()));
+    Ok(out.join("\n") + "\n")
+}
+
+/// A running Envoy; killed on drop.
+pub struct Envoy {
+    child: Child,
+    admin: SocketAddr,
+    listener: SocketAddr,
+    log_path: PathBuf,
+}
+
+static RUN: AtomicUsize = AtomicUsize::new(0);
+
+fn scratch_dir() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!(
+        "ballast-e2e-{}-{}",
+        std::process::id(),
+        RUN.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    Ok(dir)
+}
+
+/// A currently free loopback port.
+pub fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+impl Envoy {
+    /// Starts Envoy and waits until its admin `/ready` answers 200.
+    pub fn start(config: &EnvoyConfig) -> Result<Envoy, String> {
+        let (admin_port, listener_port) = (free_port()?, free_port()?);
+        let dir = scratch_dir()?;
+        let config_path = dir.join("envoy.yaml");
+        std::fs::write(&config_path, config.render(admin_port, listener_port)?)
+            .map_err(|e| e.to_string())?;
+        let log_path = dir.join("envoy.log");
+        let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+        let log_err = log.try_clone().map_err(|e| e.to_string())?;
+        let child = Command::new(envoy_binary()?)
+            .arg("-c")
+            .arg(&config_path)
+            .args(["--disable-hot-restart", "--log-level", "info"])
+            .args(["--concurrency", &config.concurrency.to_string()])
+            .current_dir(crate::paths::workspace_root())
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|e| format!("cannot start Envoy: {e}"))?;
+        let mut envoy = Envoy {
+            child,
+            admin: SocketAddr::from(([127, 0, 0, 1], admin_port)),
+            listener: SocketAddr::from(([127, 0, 0, 1], listener_port)),
+            log_path,
+        };
+        envoy.wait_ready()?;
+        Ok(envoy)
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!(
+                    "Envoy exited during start-up ({status}):\n{}",
+                    self.log_tail(40)
+                ));
+            }
+            if get(self.admin, "/ready").is_ok_and(|r| r.status == 200) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!(
+            "Envoy not ready after {READY_TIMEOUT:?}:\n{}",
+            self.log_tail(40)
+        ))
+    }
+
+    /// The listener (where ballast filters requests).
+    pub fn listener(&self) -> SocketAddr {
+        self.listener
+    }
+
+    /// The admin interface.
+    pub fn admin(&self) -> SocketAddr {
+        self.admin
+    }
+
+    /// `/stats/prometheus` text.
+    pub fn prometheus(&self) -> Result<String, String> {
+        let response: Response = get(self.admin, "/stats/prometheus")?;
+        Ok(response.text())
+    }
+
+    /// Everything Envoy logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The last `n` log lines, for failure messages.
+    pub fn log_tail(&self, n: usize) -> String {
+        let logs = self.logs();
+        let lines: Vec<&str> = logs.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `envoy --mode validate` on a rendered config; returns the exit status and output.
+pub fn validate(config: &EnvoyConfig) -> Result<(ExitStatus, String), String> {
+    let dir = scratch_dir()?;
+    let config_path = dir.join("envoy.yaml");
+    std::fs::write(&config_path, config.render(free_port()?, free_port()?)?)
+        .map_err(|e| e.to_string())?;
+    let out_path = dir.join("validate.log");
+    let out = std::fs::File::create(&out_path).map_err(|e| e.to_string())?;
+    let out_err = out.try_clone().map_err(|e| e.to_string())?;
+    let mut child = Command::new(envoy_binary()?)
+        .arg("--mode")
+        .arg("validate")
+        .arg("-c")
+        .arg(&config_path)
+        .arg("--disable-hot-restart")
+        .current_dir(crate::paths::workspace_root())
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(out_err)
+        .spawn()
+        .map_err(|e| format!("cannot start Envoy: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            return Err("envoy --mode validate did not finish in 60 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+    Ok((status, text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swaps_the_plugin_json_block() {
+        let yaml = "a:\n  value: |\n    {\"x\": 1}\n    more\n  next: 2\n";
+        let out = replace_plugin_json(yaml, "{\n  \"y\": 2\n}").unwrap();
+        assert_eq!(
+            out,
+            "a:\n  value: |\n    {\n      \"y\": 2\n    }\n  next: 2\n"
+        );
+    }
+}
