@@ -35,10 +35,7 @@ pub fn property_text(path: &[&str]) -> Option<String> {
     }
 }
 
-fn memo<'a>(
-    slot: &'a mut Option<Option<String>>,
-    fetch: impl FnOnce() -> Option<String>,
-) -> Option<&'a str> {
+fn memo(slot: &mut Option<Option<String>>, fetch: impl FnOnce() -> Option<String>) -> Option<&str> {
     slot.get_or_insert_with(fetch).as_deref()
 }
 

@@ -3,6 +3,7 @@
 //! row records — `rejects` where a schema can express the rule, `accepts` where only the parser
 //! can (references between names, regex syntax, CIDR host bits, duplicate keys).
 #![cfg(not(target_arch = "wasm32"))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use ballast_policy::config::Config;
 use serde_json::Value;
@@ -39,12 +40,21 @@ fn example_configs() -> Vec<(String, String)> {
 fn examples_are_valid_under_schema_and_parser() {
     let validator = validator();
     let examples = example_configs();
-    assert!(examples.len() >= 3, "examples/configs holds the shipped examples");
+    assert!(
+        examples.len() >= 3,
+        "examples/configs holds the shipped examples"
+    );
     for (name, text) in examples {
         let value: Value = serde_json::from_str(&text).unwrap();
-        let errors: Vec<String> = validator.iter_errors(&value).map(|e| e.to_string()).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "{name}: schema says {errors:?}");
-        assert!(Config::from_json(text.as_bytes()).is_ok(), "{name}: parser rejects");
+        assert!(
+            Config::from_json(text.as_bytes()).is_ok(),
+            "{name}: parser rejects"
+        );
     }
 }
 
@@ -59,11 +69,17 @@ fn rejected_configs_get_the_recorded_schema_verdict() {
         let why = row["why"].as_str().unwrap();
         let config = row["config"].as_str().unwrap();
         let verdict = row["schema"].as_str().unwrap();
-        assert!(Config::from_json(config.as_bytes()).is_err(), "{why}: parser accepts");
+        assert!(
+            Config::from_json(config.as_bytes()).is_err(),
+            "{why}: parser accepts"
+        );
         match (serde_json::from_str::<Value>(config), verdict) {
             (Err(_), "unparsable") => {}
             (Ok(value), "rejects") => {
-                assert!(!validator.is_valid(&value), "{why}: schema accepts {config}");
+                assert!(
+                    !validator.is_valid(&value),
+                    "{why}: schema accepts {config}"
+                );
                 rejected_by_schema += 1;
             }
             (Ok(value), "accepts") => {
@@ -75,5 +91,8 @@ fn rejected_configs_get_the_recorded_schema_verdict() {
             (parsed, verdict) => panic!("{why}: verdict `{verdict}` but JSON parse {parsed:?}"),
         }
     }
-    assert!(rejected_by_schema >= 15, "only {rejected_by_schema} rows rejected by the schema");
+    assert!(
+        rejected_by_schema >= 15,
+        "only {rejected_by_schema} rows rejected by the schema"
+    );
 }

@@ -2,6 +2,8 @@
 //! pass, routing picks policy sets, metrics reach `/stats/prometheus`, and a bad configuration is
 //! refused by `envoy --mode validate` with ballast's path-naming error.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
 use ballast_demo_upstream::{spawn, RunningUpstream, UpstreamConfig};
 use ballast_e2e::envoy::validate;
 use ballast_e2e::prometheus::sample;
