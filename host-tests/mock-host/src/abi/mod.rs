@@ -1,0 +1,32 @@
+//! The host side of proxy-wasm ABI 0.2.1: every `env.proxy_*` import, plus the WASI subset
+//! Envoy provides. Each submodule documents the Envoy behaviour it reproduces; the status
+//! codes were taken from Envoy's `extensions/common/wasm/context.cc` and
+//! proxy-wasm-cpp-host's `src/exports.cc`, since the Rust SDK panics on codes it does not
+//! expect, a mock that answers differently would hide or invent crashes.
+
+mod buffers;
+mod callouts;
+mod general;
+mod headers;
+pub(crate) mod mem;
+mod metrics;
+mod properties;
+mod shared;
+mod wasi;
+
+use wasmtime::Linker;
+
+use crate::worker::WorkerState;
+
+/// Registers every host function.
+pub(crate) fn register(linker: &mut Linker<WorkerState>) -> wasmtime::Result<()> {
+    general::register(linker)?;
+    headers::register(linker)?;
+    buffers::register(linker)?;
+    properties::register(linker)?;
+    shared::register(linker)?;
+    metrics::register(linker)?;
+    callouts::register(linker)?;
+    wasi::register(linker)?;
+    Ok(())
+}

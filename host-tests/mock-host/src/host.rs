@@ -1,0 +1,468 @@
+//! The host: N worker VMs of one plugin, the state they share, and the event loop.
+//!
+//! Envoy runs one VM per worker thread; each has its own root context (id 1) and stream
+//! contexts (ids 2, 3, ...), while shared data, queues and stats are process-wide. The test
+//! plays the part of Envoy's workers: it chooses which worker handles which stream and how
+//! their steps interleave, and time only moves through `advance`.
+//!
+//! After every operation the host "settles": it carries out what the plugin requested
+//! during its VM calls (continue/close/local reply/done) and delivers posted events (queue
+//! ready), repeating until nothing is left, so each API call returns in a quiescent state.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use wasmtime::{TypedFunc, WasmParams, WasmResults};
+
+use crate::clock::{unix_ns, VirtualClock};
+use crate::error::{Error, ErrorKind, Result};
+use crate::module::PluginModule;
+use crate::properties::{PropertyTable, PropertyValue};
+use crate::shared::{Event, ForeignFunction, Shared};
+use crate::types::{LogLevel, StartOutcome, WorkerStart};
+use crate::worker::{Exports, HostConfig, Pending, Worker};
+
+/// Builds a [`Host`].
+pub struct HostBuilder {
+    module: PluginModule,
+    workers: usize,
+    cfg: HostConfig,
+    seed: u64,
+    start_unix_ns: u64,
+    capture_level: Option<LogLevel>,
+    histogram_samples: usize,
+    foreign: Vec<(String, ForeignFunction)>,
+    pub(crate) recycle: bool,
+}
+
+impl HostBuilder {
+    /// Number of worker VMs (default 1).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = n;
+        self
+    }
+    /// The plugin configuration (`proxy_on_configure`).
+    pub fn plugin_config(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.cfg.plugin_config = bytes.into();
+        self
+    }
+    /// The VM configuration (`proxy_on_vm_start`).
+    pub fn vm_config(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.cfg.vm_config = bytes.into();
+        self
+    }
+    /// The vm_id (scopes shared data and queues; `plugin_vm_id` property).
+    pub fn vm_id(mut self, id: &str) -> Self {
+        self.cfg.vm_id = id.to_string();
+        self
+    }
+    /// The root_id (`plugin_root_id` property).
+    pub fn root_id(mut self, id: &str) -> Self {
+        self.cfg.root_id = id.to_string();
+        self
+    }
+    /// The plugin name (`plugin_name` property).
+    pub fn plugin_name(mut self, name: &str) -> Self {
+        self.cfg.plugin_name = name.to_string();
+        self
+    }
+    /// Level reported by `proxy_get_log_level` (default Trace).
+    pub fn log_level(mut self, level: LogLevel) -> Self {
+        self.cfg.log_level = level;
+        self
+    }
+    /// Capture log lines at or above `level`; `None` captures nothing (fastest).
+    pub fn capture_logs(mut self, level: Option<LogLevel>) -> Self {
+        self.capture_level = level;
+        self
+    }
+    /// Stream attributes every HTTP context sees (e.g. `xds.route_name`, `source.address`,
+    /// `upstream.address`); a stream can override them. `node.*` and `plugin_*` paths are
+    /// readable from the root context too.
+    pub fn properties<'a, V: Into<PropertyValue>>(
+        mut self,
+        props: impl IntoIterator<Item = (&'a str, V)>,
+    ) -> Self {
+        for (path, value) in props {
+            self = self.property(path, value);
+        }
+        self
+    }
+    /// One property (see [`HostBuilder::properties`]).
+    pub fn property(mut self, path: &str, value: impl Into<PropertyValue>) -> Self {
+        let value = value.into();
+        let root = crate::properties::wire_path(path);
+        if crate::properties::is_global(crate::properties::first_segment(&root)) {
+            self.cfg.global_properties.set(path, &value);
+        } else {
+            self.cfg.stream_properties.set(path, &value);
+        }
+        self
+    }
+    /// Restricts `proxy_http_call`/`proxy_grpc_call` to these clusters (others are
+    /// BAD_ARGUMENT / PARSE_FAILURE as in Envoy). By default every cluster exists.
+    pub fn clusters<'a>(mut self, names: impl IntoIterator<Item = &'a str>) -> Self {
+        self.cfg.clusters = Some(names.into_iter().map(str::to_string).collect());
+        self
+    }
+    /// Environment variables visible through WASI (Envoy's `vm_config.environment_variables`).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.cfg.env.push((key.to_string(), value.to_string()));
+        self
+    }
+    /// Seed of WASI `random_get` (per worker streams derive from it).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+    /// Wall-clock time at the start (default 2025-01-01T00:00:00Z).
+    pub fn start_time(mut self, time: SystemTime) -> Self {
+        self.start_unix_ns = unix_ns(time);
+        self
+    }
+    /// Histogram values kept per histogram (count/sum/min/max are always exact).
+    pub fn histogram_samples(mut self, n: usize) -> Self {
+        self.histogram_samples = n;
+        self
+    }
+    /// Deliver a local reply sent during the request path to the plugin's own
+    /// `on_response_headers`/`on_response_body`, as Envoy's filter chain does (default true).
+    pub fn deliver_local_reply_to_plugin(mut self, yes: bool) -> Self {
+        self.cfg.deliver_local_reply = yes;
+        self
+    }
+    /// Reuse a stream's state as soon as it is finished (for simulators: finished streams
+    /// can then no longer be inspected). Default false.
+    pub fn recycle_finished_streams(mut self, yes: bool) -> Self {
+        self.recycle = yes;
+        self
+    }
+    /// Registers a function for `proxy_call_foreign_function`.
+    pub fn foreign_function(
+        mut self,
+        name: &str,
+        f: impl FnMut(&[u8]) -> std::result::Result<Vec<u8>, crate::types::Status> + Send + 'static,
+    ) -> Self {
+        self.foreign.push((name.to_string(), Box::new(f)));
+        self
+    }
+
+    /// Instantiates the worker VMs (nothing in the plugin runs yet: call `Host::start`).
+    pub fn build(self) -> Result<Host> {
+        if self.workers == 0 {
+            return Err(Error::usage("a host needs at least one worker"));
+        }
+        let cfg = Arc::new(self.cfg);
+        let mut workers = Vec::with_capacity(self.workers);
+        for index in 0..self.workers {
+            workers.push(Worker::new(&self.module, index, cfg.clone(), self.seed)?);
+        }
+        let mut shared = Shared {
+            clock: VirtualClock::new(self.start_unix_ns),
+            capture_level: self.capture_level,
+            ..Shared::default()
+        };
+        shared.metrics.sample_limit = self.histogram_samples;
+        shared.foreign.extend(self.foreign);
+        Ok(Host {
+            module: self.module,
+            workers,
+            shared,
+            started: false,
+            recycle: self.recycle,
+        })
+    }
+}
+
+/// A mock Envoy running one plugin on N worker VMs.
+pub struct Host {
+    pub(crate) module: PluginModule,
+    pub(crate) workers: Vec<Worker>,
+    pub(crate) shared: Shared,
+    pub(crate) started: bool,
+    pub(crate) recycle: bool,
+}
+
+impl Host {
+    /// Starts building a host for `module`.
+    pub fn builder(module: &PluginModule) -> HostBuilder {
+        HostBuilder {
+            module: module.clone(),
+            workers: 1,
+            cfg: HostConfig {
+                vm_id: String::new(),
+                root_id: String::new(),
+                plugin_name: String::new(),
+                vm_config: Vec::new(),
+                plugin_config: Vec::new(),
+                log_level: LogLevel::Trace,
+                global_properties: PropertyTable::default(),
+                stream_properties: PropertyTable::default(),
+                clusters: None,
+                env: Vec::new(),
+                deliver_local_reply: true,
+            },
+            seed: 0,
+            start_unix_ns: crate::clock::DEFAULT_START_UNIX_NS,
+            capture_level: Some(LogLevel::Trace),
+            histogram_samples: 100_000,
+            foreign: Vec::new(),
+            recycle: false,
+        }
+    }
+
+    /// The module this host runs.
+    pub fn module(&self) -> &PluginModule {
+        &self.module
+    }
+
+    /// Number of workers.
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
+    }
+
+    pub(crate) fn check_worker(&self, worker: usize) -> Result<()> {
+        if worker < self.workers.len() {
+            Ok(())
+        } else {
+            Err(Error::usage(format!(
+                "worker {worker} does not exist (the host has {})",
+                self.workers.len()
+            )))
+        }
+    }
+
+    /// Calls an optional export on a worker; `Ok(None)` when the plugin does not export it.
+    pub(crate) fn call_export<P: WasmParams, R: WasmResults>(
+        &mut self,
+        worker: usize,
+        pick: impl FnOnce(&Exports) -> Option<&TypedFunc<P, R>>,
+        context_id: u32,
+        params: P,
+    ) -> Result<Option<R>> {
+        let w = self
+            .workers
+            .get_mut(worker)
+            .ok_or_else(|| Error::usage(format!("worker {worker} does not exist")))?;
+        let Some(func) = pick(&w.exports).cloned() else {
+            return Ok(None);
+        };
+        w.call(&mut self.shared, &func, context_id, params)
+            .map(Some)
+    }
+
+    /// Initializes every worker (`_initialize`/`main` or `_start`), creates its root
+    /// context, then `proxy_on_vm_start` and `proxy_on_configure`, as Envoy does.
+    pub fn start(&mut self) -> Result<StartOutcome> {
+        if self.started {
+            return Err(Error::usage("the host was already started"));
+        }
+        self.started = true;
+        let first_log = self.shared.logs.len();
+        let mut workers = Vec::with_capacity(self.workers.len());
+        for w in 0..self.workers.len() {
+            let has_init = self.workers[w].exports.initialize.is_some();
+            if has_init {
+                self.call_export(w, |e| e.initialize.as_ref(), 0, ())?;
+                self.call_export(w, |e| e.main.as_ref(), 0, (0, 0))?;
+            } else {
+                self.call_export(w, |e| e.start.as_ref(), 0, ())?;
+            }
+            let vm_len = self.workers[w].store.data().cfg.vm_config.len() as i32;
+            let plugin_len = self.workers[w].store.data().cfg.plugin_config.len() as i32;
+            self.call_export(w, |e| e.on_context_create.as_ref(), 1, (1, 0))?;
+            let vm_started = self
+                .call_export(w, |e| e.on_vm_start.as_ref(), 1, (1, vm_len))?
+                .is_none_or(|r| r != 0);
+            self.settle()?;
+            self.workers[w].store.data_mut().in_configure = true;
+            let configured = self.call_export(w, |e| e.on_configure.as_ref(), 1, (1, plugin_len));
+            self.workers[w].store.data_mut().in_configure = false;
+            let configured = configured?.is_none_or(|r| r != 0);
+            self.settle()?;
+            workers.push(WorkerStart {
+                worker: w,
+                vm_started,
+                configured,
+            });
+        }
+        Ok(StartOutcome {
+            workers,
+            logs: self
+                .shared
+                .logs
+                .get(first_log..)
+                .unwrap_or_default()
+                .to_vec(),
+        })
+    }
+
+    /// Carries out pending plugin requests and posted events until none is left.
+    pub(crate) fn settle(&mut self) -> Result<()> {
+        loop {
+            let mut progressed = false;
+            for w in 0..self.workers.len() {
+                let pending = std::mem::take(&mut self.workers[w].store.data_mut().pending);
+                for p in pending {
+                    progressed = true;
+                    self.apply_pending(w, p)?;
+                }
+            }
+            if let Some(event) = self.shared.events.pop_front() {
+                progressed = true;
+                match event {
+                    Event::QueueReady {
+                        worker,
+                        context_id,
+                        token,
+                    } => {
+                        self.call_export(
+                            worker,
+                            |e| e.on_queue_ready.as_ref(),
+                            context_id,
+                            (context_id as i32, token as i32),
+                        )?;
+                    }
+                }
+            }
+            if !progressed {
+                return Ok(());
+            }
+        }
+    }
+
+    fn apply_pending(&mut self, w: usize, pending: Pending) -> Result<()> {
+        match pending {
+            Pending::Continue { context_id, side } => self.resume(w, context_id, side),
+            Pending::Close { context_id, stream } => {
+                if let Some(s) = self.workers[w]
+                    .store
+                    .data_mut()
+                    .streams
+                    .get_mut(&context_id)
+                {
+                    if !s.ended() {
+                        s.reset = Some(stream);
+                    }
+                }
+                Ok(())
+            }
+            Pending::LocalReply { context_id, reply } => self.local_reply(w, context_id, reply),
+            Pending::RootDone => {
+                self.call_export(w, |e| e.on_delete.as_ref(), 1, 1)?;
+                self.workers[w].store.data_mut().root_deleted = true;
+                Ok(())
+            }
+        }
+    }
+
+    /// Moves the virtual clock forward by `by`, firing every due tick in time order
+    /// (workers in index order at equal instants), each at its exact due time.
+    pub fn advance(&mut self, by: Duration) -> Result<()> {
+        let by_ns = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        let target = self.shared.clock.monotonic_ns().saturating_add(by_ns);
+        self.settle()?;
+        loop {
+            let due = self
+                .workers
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| w.failed.is_none())
+                .filter_map(|(i, w)| w.store.data().next_tick_ns.map(|t| (t, i)))
+                .filter(|(t, _)| *t <= target)
+                .min();
+            let Some((at, w)) = due else {
+                break;
+            };
+            self.shared.clock.set_monotonic_ns(at);
+            let fired = self.call_export(w, |e| e.on_tick.as_ref(), 1, 1)?;
+            let st = self.workers[w].store.data_mut();
+            st.next_tick_ns = match (fired, st.tick_period_ms) {
+                (Some(()), p) if p > 0 => Some(at.saturating_add(u64::from(p) * 1_000_000)),
+                _ => None,
+            };
+            self.settle()?;
+        }
+        self.shared.clock.set_monotonic_ns(target);
+        Ok(())
+    }
+
+    /// Envoy's shutdown of the plugin: `proxy_on_done` on every root context, then
+    /// `proxy_on_delete` for those that returned true; the others get it after they call
+    /// `proxy_done`. Returns per worker whether it completed at once.
+    pub fn shutdown(&mut self) -> Result<Vec<bool>> {
+        let mut out = Vec::with_capacity(self.workers.len());
+        for w in 0..self.workers.len() {
+            let done = self
+                .call_export(w, |e| e.on_done.as_ref(), 1, 1)?
+                .is_none_or(|r| r != 0);
+            if done {
+                self.call_export(w, |e| e.on_delete.as_ref(), 1, 1)?;
+                self.workers[w].store.data_mut().root_deleted = true;
+            } else {
+                self.workers[w].store.data_mut().root_pending_done = true;
+            }
+            self.settle()?;
+            out.push(done);
+        }
+        Ok(out)
+    }
+
+    /// Calls any export with raw arguments as one VM call, with `context_id` current
+    /// (for WAT modules that exercise host functions directly), then settles.
+    pub fn call_raw(
+        &mut self,
+        worker: usize,
+        context_id: u32,
+        export: &str,
+        args: &[wasmtime::Val],
+    ) -> Result<Vec<wasmtime::Val>> {
+        self.check_worker(worker)?;
+        let w = &mut self.workers[worker];
+        let func = w
+            .instance
+            .get_func(&mut w.store, export)
+            .ok_or_else(|| Error::usage(format!("the module does not export {export}")))?;
+        let n = func.ty(&w.store).results().len();
+        let mut results = vec![wasmtime::Val::I32(0); n];
+        w.with_call(&mut self.shared, context_id, |store| {
+            func.call(store, args, &mut results)
+        })?;
+        self.settle()?;
+        Ok(results)
+    }
+
+    /// Reads guest memory of a worker.
+    pub fn read_memory(&self, worker: usize, ptr: u32, len: u32) -> Result<Vec<u8>> {
+        self.check_worker(worker)?;
+        let w = &self.workers[worker];
+        let memory = w
+            .store
+            .data()
+            .memory
+            .ok_or_else(|| Error::usage("the module exports no memory"))?;
+        let data = memory.data(&w.store);
+        let start = ptr as usize;
+        data.get(start..start.saturating_add(len as usize))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| Error::new(ErrorKind::Usage, "memory range out of bounds"))
+    }
+
+    /// Writes guest memory of a worker (test setup for raw calls).
+    pub fn write_memory(&mut self, worker: usize, ptr: u32, bytes: &[u8]) -> Result<()> {
+        self.check_worker(worker)?;
+        let w = &mut self.workers[worker];
+        let memory = w
+            .store
+            .data()
+            .memory
+            .ok_or_else(|| Error::usage("the module exports no memory"))?;
+        let data = memory.data_mut(&mut w.store);
+        let start = ptr as usize;
+        let dst = data
+            .get_mut(start..start.saturating_add(bytes.len()))
+            .ok_or_else(|| Error::new(ErrorKind::Usage, "memory range out of bounds"))?;
+        dst.copy_from_slice(bytes);
+        Ok(())
+    }
+}

@@ -1,0 +1,610 @@
+//! HTTP streams: the phases Envoy's filter manager offers the plugin, and their inspection.
+//!
+//! Semantics reproduced (Envoy `context.cc`, proxy-wasm-cpp-host `context.cc`):
+//! - `on_context_create` runs at the first phase; ids are per worker (root = 1, then 2, 3...);
+//! - Pause from `on_request_headers` is StopAllIterationAndWatermark: later body/trailers
+//!   phases are held (and buffered) until the plugin continues the stream, then delivered
+//!   in order, the body as one buffer;
+//! - Pause from a body callback buffers: the next chunk is delivered together with what was
+//!   held; trailers end the buffering; `continue` releases the buffered body;
+//! - a local response ends the stream: the plugin then sees its own reply in
+//!   `on_response_headers`/`on_response_body` (the reply runs through the encoder chain) and
+//!   later phases supplied by the test are not delivered (`Action::Closed`);
+//! - `finish` runs `on_log`, `on_done`, `on_delete` (access logs run before the filter
+//!   chain is destroyed).
+
+use crate::error::{Error, Result};
+use crate::host::Host;
+use crate::properties::PropertyValue;
+use crate::state::{Side, StreamState};
+use crate::types::{Action, LocalResponse, StreamType};
+
+/// Names a stream: its worker and context id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StreamId {
+    pub worker: usize,
+    pub context_id: u32,
+}
+
+/// A handle to drive and inspect one HTTP stream; borrows the host.
+pub struct Stream<'h> {
+    host: &'h mut Host,
+    id: StreamId,
+}
+
+type Pairs<'a> = &'a [(&'a str, &'a str)];
+
+impl Host {
+    /// Creates an HTTP stream (a new context) on `worker`.
+    pub fn http_stream(&mut self, worker: usize) -> Result<Stream<'_>> {
+        self.check_worker(worker)?;
+        if !self.started {
+            return Err(Error::usage("call Host::start before creating streams"));
+        }
+        let now = self.shared.clock.realtime_ns();
+        let st = self.workers[worker].store.data_mut();
+        let id = st.next_context_id;
+        st.next_context_id = st.next_context_id.wrapping_add(1);
+        let mut state = st.pool.pop().unwrap_or_default();
+        state.reset_for(id, now);
+        st.streams.insert(id, state);
+        Ok(Stream {
+            host: self,
+            id: StreamId {
+                worker,
+                context_id: id,
+            },
+        })
+    }
+
+    /// Re-borrows an existing (or finished, not recycled) stream.
+    pub fn stream(&mut self, id: StreamId) -> Result<Stream<'_>> {
+        self.check_worker(id.worker)?;
+        let st = self.workers[id.worker].store.data();
+        if !st.streams.contains_key(&id.context_id)
+            && !self.workers[id.worker]
+                .finished
+                .contains_key(&id.context_id)
+        {
+            return Err(Error::usage(format!("no stream {id:?}")));
+        }
+        Ok(Stream { host: self, id })
+    }
+
+    /// Frees a finished stream kept for inspection.
+    pub fn recycle(&mut self, id: StreamId) -> Result<()> {
+        self.check_worker(id.worker)?;
+        let w = &mut self.workers[id.worker];
+        match w.finished.remove(&id.context_id) {
+            Some(s) => {
+                w.store.data_mut().pool.push(s);
+                Ok(())
+            }
+            None => Err(Error::usage(format!("no finished stream {id:?}"))),
+        }
+    }
+
+    pub(crate) fn state(&self, id: StreamId) -> Option<&StreamState> {
+        let w = self.workers.get(id.worker)?;
+        w.store
+            .data()
+            .streams
+            .get(&id.context_id)
+            .or_else(|| w.finished.get(&id.context_id))
+    }
+
+    fn state_mut(&mut self, id: StreamId) -> Option<&mut StreamState> {
+        self.workers
+            .get_mut(id.worker)?
+            .store
+            .data_mut()
+            .streams
+            .get_mut(&id.context_id)
+    }
+
+    fn ensure_created(&mut self, id: StreamId) -> Result<()> {
+        let created = self.state(id).is_some_and(|s| s.created);
+        if !created {
+            if let Some(s) = self.state_mut(id) {
+                s.created = true;
+            }
+            self.call_export(
+                id.worker,
+                |e| e.on_context_create.as_ref(),
+                id.context_id,
+                (id.context_id as i32, 1),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn stop_iteration(&self, worker: usize) -> bool {
+        self.workers[worker].store.data().stop_iteration
+    }
+
+    /// Offers the headers of `side` to the plugin (no settle).
+    fn deliver_headers(&mut self, id: StreamId, side: Side, end: bool) -> Result<()> {
+        let Some(s) = self.state_mut(id) else {
+            return Ok(());
+        };
+        let d = s.dir_mut(side);
+        d.headers_live = true;
+        d.headers_seen = true;
+        d.end_of_stream = end;
+        let n = d.headers.len() as i32;
+        let args = (id.context_id as i32, n, i32::from(end));
+        let r = match side {
+            Side::Request => self.call_export(
+                id.worker,
+                |e| e.on_request_headers.as_ref(),
+                id.context_id,
+                args,
+            )?,
+            Side::Response => self.call_export(
+                id.worker,
+                |e| e.on_response_headers.as_ref(),
+                id.context_id,
+                args,
+            )?,
+        };
+        let stop = self.stop_iteration(id.worker) || r.is_some_and(|r| r != 0);
+        if let Some(d) = self.state_mut(id).map(|s| s.dir_mut(side)) {
+            if stop {
+                d.headers_paused = true;
+            } else {
+                d.headers_live = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Offers the body buffer of `side` to the plugin (no settle).
+    fn deliver_body(&mut self, id: StreamId, side: Side, end: bool) -> Result<()> {
+        let Some(s) = self.state_mut(id) else {
+            return Ok(());
+        };
+        let d = s.dir_mut(side);
+        d.body_live = true;
+        d.end_of_stream = end;
+        d.body_buffering = false;
+        let args = (id.context_id as i32, d.body.len() as i32, i32::from(end));
+        let r = match side {
+            Side::Request => self.call_export(
+                id.worker,
+                |e| e.on_request_body.as_ref(),
+                id.context_id,
+                args,
+            )?,
+            Side::Response => self.call_export(
+                id.worker,
+                |e| e.on_response_body.as_ref(),
+                id.context_id,
+                args,
+            )?,
+        };
+        let stop = self.stop_iteration(id.worker) || r.is_some_and(|r| r != 0);
+        if let Some(d) = self.state_mut(id).map(|s| s.dir_mut(side)) {
+            if stop {
+                d.body_buffering = true;
+            } else {
+                let body = std::mem::take(&mut d.body);
+                d.forwarded.extend_from_slice(&body);
+                d.body = body;
+                d.body.clear();
+                d.body_live = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Offers the trailers of `side` to the plugin (no settle).
+    fn deliver_trailers(&mut self, id: StreamId, side: Side) -> Result<()> {
+        let Some(s) = self.state_mut(id) else {
+            return Ok(());
+        };
+        let d = s.dir_mut(side);
+        d.trailers_live = true;
+        d.has_trailers = true;
+        d.end_of_stream = true;
+        let args = (id.context_id as i32, d.trailers.len() as i32);
+        let r = match side {
+            Side::Request => self.call_export(
+                id.worker,
+                |e| e.on_request_trailers.as_ref(),
+                id.context_id,
+                args,
+            )?,
+            Side::Response => self.call_export(
+                id.worker,
+                |e| e.on_response_trailers.as_ref(),
+                id.context_id,
+                args,
+            )?,
+        };
+        let stop = self.stop_iteration(id.worker) || r.is_some_and(|r| r != 0);
+        if let Some(d) = self.state_mut(id).map(|s| s.dir_mut(side)) {
+            if stop {
+                d.trailers_paused = true;
+            } else {
+                d.trailers_live = false;
+                if d.body_buffering {
+                    d.body_buffering = false;
+                    let body = std::mem::take(&mut d.body);
+                    d.forwarded.extend_from_slice(&body);
+                    d.body = body;
+                    d.body.clear();
+                    d.body_live = false;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The plugin continued `side` of a stream (after its VM call returned).
+    pub(crate) fn resume(&mut self, worker: usize, context_id: u32, side: Side) -> Result<()> {
+        let id = StreamId { worker, context_id };
+        let Some(s) = self.state_mut(id) else {
+            return Ok(());
+        };
+        if s.ended() {
+            return Ok(());
+        }
+        let d = s.dir_mut(side);
+        if d.headers_paused {
+            d.headers_paused = false;
+            d.headers_live = false;
+            if d.queued_has_body {
+                d.queued_has_body = false;
+                let queued = std::mem::take(&mut d.queued_body);
+                d.body.extend_from_slice(&queued);
+                d.queued_body = queued;
+                d.queued_body.clear();
+                let end = d.queued_end && !d.queued_has_trailers;
+                self.deliver_body(id, side, end)?;
+            }
+            self.deliver_queued_trailers(id, side)?;
+        } else if d.body_buffering {
+            d.body_buffering = false;
+            let body = std::mem::take(&mut d.body);
+            d.forwarded.extend_from_slice(&body);
+            d.body = body;
+            d.body.clear();
+            d.body_live = false;
+        } else if d.trailers_paused {
+            d.trailers_paused = false;
+            d.trailers_live = false;
+        }
+        Ok(())
+    }
+
+    fn deliver_queued_trailers(&mut self, id: StreamId, side: Side) -> Result<()> {
+        let Some(s) = self.state_mut(id) else {
+            return Ok(());
+        };
+        if s.ended() {
+            return Ok(());
+        }
+        let d = s.dir_mut(side);
+        if !d.queued_has_trailers || d.headers_paused {
+            return Ok(());
+        }
+        d.queued_has_trailers = false;
+        std::mem::swap(&mut d.trailers, &mut d.queued_trailers);
+        d.queued_trailers.clear();
+        self.deliver_trailers(id, side)
+    }
+
+    /// A local response sent by the plugin (after its VM call returned).
+    pub(crate) fn local_reply(
+        &mut self,
+        worker: usize,
+        context_id: u32,
+        reply: LocalResponse,
+    ) -> Result<()> {
+        let id = StreamId { worker, context_id };
+        let deliver = self.workers[worker].store.data().cfg.deliver_local_reply;
+        let Some(s) = self.state_mut(id) else {
+            return Ok(());
+        };
+        if s.ended() {
+            return Ok(());
+        }
+        s.response_code = Some(reply.status_code);
+        let req = &mut s.request;
+        req.headers_paused = false;
+        req.body_buffering = false;
+        req.trailers_paused = false;
+        req.headers_live = false;
+        req.body_live = false;
+        req.trailers_live = false;
+        req.queued_has_body = false;
+        req.queued_has_trailers = false;
+        let deliver = deliver && !s.response.headers_seen;
+        let resp = &mut s.response;
+        resp.headers.clear();
+        resp.headers
+            .add(b":status", reply.status_code.to_string().as_bytes());
+        if !reply.body.is_empty() {
+            resp.headers
+                .add(b"content-length", reply.body.len().to_string().as_bytes());
+            resp.headers.add(b"content-type", b"text/plain");
+        }
+        for (k, v) in &reply.headers {
+            resp.headers.add(k.as_bytes(), v.as_bytes());
+        }
+        let body = reply.body.clone();
+        s.local_response = Some(reply);
+        if !deliver {
+            s.response.forwarded = body;
+            return Ok(());
+        }
+        s.response.body.clear();
+        s.response.body.extend_from_slice(&body);
+        let has_body = !body.is_empty();
+        self.deliver_headers(id, Side::Response, !has_body)?;
+        if has_body {
+            self.deliver_body(id, Side::Response, true)?;
+        }
+        Ok(())
+    }
+}
+
+impl Stream<'_> {
+    /// The stream's id (to find it again with `Host::stream`).
+    pub fn id(&self) -> StreamId {
+        self.id
+    }
+
+    fn state(&self) -> Result<&StreamState> {
+        self.host
+            .state(self.id)
+            .ok_or_else(|| Error::usage(format!("stream {:?} no longer exists", self.id)))
+    }
+
+    fn live(&mut self) -> Result<&mut StreamState> {
+        let id = self.id;
+        let s = self
+            .host
+            .state_mut(id)
+            .ok_or_else(|| Error::usage(format!("stream {id:?} is finished")))?;
+        Ok(s)
+    }
+
+    fn outcome(&self, side: Side) -> Result<Action> {
+        let s = self.state()?;
+        if s.ended() {
+            return Ok(Action::Closed);
+        }
+        Ok(if s.dir(side).paused() {
+            Action::Pause
+        } else {
+            Action::Continue
+        })
+    }
+
+    fn headers(&mut self, side: Side, headers: Pairs<'_>, end: bool) -> Result<Action> {
+        let s = self.live()?;
+        if s.ended() {
+            return Ok(Action::Closed);
+        }
+        let d = s.dir_mut(side);
+        if d.headers_seen {
+            return Err(Error::usage(format!("{side:?} headers were already sent")));
+        }
+        d.headers
+            .set_all(headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
+        if side == Side::Response {
+            s.response_code = headers
+                .iter()
+                .find(|(k, _)| *k == ":status")
+                .and_then(|(_, v)| v.parse().ok());
+        }
+        self.host.ensure_created(self.id)?;
+        self.host.deliver_headers(self.id, side, end)?;
+        self.host.settle()?;
+        self.outcome(side)
+    }
+
+    fn body(&mut self, side: Side, data: &[u8], end: bool) -> Result<Action> {
+        let s = self.live()?;
+        if s.ended() {
+            return Ok(Action::Closed);
+        }
+        let d = s.dir_mut(side);
+        if !d.headers_seen || d.has_trailers || d.queued_has_trailers {
+            return Err(Error::usage(format!(
+                "{side:?} body must come after headers and before trailers"
+            )));
+        }
+        if d.headers_paused {
+            d.queued_body.extend_from_slice(data);
+            d.queued_has_body = true;
+            d.queued_end |= end;
+            return Ok(Action::Pause);
+        }
+        d.body.extend_from_slice(data);
+        self.host.deliver_body(self.id, side, end)?;
+        self.host.settle()?;
+        self.outcome(side)
+    }
+
+    fn trailers(&mut self, side: Side, trailers: Pairs<'_>) -> Result<Action> {
+        let s = self.live()?;
+        if s.ended() {
+            return Ok(Action::Closed);
+        }
+        let d = s.dir_mut(side);
+        if !d.headers_seen || d.has_trailers || d.queued_has_trailers {
+            return Err(Error::usage(format!(
+                "{side:?} trailers must come once, after headers"
+            )));
+        }
+        let pairs = trailers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes()));
+        if d.headers_paused {
+            d.queued_trailers.set_all(pairs);
+            d.queued_has_trailers = true;
+            return Ok(Action::Pause);
+        }
+        d.trailers.set_all(pairs);
+        self.host.deliver_trailers(self.id, side)?;
+        self.host.settle()?;
+        self.outcome(side)
+    }
+
+    /// Request headers from downstream (keys lower-cased, as Envoy's codecs do).
+    pub fn request_headers(&mut self, headers: Pairs<'_>, end_of_stream: bool) -> Result<Action> {
+        self.headers(Side::Request, headers, end_of_stream)
+    }
+    /// A request body chunk.
+    pub fn request_body(&mut self, data: &[u8], end_of_stream: bool) -> Result<Action> {
+        self.body(Side::Request, data, end_of_stream)
+    }
+    /// Request trailers (end the request).
+    pub fn request_trailers(&mut self, trailers: Pairs<'_>) -> Result<Action> {
+        self.trailers(Side::Request, trailers)
+    }
+    /// Response headers from upstream.
+    pub fn response_headers(&mut self, headers: Pairs<'_>, end_of_stream: bool) -> Result<Action> {
+        self.headers(Side::Response, headers, end_of_stream)
+    }
+    /// A response body chunk.
+    pub fn response_body(&mut self, data: &[u8], end_of_stream: bool) -> Result<Action> {
+        self.body(Side::Response, data, end_of_stream)
+    }
+    /// Response trailers.
+    pub fn response_trailers(&mut self, trailers: Pairs<'_>) -> Result<Action> {
+        self.trailers(Side::Response, trailers)
+    }
+
+    /// Ends the stream: `on_log`, `on_done`, `on_delete` (only if the context was created).
+    /// The state stays inspectable unless the host recycles finished streams.
+    pub fn finish(&mut self) -> Result<()> {
+        let id = self.id;
+        let s = self.live()?;
+        if s.created {
+            s.log_phase = true;
+            self.host.call_export(
+                id.worker,
+                |e| e.on_log.as_ref(),
+                id.context_id,
+                id.context_id as i32,
+            )?;
+            if let Some(s) = self.host.state_mut(id) {
+                s.log_phase = false;
+            }
+            self.host.call_export(
+                id.worker,
+                |e| e.on_done.as_ref(),
+                id.context_id,
+                id.context_id as i32,
+            )?;
+            self.host.call_export(
+                id.worker,
+                |e| e.on_delete.as_ref(),
+                id.context_id,
+                id.context_id as i32,
+            )?;
+        }
+        let w = &mut self.host.workers[id.worker];
+        if let Some(mut s) = w.store.data_mut().streams.remove(&id.context_id) {
+            s.finished = true;
+            if self.host.recycle {
+                w.store.data_mut().pool.push(s);
+            } else {
+                w.finished.insert(id.context_id, s);
+            }
+        }
+        self.host.settle()
+    }
+
+    /// Sets a property for this stream only (overrides the host's; wins over derived ones).
+    pub fn set_property(&mut self, path: &str, value: impl Into<PropertyValue>) -> Result<()> {
+        let value = value.into();
+        self.live()?.properties.set(path, &value);
+        Ok(())
+    }
+
+    /// Current request headers: as the plugin left them (what goes upstream).
+    pub fn request_headers_now(&self) -> Vec<(String, String)> {
+        self.state()
+            .map(|s| s.request.headers.to_strings())
+            .unwrap_or_default()
+    }
+    /// One current request header.
+    pub fn request_header(&self, name: &str) -> Option<String> {
+        let s = self.state().ok()?;
+        s.request
+            .headers
+            .get(name.as_bytes())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+    /// Current response headers (what goes downstream; the local reply's if one was sent).
+    pub fn response_headers_now(&self) -> Vec<(String, String)> {
+        self.state()
+            .map(|s| s.response.headers.to_strings())
+            .unwrap_or_default()
+    }
+    /// One current response header.
+    pub fn response_header(&self, name: &str) -> Option<String> {
+        let s = self.state().ok()?;
+        s.response
+            .headers
+            .get(name.as_bytes())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+    /// Request trailers as the plugin left them.
+    pub fn request_trailers_now(&self) -> Vec<(String, String)> {
+        self.state()
+            .map(|s| s.request.trailers.to_strings())
+            .unwrap_or_default()
+    }
+    /// Response trailers as the plugin left them.
+    pub fn response_trailers_now(&self) -> Vec<(String, String)> {
+        self.state()
+            .map(|s| s.response.trailers.to_strings())
+            .unwrap_or_default()
+    }
+    /// Request body bytes the plugin let through so far.
+    pub fn request_body_forwarded(&self) -> Vec<u8> {
+        self.state()
+            .map(|s| s.request.forwarded.clone())
+            .unwrap_or_default()
+    }
+    /// Request body bytes held by the plugin (buffered or queued behind a pause).
+    pub fn request_body_held(&self) -> Vec<u8> {
+        self.state()
+            .map(|s| [s.request.body.as_slice(), s.request.queued_body.as_slice()].concat())
+            .unwrap_or_default()
+    }
+    /// Response body bytes let through so far (the local reply body if one was sent).
+    pub fn response_body_forwarded(&self) -> Vec<u8> {
+        self.state()
+            .map(|s| s.response.forwarded.clone())
+            .unwrap_or_default()
+    }
+    /// The local response, if the plugin sent one.
+    pub fn local_response(&self) -> Option<LocalResponse> {
+        self.state().ok()?.local_response.clone()
+    }
+    /// The plugin reset the stream (`proxy_close_stream`).
+    pub fn reset_by_plugin(&self) -> Option<StreamType> {
+        self.state().ok()?.reset
+    }
+    /// The request direction is held by the plugin.
+    pub fn request_paused(&self) -> bool {
+        self.state().is_ok_and(|s| !s.ended() && s.request.paused())
+    }
+    /// The response direction is held by the plugin.
+    pub fn response_paused(&self) -> bool {
+        self.state()
+            .is_ok_and(|s| !s.ended() && s.response.paused())
+    }
+    /// Local reply or reset happened.
+    pub fn ended(&self) -> bool {
+        self.state().is_ok_and(StreamState::ended)
+    }
+    /// `finish` was called.
+    pub fn finished(&self) -> bool {
+        self.state().is_ok_and(|s| s.finished)
+    }
+}

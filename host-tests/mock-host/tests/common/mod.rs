@@ -1,0 +1,54 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+
+use ballast_mock_host::{Host, PluginModule};
+
+/// Where the fixture plugin is: `BALLAST_FIXTURE_WASM`, else the workspace's release build.
+pub fn fixture_path() -> PathBuf {
+    if let Ok(p) = std::env::var("BALLAST_FIXTURE_WASM") {
+        return PathBuf::from(p);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/wasm32-wasip1/release/ballast_fixture_plugin.wasm")
+}
+
+/// The compiled fixture plugin (compiled once per test binary).
+pub fn fixture() -> PluginModule {
+    let path = fixture_path();
+    if !path.exists() {
+        panic!(
+            "fixture plugin not found at {}: build it with \
+             `cargo build --target wasm32-wasip1 --release -p ballast-fixture-plugin` \
+             (or set BALLAST_FIXTURE_WASM)",
+            path.display()
+        );
+    }
+    PluginModule::load(&path).expect("load fixture plugin")
+}
+
+/// A started host running the fixture with `workers` VMs and plugin config `config`.
+pub fn fixture_host(workers: usize, config: &str) -> Host {
+    let mut host = Host::builder(&fixture())
+        .workers(workers)
+        .plugin_config(config)
+        .root_id("fixture_root")
+        .vm_id("fixture_vm")
+        .build()
+        .expect("build host");
+    let outcome = host.start().expect("start");
+    assert!(outcome.all_ok(), "start failed: {outcome:?}");
+    host
+}
+
+/// Request headers for a fixture op.
+pub fn req(op: &str) -> Vec<(&str, &str)> {
+    vec![
+        (":method", "GET"),
+        (":path", "/a?q=1"),
+        (":authority", "example.com"),
+        (":scheme", "http"),
+        ("x-fixture-op", op),
+    ]
+}
