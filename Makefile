@@ -100,7 +100,7 @@ test-policy-wasm: wasm-bindgen
 
 # Mock host, demo upstream, simulator and real-Envoy tests: all against the real .wasm.
 test-host: wasm fixture envoy
-	cargo test -p ballast-demo-upstream -p ballast-mock-host -p ballast-e2e
+	cargo test -p ballast-demo-upstream -p ballast-mock-host -p ballast-sim -p ballast-e2e
 
 test: deps fmt-check clippy test-policy test-policy-wasm test-host
 	@echo "make test: all green"

@@ -350,7 +350,7 @@ impl Engine<'_> {
         }
         match (local, action) {
             (Some(local), _) => self.rejected(slot, local.status_code, &local.headers),
-            (None, Action::Continue) => self.to_upstream(slot),
+            (None, Action::Continue) => self.admit_upstream(slot),
             (None, Action::Pause) => {
                 self.paused.push(slot);
                 Ok(())
@@ -393,7 +393,7 @@ impl Engine<'_> {
                 self.rejected(slot, local.status_code, &local.headers)?;
             } else if !stream.request_paused() {
                 self.paused.swap_remove(i);
-                self.to_upstream(slot)?;
+                self.admit_upstream(slot)?;
             } else {
                 i += 1;
             }
@@ -401,7 +401,7 @@ impl Engine<'_> {
         Ok(())
     }
 
-    fn to_upstream(&mut self, slot: usize) -> Result<(), String> {
+    fn admit_upstream(&mut self, slot: usize) -> Result<(), String> {
         let class = self.attempts[slot].class;
         if let Some(t) = self.collector.classes.get_mut(class) {
             t.admitted += 1;
