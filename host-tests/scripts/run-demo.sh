@@ -16,7 +16,9 @@ cleanup() {
   for pid in "${pids[@]}"; do kill -KILL "-$pid" 2>/dev/null || true; done
   echo "stopped (logs kept in $LOGDIR)"
 }
-trap cleanup INT TERM EXIT
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 for port in 8081 9901 10000; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
