@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod duration;
+pub mod retry;
 pub mod routing;
 pub mod trust;
 

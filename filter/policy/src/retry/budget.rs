@@ -1,0 +1,308 @@
+//! The retry budget's arithmetic: retries in any `ttl` window stay within
+//! `ratio × first attempts + min_retries_per_second × ttl`.
+//!
+//! Why a windowed rate and not a counter of concurrent retries (Envoy's native budget): a rate
+//! is what operators reason about ("retries may add at most 20 % load"), and it bounds the
+//! amplification of a failing dependency no matter how slow it is. Finagle, Linkerd, tower and
+//! gRPC (A6) all budget this way. Counting uses one bucket per second over the last `ttl`
+//! seconds, so memory is fixed and old traffic ages out instead of accumulating forever.
+//!
+//! The state is plain data with a compact byte encoding, so the plugin can keep one budget per
+//! policy set in proxy-wasm shared data and update it with compare-and-swap from every worker.
+//!
+//! Bound: buckets are whole seconds, so the window is the current (partial) second plus the
+//! `ttl - 1` full seconds before it. Over any window aligned to bucket edges the bound holds
+//! exactly; an arbitrary window of length `ttl` may straddle `ttl + 1` buckets, so it can see at
+//! most one bucket's worth more retries than the formula (documented in README).
+
+use crate::duration::{Nanos, SECOND};
+
+/// Validated budget parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetParams {
+    /// Retries allowed per first attempt, in parts per million (0.2 → 200,000).
+    pub ratio_ppm: u32,
+    /// Floor of retries per second that are always allowed.
+    pub min_retries_per_second: u32,
+    /// Window length in seconds (1..=60).
+    pub ttl_seconds: u32,
+}
+
+/// One second of traffic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Bucket {
+    second: u64,
+    firsts: u32,
+    retries: u32,
+}
+
+/// The budget's counters over the window. `Default` is an empty window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BudgetState {
+    buckets: Vec<Bucket>,
+}
+
+const ENCODED_VERSION: u8 = 1;
+const BUCKET_BYTES: usize = 16;
+
+impl BudgetState {
+    fn second_of(now: Nanos) -> u64 {
+        now / SECOND
+    }
+
+    /// Drops buckets that left the window and returns the live ones.
+    fn expire(&mut self, params: &BudgetParams, now: Nanos) {
+        let current = Self::second_of(now);
+        let oldest_live = current.saturating_sub(u64::from(params.ttl_seconds.max(1)) - 1);
+        self.buckets
+            .retain(|b| b.second >= oldest_live && b.second <= current);
+    }
+
+    fn current(&mut self, now: Nanos) -> Option<&mut Bucket> {
+        let second = Self::second_of(now);
+        if !self.buckets.iter().any(|b| b.second == second) {
+            self.buckets.push(Bucket {
+                second,
+                firsts: 0,
+                retries: 0,
+            });
+        }
+        self.buckets.iter_mut().find(|b| b.second == second)
+    }
+
+    /// Counts `n` first attempts at `now`.
+    pub fn record_firsts(&mut self, params: &BudgetParams, now: Nanos, n: u32) {
+        self.expire(params, now);
+        if let Some(bucket) = self.current(now) {
+            bucket.firsts = bucket.firsts.saturating_add(n);
+        }
+    }
+
+    /// Retries still allowed in the window at `now`, in thousandths of a retry.
+    pub fn available_milli(&self, params: &BudgetParams, now: Nanos) -> i64 {
+        let current = Self::second_of(now);
+        let oldest_live = current.saturating_sub(u64::from(params.ttl_seconds.max(1)) - 1);
+        let (firsts, retries) = self
+            .buckets
+            .iter()
+            .filter(|b| b.second >= oldest_live && b.second <= current)
+            .fold((0u64, 0u64), |(f, r), b| {
+                (f + u64::from(b.firsts), r + u64::from(b.retries))
+            });
+        let earned = firsts * u64::from(params.ratio_ppm) / 1_000;
+        let floor =
+            u64::from(params.min_retries_per_second) * u64::from(params.ttl_seconds) * 1_000;
+        i64::try_from(earned + floor).unwrap_or(i64::MAX)
+            - i64::try_from(retries * 1_000).unwrap_or(i64::MAX)
+    }
+
+    /// Takes up to `wanted` retries from the budget at `now`; returns how many were granted.
+    pub fn withdraw(&mut self, params: &BudgetParams, now: Nanos, wanted: u32) -> u32 {
+        self.expire(params, now);
+        let whole = self.available_milli(params, now).max(0) / 1_000;
+        let granted = u32::try_from(whole).unwrap_or(u32::MAX).min(wanted);
+        match self.current(now) {
+            Some(bucket) => {
+                bucket.retries = bucket.retries.saturating_add(granted);
+                granted
+            }
+            None => 0,
+        }
+    }
+
+    /// Returns `n` retries that were granted but not used, newest buckets first.
+    pub fn refund(&mut self, params: &BudgetParams, now: Nanos, mut n: u32) {
+        self.expire(params, now);
+        for bucket in self.buckets.iter_mut().rev() {
+            let back = bucket.retries.min(n);
+            bucket.retries -= back;
+            n -= back;
+            if n == 0 {
+                break;
+            }
+        }
+    }
+
+    /// Retries counted in the window (for metrics and tests).
+    pub fn retries_in_window(&self, params: &BudgetParams, now: Nanos) -> u64 {
+        let current = Self::second_of(now);
+        let oldest_live = current.saturating_sub(u64::from(params.ttl_seconds.max(1)) - 1);
+        self.buckets
+            .iter()
+            .filter(|b| b.second >= oldest_live && b.second <= current)
+            .map(|b| u64::from(b.retries))
+            .sum()
+    }
+
+    /// Compact bytes for shared data: version, then 16 bytes per bucket.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + self.buckets.len() * BUCKET_BYTES);
+        out.push(ENCODED_VERSION);
+        for b in &self.buckets {
+            out.extend_from_slice(&b.second.to_le_bytes());
+            out.extend_from_slice(&b.firsts.to_le_bytes());
+            out.extend_from_slice(&b.retries.to_le_bytes());
+        }
+        out
+    }
+
+    /// Parses [`BudgetState::encode`] output; `None` for anything malformed (the caller then
+    /// starts from an empty window and counts the event).
+    pub fn decode(bytes: &[u8]) -> Option<BudgetState> {
+        let (&version, rest) = bytes.split_first()?;
+        if version != ENCODED_VERSION
+            || rest.len() % BUCKET_BYTES != 0
+            || rest.len() > 61 * BUCKET_BYTES
+        {
+            return None;
+        }
+        let buckets = rest
+            .chunks_exact(BUCKET_BYTES)
+            .map(|chunk| {
+                let (second, counts) = chunk.split_at(8);
+                let (firsts, retries) = counts.split_at(4);
+                Some(Bucket {
+                    second: u64::from_le_bytes(second.try_into().ok()?),
+                    firsts: u32::from_le_bytes(firsts.try_into().ok()?),
+                    retries: u32::from_le_bytes(retries.try_into().ok()?),
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(BudgetState { buckets })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::test;
+
+    const P: BudgetParams = BudgetParams {
+        ratio_ppm: 200_000,
+        min_retries_per_second: 10,
+        ttl_seconds: 10,
+    };
+
+    fn at(seconds: f64) -> Nanos {
+        (seconds * SECOND as f64) as Nanos
+    }
+
+    #[test]
+    fn floor_alone_allows_min_times_ttl() {
+        let mut s = BudgetState::default();
+        assert_eq!(s.available_milli(&P, 0), 100_000);
+        assert_eq!(s.withdraw(&P, at(0.5), 1000), 100);
+        assert_eq!(s.withdraw(&P, at(0.6), 1), 0, "floor spent");
+    }
+
+    #[test]
+    fn ratio_of_first_attempts_is_added() {
+        let mut s = BudgetState::default();
+        s.record_firsts(&P, at(1.0), 1000);
+        // 0.2 × 1000 + 10 × 10 = 300
+        assert_eq!(s.withdraw(&P, at(1.5), 1000), 300);
+        assert_eq!(s.withdraw(&P, at(1.6), 1), 0);
+    }
+
+    #[test]
+    fn ratio_zero_leaves_only_the_floor() {
+        let p = BudgetParams { ratio_ppm: 0, ..P };
+        let mut s = BudgetState::default();
+        s.record_firsts(&p, 0, 1_000_000);
+        assert_eq!(s.withdraw(&p, 0, u32::MAX), 100);
+    }
+
+    #[test]
+    fn fractional_earnings_accumulate() {
+        let p = BudgetParams {
+            ratio_ppm: 200_000,
+            min_retries_per_second: 0,
+            ttl_seconds: 10,
+        };
+        let mut s = BudgetState::default();
+        let mut granted = 0;
+        for i in 0..100 {
+            s.record_firsts(&p, at(f64::from(i) * 0.01), 1);
+            granted += s.withdraw(&p, at(f64::from(i) * 0.01), 1);
+        }
+        assert_eq!(granted, 20, "one retry per five first attempts");
+    }
+
+    #[test]
+    fn ttl_edges_age_out_whole_seconds() {
+        let mut s = BudgetState::default();
+        s.record_firsts(&P, at(0.0), 500); // earns 100
+        assert_eq!(s.withdraw(&P, at(0.0), 1000), 200);
+        // At 9.999 s second 0 is still in the 10-second window: nothing left.
+        assert_eq!(s.withdraw(&P, at(9.999), 1), 0);
+        // At 10.0 s second 0 has left: firsts and retries of second 0 are forgotten.
+        assert_eq!(s.available_milli(&P, at(10.0)), 100_000);
+        assert_eq!(s.retries_in_window(&P, at(10.0)), 0);
+    }
+
+    #[test]
+    fn one_second_ttl() {
+        let p = BudgetParams {
+            ttl_seconds: 1,
+            ..P
+        };
+        let mut s = BudgetState::default();
+        assert_eq!(s.withdraw(&p, at(3.2), 100), 10);
+        assert_eq!(s.withdraw(&p, at(3.9), 100), 0);
+        assert_eq!(s.withdraw(&p, at(4.0), 100), 10);
+    }
+
+    #[test]
+    fn refund_returns_unused_grants() {
+        let mut s = BudgetState::default();
+        assert_eq!(s.withdraw(&P, 0, 100), 100);
+        s.refund(&P, at(0.1), 30);
+        assert_eq!(s.withdraw(&P, at(0.2), 100), 30);
+        s.refund(&P, at(0.3), 1000);
+        assert_eq!(
+            s.retries_in_window(&P, at(0.3)),
+            0,
+            "refund never goes negative"
+        );
+    }
+
+    #[test]
+    fn window_bound_holds_over_a_long_run() {
+        // 100 first attempts per second, every request wants 3 retries, for 60 s:
+        // in every aligned 10 s window retries ≤ 0.2 × firsts + 10 × 10.
+        let mut s = BudgetState::default();
+        let mut per_second = vec![(0u64, 0u64); 60];
+        for ms in 0..60_000u64 {
+            let now = ms * 1_000_000;
+            if ms % 10 == 0 {
+                s.record_firsts(&P, now, 1);
+                per_second[(ms / 1000) as usize].0 += 1;
+                let got = s.withdraw(&P, now, 3);
+                per_second[(ms / 1000) as usize].1 += u64::from(got);
+            }
+        }
+        for start in 0..=50 {
+            let (f, r) = per_second[start..start + 10]
+                .iter()
+                .fold((0, 0), |(f, r), (a, b)| (f + a, r + b));
+            assert!(
+                r * 5 <= f + 500,
+                "window at {start}s: {r} retries for {f} firsts"
+            );
+        }
+    }
+
+    #[test]
+    fn encoding_round_trips_and_rejects_garbage() {
+        let mut s = BudgetState::default();
+        s.record_firsts(&P, at(1.0), 7);
+        s.withdraw(&P, at(2.0), 3);
+        let bytes = s.encode();
+        assert_eq!(bytes.len(), 1 + 2 * 16);
+        assert_eq!(BudgetState::decode(&bytes), Some(s));
+        assert_eq!(BudgetState::decode(&[]), None);
+        assert_eq!(BudgetState::decode(&[9]), None);
+        assert_eq!(BudgetState::decode(&[1, 0, 0]), None);
+        assert_eq!(BudgetState::decode(&[1]), Some(BudgetState::default()));
+    }
+}
