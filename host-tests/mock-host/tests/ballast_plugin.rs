@@ -83,7 +83,7 @@ fn send(
 fn accepted_configuration_is_summarised_in_the_log() {
     let host = host(1, &example("full.json"));
     assert!(
-        host.logged("configured: policy sets {checkout[retry_budget,concurrency,deadline,shedding] search[concurrency,shedding] passthrough}, 3 route(s), default passthrough"),
+        host.logged("configured: policy sets {checkout[retry_budget,retry,concurrency,deadline,shedding] search[concurrency,shedding] passthrough}, 3 route(s), default passthrough"),
         "{:?}",
         host.logs()
     );

@@ -11,13 +11,14 @@
 //!   "priority": { "classes": ["critical", "standard", "sheddable"], "default": "standard",
 //!                 "header": "x-ballast-priority" },
 //!   "trusted_peers": { "source_cidrs": ["10.0.0.0/8"], "principals": [{"prefix": "spiffe://"}] },
-//!   "policy_sets": { "api": { "retry_budget": {}, "concurrency": {}, "deadline": {}, "shedding": {} } },
+//!   "policy_sets": { "api": { "retry_budget": { "ratio": 0.2 }, "retry": {}, "concurrency": {} } },
 //!   "routes": [ { "name": "api", "match": { "path": { "prefix": "/api" } }, "policy_set": "api" } ],
 //!   "default_policy_set": "api" }
 //! ```
 
 mod error;
 mod raw;
+mod retry;
 mod validate;
 
 pub use error::ConfigError;
@@ -83,7 +84,9 @@ pub struct PolicySet {
     /// Name from the configuration (`[A-Za-z0-9_-]{1,64}`), used in metric tags.
     pub name: String,
     /// Retry budget, when enabled.
-    pub retry_budget: Option<SectionConfig>,
+    pub retry_budget: Option<crate::retry::BudgetParams>,
+    /// Retry eligibility rules; present whenever `retry` or `retry_budget` is configured.
+    pub retry: Option<crate::retry::RetryRules>,
     /// Adaptive concurrency limit, when enabled.
     pub concurrency: Option<SectionConfig>,
     /// Deadline propagation, when enabled.
@@ -97,6 +100,7 @@ impl PolicySet {
     pub fn enabled_sections(&self) -> Vec<&'static str> {
         [
             ("retry_budget", self.retry_budget.is_some()),
+            ("retry", self.retry.is_some()),
             ("concurrency", self.concurrency.is_some()),
             ("deadline", self.deadline.is_some()),
             ("shedding", self.shedding.is_some()),

@@ -48,10 +48,30 @@ pub(crate) struct RawTrustedPeers {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPolicySet {
-    pub retry_budget: Option<RawSection>,
+    pub retry_budget: Option<RawRetryBudget>,
+    pub retry: Option<RawRetry>,
     pub concurrency: Option<RawSection>,
     pub deadline: Option<RawSection>,
     pub shedding: Option<RawSection>,
+}
+
+/// `retry_budget`: retries allowed as a ratio of first attempts over a window.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRetryBudget {
+    pub ratio: Option<f64>,
+    pub min_retries_per_second: Option<u32>,
+    pub ttl: Option<String>,
+}
+
+/// `retry`: which requests may be retried, and how refusals are shown.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRetry {
+    pub idempotent_methods: Option<serde_json::Value>,
+    pub idempotency_key_header: Option<String>,
+    pub max_retries_per_request: Option<u32>,
+    pub explain_header: Option<String>,
 }
 
 /// A policy section whose parameters arrive with the policy itself; until then it takes none.

@@ -274,6 +274,55 @@ fn unmatched_without_default_passes() {
 }
 
 #[test]
+fn retry_sections_take_defaults_and_values() {
+    let config = Config::from_json(
+        br#"{"policy_sets": {
+            "defaults": {"retry_budget": {}},
+            "tuned": {"retry_budget": {"ratio": 0.5, "min_retries_per_second": 0, "ttl": "1m"},
+                      "retry": {"idempotent_methods": ["GET"], "idempotency_key_header": "idempotency-key",
+                                "max_retries_per_request": 1, "explain_header": "x-ballast-retry"}},
+            "rules_only": {"retry": {}}}}"#,
+    )
+    .unwrap();
+    let set = |name: &str| {
+        config
+            .policy_set(config.policy_set_named(name).unwrap())
+            .unwrap()
+            .clone()
+    };
+    let defaults = set("defaults");
+    assert_eq!(
+        defaults.retry_budget,
+        Some(crate::retry::BudgetParams {
+            ratio_ppm: 200_000,
+            min_retries_per_second: 10,
+            ttl_seconds: 10
+        })
+    );
+    assert_eq!(defaults.retry, Some(crate::retry::RetryRules::default()));
+    let tuned = set("tuned");
+    assert_eq!(
+        tuned.retry_budget,
+        Some(crate::retry::BudgetParams {
+            ratio_ppm: 500_000,
+            min_retries_per_second: 0,
+            ttl_seconds: 60
+        })
+    );
+    let rules = tuned.retry.unwrap();
+    assert_eq!(rules.idempotent_methods, ["GET"]);
+    assert_eq!(
+        rules.idempotency_key_header.as_deref(),
+        Some("idempotency-key")
+    );
+    assert_eq!(rules.max_retries_per_request, 1);
+    assert_eq!(rules.explain_header.as_deref(), Some("x-ballast-retry"));
+    let rules_only = set("rules_only");
+    assert_eq!(rules_only.retry_budget, None);
+    assert_eq!(rules_only.retry, Some(crate::retry::RetryRules::default()));
+}
+
+#[test]
 fn enabled_sections_are_listed() {
     let config = Config::from_json(EXAMPLES[2].1.as_bytes()).unwrap();
     let checkout = config
@@ -281,7 +330,13 @@ fn enabled_sections_are_listed() {
         .unwrap();
     assert_eq!(
         checkout.enabled_sections(),
-        ["retry_budget", "concurrency", "deadline", "shedding"]
+        [
+            "retry_budget",
+            "retry",
+            "concurrency",
+            "deadline",
+            "shedding"
+        ]
     );
     let search = config
         .policy_set(config.policy_set_named("search").unwrap())

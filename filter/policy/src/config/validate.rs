@@ -72,7 +72,7 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     for (name, set) in raw.policy_sets.0 {
         let set_path = sets_path.field(&name);
         check_name(&name).map_err(|reason| set_path.error(reason))?;
-        policy_sets.push(build_policy_set(name.clone(), set));
+        policy_sets.push(build_policy_set(name.clone(), set, &set_path)?);
     }
     let resolve = |name: &str, path: &Path<'_>| -> Result<PolicySetId, ConfigError> {
         policy_sets
@@ -110,15 +110,28 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     })
 }
 
-fn build_policy_set(name: String, raw: RawPolicySet) -> PolicySet {
+fn build_policy_set(
+    name: String,
+    raw: RawPolicySet,
+    path: &Path<'_>,
+) -> Result<PolicySet, ConfigError> {
     let section = |s: Option<super::raw::RawSection>| s.map(|_| SectionConfig {});
-    PolicySet {
+    let retry_budget = raw
+        .retry_budget
+        .map(|b| super::retry::build_budget(b, &path.field("retry_budget")))
+        .transpose()?;
+    let retry = match raw.retry {
+        Some(r) => Some(super::retry::build_rules(r, &path.field("retry"))?),
+        None => retry_budget.map(|_| crate::retry::RetryRules::default()),
+    };
+    Ok(PolicySet {
         name,
-        retry_budget: section(raw.retry_budget),
+        retry_budget,
+        retry,
         concurrency: section(raw.concurrency),
         deadline: section(raw.deadline),
         shedding: section(raw.shedding),
-    }
+    })
 }
 
 fn build_priority(
@@ -436,7 +449,7 @@ fn check_metric_prefix(prefix: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_header_name(name: &str) -> Result<(), String> {
+pub(super) fn check_header_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("must not be empty".to_string());
     }

@@ -1,0 +1,96 @@
+//! Validation of the `retry_budget` and `retry` sections.
+
+use super::error::Path;
+use super::raw::{RawRetry, RawRetryBudget};
+use super::validate::check_header_name;
+use super::ConfigError;
+use crate::duration::{parse_duration, SECOND};
+use crate::retry::{BudgetParams, RetryRules};
+
+/// Defaults, documented in README.
+pub(crate) const DEFAULT_RATIO: f64 = 0.2;
+pub(crate) const DEFAULT_MIN_RETRIES_PER_SECOND: u32 = 10;
+pub(crate) const DEFAULT_TTL_SECONDS: u32 = 10;
+const MAX_RATIO: f64 = 10.0;
+const MAX_MIN_RETRIES_PER_SECOND: u32 = 100_000;
+const MAX_RETRIES_PER_REQUEST: u32 = 10;
+
+pub(super) fn build_budget(
+    raw: RawRetryBudget,
+    path: &Path<'_>,
+) -> Result<BudgetParams, ConfigError> {
+    let ratio = raw.ratio.unwrap_or(DEFAULT_RATIO);
+    if !ratio.is_finite() || !(0.0..=MAX_RATIO).contains(&ratio) {
+        return Err(path
+            .field("ratio")
+            .error(format!("must be between 0 and {MAX_RATIO}")));
+    }
+    let min = raw
+        .min_retries_per_second
+        .unwrap_or(DEFAULT_MIN_RETRIES_PER_SECOND);
+    if min > MAX_MIN_RETRIES_PER_SECOND {
+        return Err(path
+            .field("min_retries_per_second")
+            .error(format!("must be at most {MAX_MIN_RETRIES_PER_SECOND}")));
+    }
+    let ttl_seconds = match raw.ttl {
+        None => DEFAULT_TTL_SECONDS,
+        Some(text) => {
+            let ttl_path = path.field("ttl");
+            let nanos = parse_duration(&text).map_err(|reason| ttl_path.error(reason))?;
+            if nanos % SECOND != 0 || !(1..=60).contains(&(nanos / SECOND)) {
+                return Err(ttl_path.error("must be whole seconds from 1s to 60s"));
+            }
+            u32::try_from(nanos / SECOND).unwrap_or(DEFAULT_TTL_SECONDS)
+        }
+    };
+    Ok(BudgetParams {
+        ratio_ppm: (ratio * 1_000_000.0).round() as u32,
+        min_retries_per_second: min,
+        ttl_seconds,
+    })
+}
+
+pub(super) fn build_rules(raw: RawRetry, path: &Path<'_>) -> Result<RetryRules, ConfigError> {
+    let mut rules = RetryRules::default();
+    if let Some(value) = raw.idempotent_methods {
+        let methods_path = path.field("idempotent_methods");
+        let serde_json::Value::Array(items) = value else {
+            return Err(methods_path.error("must be a list of method names"));
+        };
+        let mut methods = Vec::with_capacity(items.len());
+        for (index, item) in items.into_iter().enumerate() {
+            let item_path = methods_path.index(index);
+            let serde_json::Value::String(method) = item else {
+                return Err(item_path.error("must be a string"));
+            };
+            if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(item_path.error(format!(
+                    "`{method}` is not an upper-case HTTP method such as GET"
+                )));
+            }
+            if methods.contains(&method) {
+                return Err(item_path.error(format!("duplicate method `{method}`")));
+            }
+            methods.push(method);
+        }
+        rules.idempotent_methods = methods;
+    }
+    if let Some(header) = raw.idempotency_key_header {
+        check_header_name(&header).map_err(|r| path.field("idempotency_key_header").error(r))?;
+        rules.idempotency_key_header = Some(header);
+    }
+    if let Some(max) = raw.max_retries_per_request {
+        if max > MAX_RETRIES_PER_REQUEST {
+            return Err(path
+                .field("max_retries_per_request")
+                .error(format!("must be at most {MAX_RETRIES_PER_REQUEST}")));
+        }
+        rules.max_retries_per_request = max;
+    }
+    if let Some(header) = raw.explain_header {
+        check_header_name(&header).map_err(|r| path.field("explain_header").error(r))?;
+        rules.explain_header = Some(header);
+    }
+    Ok(rules)
+}
