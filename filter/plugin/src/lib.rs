@@ -12,7 +12,9 @@
 mod http;
 mod metrics;
 mod request;
+mod retry;
 mod root;
+mod shared;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);

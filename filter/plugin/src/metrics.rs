@@ -45,11 +45,67 @@ impl Counter {
     }
 }
 
+/// A gauge handle; inert when its definition failed.
+#[derive(Debug, Clone, Copy)]
+pub struct Gauge(Option<u32>);
+
+impl Gauge {
+    /// Defines (or looks up) the gauge `name`.
+    pub fn define(name: &str) -> Gauge {
+        match hostcalls::define_metric(MetricType::Gauge, name) {
+            Ok(id) => Gauge(Some(id)),
+            Err(status) => {
+                log::warn!("cannot define metric {name}: {status:?}");
+                Gauge(None)
+            }
+        }
+    }
+
+    /// Sets the value.
+    pub fn set(self, value: u64) {
+        if let Some(id) = self.0 {
+            let _ = hostcalls::record_metric(id, value);
+        }
+    }
+}
+
+impl Counter {
+    /// Adds `n`.
+    pub fn add(self, n: u64) {
+        if let (Some(id), Ok(n)) = (self.0, i64::try_from(n)) {
+            if n > 0 {
+                let _ = hostcalls::increment_metric(id, n);
+            }
+        }
+    }
+}
+
+/// The retry metrics of one policy set (see README, "Metrics").
+#[derive(Debug, Clone, Copy)]
+pub struct RetryMetrics {
+    /// Retries Envoy made within the budget.
+    pub allowed: Counter,
+    /// Failed requests that would have been retried but the budget was spent.
+    pub denied_budget: Counter,
+    /// Failed requests that were not retried because they are not idempotent.
+    pub denied_not_idempotent: Counter,
+    /// Budget updates that lost every CAS race (the request then got no retries).
+    pub budget_contended: Counter,
+    /// Requests that arrived marked as retries by a trusted peer.
+    pub received_retries: Counter,
+    /// Retry marks that did not parse.
+    pub malformed_marks: Counter,
+    /// Retries currently available in the budget (set once a second).
+    pub budget_available: Gauge,
+}
+
 /// The metrics of one policy set.
 #[derive(Debug, Clone, Copy)]
 pub struct PolicySetMetrics {
     /// Requests routed to this policy set.
     pub requests_total: Counter,
+    /// Retry metrics, when the set has a `retry` or `retry_budget` section.
+    pub retry: Option<RetryMetrics>,
 }
 
 /// All metrics of the plugin, indexed like the configuration's policy sets.
@@ -68,13 +124,22 @@ impl Metrics {
         let policy_sets = config
             .policy_sets
             .iter()
-            .map(|set| PolicySetMetrics {
-                requests_total: Counter::define(&tagged_name(
-                    prefix,
-                    "requests_total",
-                    POLICY_SET_TAG,
-                    &set.name,
-                )),
+            .map(|set| {
+                let name = |metric: &str| tagged_name(prefix, metric, POLICY_SET_TAG, &set.name);
+                PolicySetMetrics {
+                    requests_total: Counter::define(&name("requests_total")),
+                    retry: set.retry.as_ref().map(|_| RetryMetrics {
+                        allowed: Counter::define(&name("retries_allowed")),
+                        denied_budget: Counter::define(&name("retries_denied_budget")),
+                        denied_not_idempotent: Counter::define(&name(
+                            "retries_denied_not_idempotent",
+                        )),
+                        budget_contended: Counter::define(&name("retry_budget_contended")),
+                        received_retries: Counter::define(&name("retried_requests_received")),
+                        malformed_marks: Counter::define(&name("retry_marks_malformed")),
+                        budget_available: Gauge::define(&name("retry_budget_available")),
+                    }),
+                }
             })
             .collect();
         Metrics {

@@ -6,7 +6,9 @@
 
 use crate::http::BallastHttp;
 use crate::metrics::Metrics;
+use crate::retry::Budget;
 use ballast_policy::config::Config;
+use ballast_policy::duration::Nanos;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
@@ -18,7 +20,21 @@ pub struct Compiled {
     pub config: Config,
     /// Metric handles, indexed like `config.policy_sets`.
     pub metrics: Metrics,
+    /// Retry budgets, indexed like `config.policy_sets` (`None` where a set has none).
+    pub budgets: Vec<Option<Budget>>,
 }
+
+/// The host's clock in nanoseconds since the Unix epoch (0 if the host cannot tell).
+pub fn now() -> Nanos {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| u64::try_from(d.as_nanos()).ok())
+        .unwrap_or(0)
+}
+
+/// How often budgets flush locally counted first attempts and refresh their gauges.
+const TICK_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The plugin's root context (one per VM and plugin instance).
 #[derive(Default)]
@@ -45,13 +61,42 @@ impl RootContext for BallastRoot {
         match Config::from_json(&bytes) {
             Ok(config) => {
                 let metrics = Metrics::define(&config);
+                let budgets: Vec<Option<Budget>> = config
+                    .policy_sets
+                    .iter()
+                    .map(|set| {
+                        set.retry_budget
+                            .map(|params| Budget::open(&set.name, params))
+                    })
+                    .collect();
+                if budgets.iter().any(Option::is_some) {
+                    let _ = hostcalls::set_tick_period(TICK_PERIOD);
+                }
                 log::info!("{}", summary(&config));
-                self.compiled = Some(Rc::new(Compiled { config, metrics }));
+                self.compiled = Some(Rc::new(Compiled {
+                    config,
+                    metrics,
+                    budgets,
+                }));
                 true
             }
             Err(err) => {
                 log::error!("invalid configuration: {err}");
                 false
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let Some(compiled) = &self.compiled else {
+            return;
+        };
+        let now = now();
+        for (budget, metrics) in compiled.budgets.iter().zip(&compiled.metrics.policy_sets) {
+            if let (Some(budget), Some(retry)) = (budget, metrics.retry) {
+                if let Some(available) = budget.flush(now) {
+                    retry.budget_available.set(available);
+                }
             }
         }
     }

@@ -10,6 +10,7 @@
 
 pub mod client;
 pub mod envoy;
+pub mod load;
 pub mod paths;
 pub mod prometheus;
 

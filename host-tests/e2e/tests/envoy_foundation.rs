@@ -60,7 +60,9 @@ fn request_passes_through_and_is_counted_per_policy_set() {
         "every request reached the upstream"
     );
     assert!(
-        envoy.logs().contains("configured: policy sets {api web}"),
+        envoy
+            .logs()
+            .contains("configured: policy sets {api[retry_budget,retry] web}"),
         "configure summary missing:\n{}",
         envoy.log_tail(30)
     );

@@ -108,3 +108,100 @@ mod tests {
         );
     }
 }
+
+/// What ballast decided for one request's retries, carried from request to response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPlan {
+    /// Why the request may (not) be retried.
+    pub eligibility: Eligibility,
+    /// Retries reserved from the budget (what `x-envoy-max-retries` is set to).
+    pub reserved: u32,
+    /// Retries the rules would allow without a budget (`max_retries_per_request`, or 0).
+    pub wanted: u32,
+}
+
+/// What the final response says about the retries Envoy made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryOutcome {
+    /// Retries Envoy made (attempts − 1).
+    pub used: u32,
+    /// Reserved retries to give back to the budget.
+    pub refund: u32,
+    /// A retry was refused because of the budget (the request failed with all reserved
+    /// retries used and fewer reserved than wanted).
+    pub denied_budget: bool,
+    /// A retry was refused because the request is not idempotent (it failed with a 5xx).
+    pub denied_not_idempotent: bool,
+}
+
+impl RetryPlan {
+    /// Settles the plan given the final status and `x-envoy-attempt-count` of the response.
+    /// Without an attempt count (the virtual host lacks `include_attempt_count_in_response`),
+    /// a status below 500 is taken as "no retry used" and a 5xx as "all reserved used".
+    pub fn settle(&self, status: u16, attempt_count: Option<&str>) -> RetryOutcome {
+        let failed = status >= 500;
+        let used = match attempt_count.and_then(|v| v.trim().parse::<u32>().ok()) {
+            Some(attempts) => attempts.saturating_sub(1).min(self.reserved),
+            None if failed => self.reserved,
+            None => 0,
+        };
+        RetryOutcome {
+            used,
+            refund: self.reserved - used,
+            denied_budget: failed
+                && self.eligibility.allows_retry()
+                && used == self.reserved
+                && self.reserved < self.wanted,
+            denied_not_idempotent: failed && !self.eligibility.allows_retry(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use super::*;
+    use crate::test_support::test;
+
+    fn plan(eligibility: Eligibility, reserved: u32, wanted: u32) -> RetryPlan {
+        RetryPlan {
+            eligibility,
+            reserved,
+            wanted,
+        }
+    }
+
+    #[test]
+    fn settles_refunds_and_denials() {
+        let ok = plan(Eligibility::IdempotentMethod, 3, 3);
+        assert_eq!(
+            ok.settle(200, Some("1")),
+            RetryOutcome {
+                used: 0,
+                refund: 3,
+                denied_budget: false,
+                denied_not_idempotent: false
+            }
+        );
+        assert_eq!(ok.settle(200, Some("3")).refund, 1);
+        assert_eq!(ok.settle(503, Some("4")).used, 3);
+        assert!(
+            !ok.settle(503, Some("4")).denied_budget,
+            "full reservation: Envoy's own limit"
+        );
+
+        let short = plan(Eligibility::IdempotentMethod, 1, 3);
+        let out = short.settle(503, Some("2"));
+        assert_eq!((out.used, out.refund, out.denied_budget), (1, 0, true));
+        assert!(!short.settle(200, Some("2")).denied_budget);
+
+        let post = plan(Eligibility::NotIdempotent, 0, 3);
+        assert!(post.settle(503, Some("1")).denied_not_idempotent);
+        assert!(!post.settle(404, Some("1")).denied_not_idempotent);
+
+        // No attempt count: guess from the status; never refund more than reserved.
+        assert_eq!(ok.settle(200, None).refund, 3);
+        assert_eq!(ok.settle(502, None).refund, 0);
+        assert_eq!(ok.settle(200, Some("99")).used, 3);
+        assert_eq!(ok.settle(200, Some("junk")).refund, 3);
+    }
+}
