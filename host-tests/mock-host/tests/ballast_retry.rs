@@ -1,0 +1,219 @@
+//! The retry budget of the real plugin, in the harness: several worker VMs share one budget
+//! (one per process, as in Envoy), whatever the interleaving — never y× the budget for y
+//! workers (the bug that got Istio's local rate limiter reverted), never 1/y of it either.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use ballast_mock_host::{Host, PluginModule};
+use std::path::PathBuf;
+use std::time::Duration;
+
+fn plugin() -> PluginModule {
+    let path = std::env::var_os("BALLAST_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ballast.wasm")
+        });
+    assert!(
+        path.is_file(),
+        "{} missing: run `make build`",
+        path.display()
+    );
+    PluginModule::load(&path).unwrap()
+}
+
+fn config(ratio: f64, min: u32, dry_run: bool) -> String {
+    format!(
+        r#"{{"dry_run": {dry_run},
+            "policy_sets": {{"api": {{
+              "retry_budget": {{"ratio": {ratio}, "min_retries_per_second": {min}, "ttl": "10s"}},
+              "retry": {{"max_retries_per_request": 3, "idempotency_key_header": "idempotency-key"}}}}}},
+            "default_policy_set": "api"}}"#
+    )
+}
+
+fn host(workers: usize, config: &str) -> Host {
+    let mut host = Host::builder(&plugin())
+        .workers(workers)
+        .plugin_config(config)
+        .build()
+        .unwrap();
+    assert!(host.start().unwrap().all_ok());
+    host
+}
+
+/// One request on `worker`: returns the `x-envoy-max-retries` the plugin set (None if unset),
+/// then answers with `status` after `attempts` attempts.
+fn request(
+    host: &mut Host,
+    worker: usize,
+    method: &str,
+    status: u16,
+    attempts: u32,
+) -> Option<u32> {
+    let mut stream = host.http_stream(worker).unwrap();
+    stream
+        .request_headers(
+            &[(":method", method), (":path", "/a"), (":authority", "x")],
+            true,
+        )
+        .unwrap();
+    let reserved = stream
+        .request_header("x-envoy-max-retries")
+        .map(|v| v.parse().unwrap());
+    let status = status.to_string();
+    let attempts = attempts.to_string();
+    stream
+        .response_headers(
+            &[
+                (":status", status.as_str()),
+                ("x-envoy-attempt-count", attempts.as_str()),
+            ],
+            true,
+        )
+        .unwrap();
+    stream.finish().unwrap();
+    reserved
+}
+
+/// Sends failing requests (all reserved retries used) in the given worker order and returns
+/// the total of retries granted.
+fn drain_budget(host: &mut Host, order: &[usize]) -> u32 {
+    let mut granted = 0;
+    for &worker in order {
+        // Envoy made every reserved retry (the attempt count exceeds any reservation).
+        granted += request(host, worker, "GET", 503, u32::MAX).unwrap();
+    }
+    granted
+}
+
+#[test]
+fn four_workers_share_exactly_one_budget_in_any_interleaving() {
+    // ratio 0: the budget is exactly the floor, 10/s × 10 s = 100 retries per window.
+    let interleavings: Vec<Vec<usize>> = vec![
+        (0..200).map(|i| i % 4).collect(), // round robin
+        (0..200).map(|i| if i < 100 { 0 } else { 3 }).collect(), // one worker, then another
+        (0..200).map(|i| (i * 7 + i / 3) % 4).collect(), // scrambled
+    ];
+    for order in interleavings {
+        let mut host = host(4, &config(0.0, 10, false));
+        let mut granted = 0;
+        for &worker in &order {
+            let reserved = request(&mut host, worker, "GET", 503, u32::MAX).unwrap();
+            granted += reserved;
+        }
+        assert_eq!(
+            granted,
+            100,
+            "4 workers must share one budget of 100 (order {:?}…)",
+            &order[..8]
+        );
+        let allowed = host
+            .counter("ballast_retries_allowed.policy_set=.=api;.;")
+            .unwrap();
+        assert_eq!(allowed, 100);
+    }
+}
+
+#[test]
+fn budget_earns_by_ratio_and_refunds_unused_retries() {
+    let mut host = host(4, &config(0.2, 0, false));
+    // 100 successful first attempts: each reserves what is available and refunds it all.
+    let mut reserved_sum = 0;
+    for i in 0..100 {
+        reserved_sum += request(&mut host, i % 4, "GET", 200, 1).unwrap();
+    }
+    assert!(reserved_sum > 0, "refunds make budget available again");
+    // Now everything fails: 0.2 × 100 earlier firsts = 20 retries, plus 0.2 per new first.
+    let granted = drain_budget(&mut host, &[0, 1, 2, 3].repeat(25));
+    // 100 + 100 first attempts → 40 retries in the window.
+    assert_eq!(granted, 40, "ratio 0.2 of 200 first attempts");
+    assert_eq!(
+        host.counter("ballast_retries_allowed.policy_set=.=api;.;"),
+        Some(40)
+    );
+    assert!(
+        host.counter("ballast_retries_denied_budget.policy_set=.=api;.;")
+            .unwrap()
+            > 0
+    );
+}
+
+#[test]
+fn window_ages_out_after_ttl() {
+    let mut host = host(2, &config(0.0, 10, false));
+    assert_eq!(drain_budget(&mut host, &[0, 1].repeat(60)), 100);
+    assert_eq!(request(&mut host, 0, "GET", 503, 1), Some(0), "spent");
+    host.advance(Duration::from_secs(11)).unwrap();
+    assert_eq!(
+        request(&mut host, 1, "GET", 503, 4),
+        Some(3),
+        "a new window grants again"
+    );
+}
+
+#[test]
+fn non_idempotent_requests_get_no_retries_unless_keyed() {
+    let mut host = host(1, &config(0.2, 10, false));
+    assert_eq!(request(&mut host, 0, "POST", 503, 1), Some(0));
+    let mut stream = host.http_stream(0).unwrap();
+    stream
+        .request_headers(
+            &[
+                (":method", "POST"),
+                (":path", "/a"),
+                (":authority", "x"),
+                ("idempotency-key", "k1"),
+            ],
+            true,
+        )
+        .unwrap();
+    assert_eq!(
+        stream.request_header("x-envoy-max-retries").as_deref(),
+        Some("3")
+    );
+    stream.finish().unwrap();
+    assert_eq!(
+        host.counter("ballast_retries_denied_not_idempotent.policy_set=.=api;.;"),
+        Some(1)
+    );
+}
+
+#[test]
+fn dry_run_sets_nothing_and_still_counts() {
+    let mut host = host(2, &config(0.0, 1, true));
+    let mut unset = 0;
+    for i in 0..40 {
+        if request(&mut host, i % 2, "GET", 503, 4).is_none() {
+            unset += 1;
+        }
+    }
+    assert_eq!(unset, 40, "dry run never sets x-envoy-max-retries");
+    assert_eq!(
+        request(&mut host, 0, "POST", 503, 1),
+        None,
+        "not even for POST"
+    );
+    assert!(
+        host.counter("ballast_retries_denied_budget.policy_set=.=api;.;")
+            .unwrap()
+            > 0
+    );
+    assert_eq!(
+        host.counter("ballast_retries_denied_not_idempotent.policy_set=.=api;.;"),
+        Some(1)
+    );
+}
+
+#[test]
+fn budget_gauge_follows_ticks() {
+    let mut host = host(2, &config(0.5, 1, false));
+    for i in 0..20 {
+        request(&mut host, i % 2, "HEAD", 200, 1);
+    }
+    host.advance(Duration::from_millis(1500)).unwrap();
+    // 0.5 × 20 firsts + 1 × 10 floor = 20 retries available.
+    assert_eq!(
+        host.gauge("ballast_retry_budget_available.policy_set=.=api;.;"),
+        Some(20)
+    );
+}
