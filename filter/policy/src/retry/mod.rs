@@ -37,7 +37,8 @@ impl Default for RetryRules {
                 .map(|m| m.to_string())
                 .collect(),
             idempotency_key_header: None,
-            max_retries_per_request: 3,
+            // Envoy's own default `num_retries`; set it to the route's value.
+            max_retries_per_request: 1,
             explain_header: None,
         }
     }
