@@ -13,6 +13,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod concurrency;
 pub mod config;
 pub mod duration;
 pub mod retry;

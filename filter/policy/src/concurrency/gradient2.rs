@@ -1,0 +1,156 @@
+//! Gradient2 (Netflix concurrency-limits): compare a long-term RTT average with the recent RTT;
+//! when recent latency rises above the long-term baseline (times a tolerance), shrink the limit
+//! in proportion, otherwise grow it by a small queue allowance.
+
+use super::{Bounds, Sample};
+
+/// Parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Gradient2Params {
+    /// Limit bounds.
+    pub bounds: Bounds,
+    /// Weight of each new limit estimate (0..=1).
+    pub smoothing: f64,
+    /// How much recent RTT may exceed the long-term RTT before the limit shrinks (≥ 1).
+    pub rtt_tolerance: f64,
+    /// Samples averaged into the long-term RTT.
+    pub long_window: u32,
+    /// Requests of queue allowed on top of the gradient's estimate.
+    pub queue_size: f64,
+}
+
+/// State.
+#[derive(Debug, Clone)]
+pub struct Gradient2 {
+    params: Gradient2Params,
+    limit: f64,
+    long_rtt: f64,
+    samples: u32,
+}
+
+impl Gradient2 {
+    /// Starts at the initial limit.
+    pub fn new(params: Gradient2Params) -> Gradient2 {
+        Gradient2 {
+            params,
+            limit: params.bounds.clamp(params.bounds.initial),
+            long_rtt: 0.0,
+            samples: 0,
+        }
+    }
+
+    /// Current (fractional) limit.
+    pub fn limit(&self) -> f64 {
+        self.limit
+    }
+
+    /// Feeds one sample.
+    pub fn update(&mut self, sample: Sample) -> f64 {
+        let rtt = sample.rtt as f64;
+        if rtt <= 0.0 {
+            return self.limit;
+        }
+        // Long-term RTT: plain average while warming up, then an exponential average.
+        self.samples = self.samples.saturating_add(1);
+        let window = f64::from(self.params.long_window.max(1));
+        if f64::from(self.samples) <= window.min(10.0) {
+            self.long_rtt += (rtt - self.long_rtt) / f64::from(self.samples);
+        } else {
+            self.long_rtt += (rtt - self.long_rtt) / window;
+        }
+        // After a long period of high latency the baseline drifts up; pull it back towards
+        // recent RTT faster so the limit can recover.
+        if self.long_rtt / rtt > 2.0 {
+            self.long_rtt *= 0.95;
+        }
+        // Application-limited: too little load to learn anything about capacity.
+        if f64::from(sample.in_flight) < self.limit / 2.0 {
+            return self.limit;
+        }
+        let gradient = (self.params.rtt_tolerance * self.long_rtt / rtt).clamp(0.5, 1.0);
+        let estimate = self.limit * gradient + self.params.queue_size;
+        let smoothed =
+            self.limit * (1.0 - self.params.smoothing) + estimate * self.params.smoothing;
+        self.limit = self.params.bounds.clamp(smoothed);
+        self.limit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::concurrency::script::steady;
+    use crate::test_support::test;
+
+    fn params() -> Gradient2Params {
+        Gradient2Params {
+            bounds: Bounds {
+                initial: 20.0,
+                min: 5.0,
+                max: 200.0,
+            },
+            smoothing: 0.2,
+            rtt_tolerance: 1.5,
+            long_window: 600,
+            queue_size: 4.0,
+        }
+    }
+
+    #[test]
+    fn grows_under_headroom_up_to_max() {
+        let mut g = Gradient2::new(params());
+        let mut last = g.limit();
+        for s in steady(50, 10, 1000) {
+            let limit = g.update(s);
+            assert!(limit >= last, "steady RTT with full load grows the limit");
+            last = limit;
+        }
+        assert!(last > 40.0, "{last}");
+        for s in steady(2000, 10, 1000) {
+            g.update(s);
+        }
+        assert_eq!(g.limit(), 200.0, "bounded by max");
+    }
+
+    #[test]
+    fn backs_off_when_latency_rises() {
+        let mut g = Gradient2::new(params());
+        for s in steady(200, 10, 1000) {
+            g.update(s);
+        }
+        let before = g.limit();
+        for s in steady(30, 40, 1000) {
+            g.update(s);
+        }
+        assert!(
+            g.limit() < before * 0.6,
+            "queueing (4× RTT) shrinks the limit: {before} → {}",
+            g.limit()
+        );
+        for s in steady(3000, 40, 1000) {
+            g.update(s);
+        }
+        assert!(g.limit() >= 5.0, "bounded by min");
+    }
+
+    #[test]
+    fn idle_load_never_lowers_the_limit() {
+        let mut g = Gradient2::new(params());
+        for s in steady(100, 10, 2) {
+            g.update(s);
+        }
+        assert_eq!(
+            g.limit(),
+            20.0,
+            "app-limited samples leave the initial limit"
+        );
+        for s in steady(100, 80, 2) {
+            g.update(s);
+        }
+        assert_eq!(
+            g.limit(),
+            20.0,
+            "even slow samples at low load do not throttle"
+        );
+    }
+}
