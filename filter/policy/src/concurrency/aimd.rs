@@ -36,6 +36,14 @@ impl Aimd {
         self.limit
     }
 
+    /// Rebuilds with a learned limit (clamped).
+    pub fn restore(params: AimdParams, limit: f64) -> Aimd {
+        Aimd {
+            params,
+            limit: params.bounds.clamp(limit),
+        }
+    }
+
     /// Feeds one sample.
     pub fn update(&mut self, sample: Sample) -> f64 {
         let next = if sample.dropped || sample.rtt > self.params.timeout {

@@ -44,6 +44,27 @@ impl Gradient2 {
         self.limit
     }
 
+    /// The learned state: (limit, long_rtt, samples), for sharing between workers.
+    pub fn snapshot(&self) -> (f64, f64, u32) {
+        (self.limit, self.long_rtt, self.samples)
+    }
+
+    /// Rebuilds from [`Gradient2::snapshot`] values (clamped to the parameters).
+    pub fn restore(
+        params: Gradient2Params,
+        (limit, long_rtt, samples): (f64, f64, u32),
+    ) -> Gradient2 {
+        let mut restored = Gradient2::new(params);
+        restored.limit = params.bounds.clamp(limit);
+        restored.long_rtt = if long_rtt.is_finite() && long_rtt >= 0.0 {
+            long_rtt
+        } else {
+            0.0
+        };
+        restored.samples = samples;
+        restored
+    }
+
     /// Feeds one sample.
     pub fn update(&mut self, sample: Sample) -> f64 {
         let rtt = sample.rtt as f64;

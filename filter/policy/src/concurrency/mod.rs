@@ -13,10 +13,14 @@
 
 mod aimd;
 mod gradient2;
+pub mod queue;
+mod state;
 mod vegas;
+pub mod window;
 
 pub use aimd::{Aimd, AimdParams};
 pub use gradient2::{Gradient2, Gradient2Params};
+pub use state::{AlgorithmParams, LimiterState};
 pub use vegas::{Vegas, VegasParams};
 
 use crate::duration::Nanos;

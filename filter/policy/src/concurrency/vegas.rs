@@ -41,6 +41,24 @@ impl Vegas {
         self.limit
     }
 
+    /// The learned state: (limit, rtt_noload, samples), for sharing between workers.
+    pub fn snapshot(&self) -> (f64, f64, u32) {
+        (self.limit, self.rtt_noload, self.samples)
+    }
+
+    /// Rebuilds from [`Vegas::snapshot`] values (clamped to the parameters).
+    pub fn restore(params: VegasParams, (limit, rtt_noload, samples): (f64, f64, u32)) -> Vegas {
+        let mut restored = Vegas::new(params);
+        restored.limit = params.bounds.clamp(limit);
+        restored.rtt_noload = if rtt_noload.is_finite() && rtt_noload >= 0.0 {
+            rtt_noload
+        } else {
+            0.0
+        };
+        restored.samples = samples;
+        restored
+    }
+
     /// Feeds one sample.
     pub fn update(&mut self, sample: Sample) -> f64 {
         let rtt = sample.rtt as f64;

@@ -16,6 +16,7 @@
 //!   "default_policy_set": "api" }
 //! ```
 
+mod concurrency;
 mod error;
 mod raw;
 mod retry;
@@ -88,7 +89,7 @@ pub struct PolicySet {
     /// Retry eligibility rules; present whenever `retry` or `retry_budget` is configured.
     pub retry: Option<crate::retry::RetryRules>,
     /// Adaptive concurrency limit, when enabled.
-    pub concurrency: Option<SectionConfig>,
+    pub concurrency: Option<ConcurrencyConfig>,
     /// Deadline propagation, when enabled.
     pub deadline: Option<SectionConfig>,
     /// Load shedding, when enabled.
@@ -109,6 +110,36 @@ impl PolicySet {
         .filter_map(|(name, on)| on.then_some(name))
         .collect()
     }
+}
+
+/// Where an RTT sample ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// At the response headers.
+    Headers,
+    /// At the end of the response stream.
+    EndOfStream,
+}
+
+/// The validated `concurrency` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConcurrencyConfig {
+    /// The limit algorithm and its parameters.
+    pub algorithm: crate::concurrency::AlgorithmParams,
+    /// Samples are aggregated per window of this length…
+    pub window: crate::duration::Nanos,
+    /// …once it holds at least this many samples.
+    pub min_samples: u32,
+    /// How a window's RTTs become one sample.
+    pub aggregate: crate::concurrency::window::Aggregate,
+    /// Where a sample's RTT ends.
+    pub measure: Measure,
+    /// The wait queue (size 0 disables it).
+    pub queue: crate::concurrency::queue::QueueParams,
+    /// Status of a rejection (gRPC requests get grpc-status 14 instead).
+    pub reject_status: u16,
+    /// `retry-after` seconds on rejections (none when 0).
+    pub retry_after_seconds: u32,
 }
 
 /// Parameters of a policy section. Each policy replaces this with its own validated type when

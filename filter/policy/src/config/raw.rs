@@ -50,7 +50,7 @@ pub(crate) struct RawTrustedPeers {
 pub(crate) struct RawPolicySet {
     pub retry_budget: Option<RawRetryBudget>,
     pub retry: Option<RawRetry>,
-    pub concurrency: Option<RawSection>,
+    pub concurrency: Option<RawConcurrency>,
     pub deadline: Option<RawSection>,
     pub shedding: Option<RawSection>,
 }
@@ -72,6 +72,39 @@ pub(crate) struct RawRetry {
     pub idempotency_key_header: Option<String>,
     pub max_retries_per_request: Option<u32>,
     pub explain_header: Option<String>,
+}
+
+/// `concurrency`: adaptive concurrency limit with a bounded wait queue.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConcurrency {
+    pub algorithm: Option<String>,
+    pub initial_limit: Option<u32>,
+    pub min_limit: Option<u32>,
+    pub max_limit: Option<u32>,
+    pub smoothing: Option<f64>,
+    pub rtt_tolerance: Option<f64>,
+    pub long_window: Option<u32>,
+    pub queue_allowance: Option<f64>,
+    pub probe_every: Option<u32>,
+    pub backoff_ratio: Option<f64>,
+    pub timeout: Option<String>,
+    pub window: Option<String>,
+    pub min_samples: Option<u32>,
+    pub aggregate: Option<String>,
+    pub measure: Option<String>,
+    pub queue: Option<RawQueue>,
+    pub reject_status: Option<u16>,
+    pub retry_after: Option<String>,
+}
+
+/// `concurrency.queue`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQueue {
+    pub size: Option<u32>,
+    pub max_wait: Option<String>,
+    pub order: Option<String>,
 }
 
 /// A policy section whose parameters arrive with the policy itself; until then it takes none.

@@ -343,3 +343,58 @@ fn enabled_sections_are_listed() {
         .unwrap();
     assert_eq!(search.enabled_sections(), ["concurrency", "shedding"]);
 }
+
+#[test]
+fn concurrency_section_defaults_and_values() {
+    use crate::concurrency::queue::Order;
+    use crate::concurrency::window::Aggregate;
+    use crate::concurrency::AlgorithmParams;
+    let config = Config::from_json(
+        br#"{"policy_sets": {
+            "defaults": {"concurrency": {}},
+            "vegas": {"concurrency": {"algorithm": "vegas", "initial_limit": 30, "min_limit": 5, "max_limit": 60,
+                      "aggregate": "p99", "measure": "end_of_stream", "window": "1s",
+                      "queue": {"size": 0, "order": "lifo", "max_wait": "20ms"}, "reject_status": 429, "retry_after": "2s"}},
+            "fixed": {"concurrency": {"algorithm": "fixed", "initial_limit": 8}}}}"#,
+    )
+    .unwrap();
+    let get = |name: &str| {
+        config
+            .policy_set(config.policy_set_named(name).unwrap())
+            .unwrap()
+            .concurrency
+            .clone()
+            .unwrap()
+    };
+    let d = get("defaults");
+    assert!(
+        matches!(d.algorithm, AlgorithmParams::Gradient2(p) if p.bounds.initial == 100.0 && p.rtt_tolerance == 1.5)
+    );
+    assert_eq!(
+        (d.window, d.min_samples, d.aggregate),
+        (250 * crate::duration::MILLISECOND, 10, Aggregate::Average)
+    );
+    assert_eq!(
+        (
+            d.queue.size,
+            d.queue.order,
+            d.reject_status,
+            d.retry_after_seconds
+        ),
+        (100, Order::Fifo, 503, 1)
+    );
+    let v = get("vegas");
+    assert!(matches!(v.algorithm, AlgorithmParams::Vegas(p) if p.bounds.max == 60.0));
+    assert_eq!(v.aggregate, Aggregate::Percentile(0.99));
+    assert_eq!(v.measure, Measure::EndOfStream);
+    assert_eq!(
+        (
+            v.queue.size,
+            v.queue.order,
+            v.reject_status,
+            v.retry_after_seconds
+        ),
+        (0, Order::Lifo, 429, 2)
+    );
+    assert!(matches!(get("fixed").algorithm, AlgorithmParams::Fixed(b) if b.initial == 8.0));
+}

@@ -128,7 +128,10 @@ fn build_policy_set(
         name,
         retry_budget,
         retry,
-        concurrency: section(raw.concurrency),
+        concurrency: raw
+            .concurrency
+            .map(|c| super::concurrency::build(c, &path.field("concurrency")))
+            .transpose()?,
         deadline: section(raw.deadline),
         shedding: section(raw.shedding),
     })

@@ -1,0 +1,187 @@
+//! The bounded wait queue in front of the limit.
+//!
+//! Why wait instead of rejecting at once: a request that finds the limit full usually finds a
+//! free slot a few milliseconds later; rejecting it turns a short wait into an error and a
+//! client retry. The queue is bounded in size and in wait time, and a request whose deadline
+//! would pass before it could be served is dropped early rather than served uselessly. LIFO
+//! order (as in Netflix's blocking limiter and Facebook's adaptive LIFO) serves the freshest
+//! requests first under overload, when the oldest are the likeliest to have been abandoned.
+
+use crate::duration::Nanos;
+use std::collections::VecDeque;
+
+/// Which waiter is admitted first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Oldest first.
+    Fifo,
+    /// Newest first.
+    Lifo,
+}
+
+/// Queue parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueParams {
+    /// Most waiters (0 disables the queue).
+    pub size: usize,
+    /// Longest wait.
+    pub max_wait: Nanos,
+    /// Admission order.
+    pub order: Order,
+}
+
+/// A waiting request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waiter<T> {
+    /// Caller's handle (the plugin uses the stream's context id).
+    pub id: T,
+    /// When it started waiting.
+    pub since: Nanos,
+    /// When it must have left the queue: `since + max_wait`, or earlier if its deadline is.
+    pub leave_by: Nanos,
+}
+
+/// Why a request could not wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The queue is disabled or full.
+    Full,
+    /// Its deadline passes before it could reasonably be served.
+    DeadlineTooClose,
+}
+
+/// The queue.
+#[derive(Debug, Clone)]
+pub struct WaitQueue<T> {
+    params: QueueParams,
+    waiters: VecDeque<Waiter<T>>,
+}
+
+impl<T: Copy + PartialEq> WaitQueue<T> {
+    /// An empty queue.
+    pub fn new(params: QueueParams) -> WaitQueue<T> {
+        WaitQueue {
+            params,
+            waiters: VecDeque::new(),
+        }
+    }
+
+    /// Adds a waiter at `now`; `deadline` is when its caller gives up, if known.
+    pub fn push(&mut self, id: T, now: Nanos, deadline: Option<Nanos>) -> Result<(), Refused> {
+        if self.waiters.len() >= self.params.size {
+            return Err(Refused::Full);
+        }
+        let mut leave_by = now.saturating_add(self.params.max_wait);
+        if let Some(deadline) = deadline {
+            if deadline <= now {
+                return Err(Refused::DeadlineTooClose);
+            }
+            leave_by = leave_by.min(deadline);
+        }
+        self.waiters.push_back(Waiter {
+            id,
+            since: now,
+            leave_by,
+        });
+        Ok(())
+    }
+
+    /// The next waiter to admit (by order), removed from the queue.
+    pub fn pop(&mut self) -> Option<Waiter<T>> {
+        match self.params.order {
+            Order::Fifo => self.waiters.pop_front(),
+            Order::Lifo => self.waiters.pop_back(),
+        }
+    }
+
+    /// Removes and returns the waiters that must leave by `now` (timed out).
+    pub fn expire(&mut self, now: Nanos) -> Vec<Waiter<T>> {
+        let mut expired = Vec::new();
+        self.waiters.retain(|w| {
+            if w.leave_by <= now {
+                expired.push(*w);
+                false
+            } else {
+                true
+            }
+        });
+        expired
+    }
+
+    /// Removes a waiter that went away (its stream was reset).
+    pub fn remove(&mut self, id: T) -> bool {
+        let before = self.waiters.len();
+        self.waiters.retain(|w| w.id != id);
+        before != self.waiters.len()
+    }
+
+    /// Waiters now.
+    pub fn len(&self) -> usize {
+        self.waiters.len()
+    }
+
+    /// Whether nobody waits.
+    pub fn is_empty(&self) -> bool {
+        self.waiters.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::test;
+
+    fn q(order: Order) -> WaitQueue<u32> {
+        WaitQueue::new(QueueParams {
+            size: 3,
+            max_wait: 100,
+            order,
+        })
+    }
+
+    #[test]
+    fn bounded_fifo_and_lifo() {
+        let mut fifo = q(Order::Fifo);
+        let mut lifo = q(Order::Lifo);
+        for id in 1..=3 {
+            fifo.push(id, id.into(), None).unwrap();
+            lifo.push(id, id.into(), None).unwrap();
+        }
+        assert_eq!(fifo.push(4, 4, None), Err(Refused::Full));
+        assert_eq!(fifo.pop().map(|w| w.id), Some(1));
+        assert_eq!(lifo.pop().map(|w| w.id), Some(3));
+        assert_eq!(fifo.len(), 2);
+    }
+
+    #[test]
+    fn expiry_by_max_wait_and_deadline() {
+        let mut queue = q(Order::Fifo);
+        queue.push(1, 0, None).unwrap(); // leaves by 100
+        queue.push(2, 10, Some(50)).unwrap(); // deadline first: leaves by 50
+        assert_eq!(queue.push(3, 60, Some(60)), Err(Refused::DeadlineTooClose));
+        assert!(queue.expire(49).is_empty());
+        assert_eq!(
+            queue.expire(50).iter().map(|w| w.id).collect::<Vec<_>>(),
+            [2]
+        );
+        assert_eq!(
+            queue.expire(100).iter().map(|w| w.id).collect::<Vec<_>>(),
+            [1]
+        );
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn disabled_queue_refuses_and_remove_works() {
+        let mut none: WaitQueue<u32> = WaitQueue::new(QueueParams {
+            size: 0,
+            max_wait: 10,
+            order: Order::Fifo,
+        });
+        assert_eq!(none.push(1, 0, None), Err(Refused::Full));
+        let mut queue = q(Order::Lifo);
+        queue.push(7, 0, None).unwrap();
+        assert!(queue.remove(7));
+        assert!(!queue.remove(7));
+    }
+}

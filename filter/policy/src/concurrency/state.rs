@@ -1,0 +1,213 @@
+//! The limiter's state shared by every worker: requests in flight and the learned limit.
+//!
+//! Why one shared record: Envoy runs one VM per worker; a limit enforced per worker would let
+//! through anywhere between limit/N and limit×N requests. Admission (`try_acquire`), release
+//! and feeding a window's sample to the algorithm are each one compare-and-swap of this record,
+//! so in flight never exceeds the limit across workers (except by admissions made when every
+//! CAS attempt lost, which the plugin counts).
+
+use super::{
+    Aimd, AimdParams, Bounds, Gradient2, Gradient2Params, LimitAlgorithm, Sample, Vegas,
+    VegasParams,
+};
+use crate::duration::Nanos;
+
+/// Which algorithm, with its parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AlgorithmParams {
+    /// Gradient2.
+    Gradient2(Gradient2Params),
+    /// Vegas.
+    Vegas(VegasParams),
+    /// AIMD.
+    Aimd(AimdParams),
+    /// A fixed limit.
+    Fixed(Bounds),
+}
+
+impl AlgorithmParams {
+    /// A fresh algorithm.
+    pub fn start(&self) -> LimitAlgorithm {
+        match *self {
+            AlgorithmParams::Gradient2(p) => LimitAlgorithm::Gradient2(Gradient2::new(p)),
+            AlgorithmParams::Vegas(p) => LimitAlgorithm::Vegas(Vegas::new(p)),
+            AlgorithmParams::Aimd(p) => LimitAlgorithm::Aimd(Aimd::new(p)),
+            AlgorithmParams::Fixed(b) => LimitAlgorithm::Fixed(b.initial),
+        }
+    }
+
+    /// Stable name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AlgorithmParams::Gradient2(_) => "gradient2",
+            AlgorithmParams::Vegas(_) => "vegas",
+            AlgorithmParams::Aimd(_) => "aimd",
+            AlgorithmParams::Fixed(_) => "fixed",
+        }
+    }
+}
+
+/// Shared limiter record.
+#[derive(Debug, Clone)]
+pub struct LimiterState {
+    /// Requests admitted and not yet released, all workers.
+    pub in_flight: u32,
+    /// The algorithm with its learned state.
+    pub algorithm: LimitAlgorithm,
+    /// The last aggregated RTT fed to the algorithm.
+    pub last_rtt: Nanos,
+}
+
+const VERSION: u8 = 1;
+const ENCODED_LEN: usize = 1 + 4 + 8 + 8 + 8 + 4;
+
+impl LimiterState {
+    /// A fresh record for `params`.
+    pub fn new(params: &AlgorithmParams) -> LimiterState {
+        LimiterState {
+            in_flight: 0,
+            algorithm: params.start(),
+            last_rtt: 0,
+        }
+    }
+
+    /// The current limit.
+    pub fn limit(&self) -> u32 {
+        self.algorithm.limit()
+    }
+
+    /// Admits one request if a slot is free.
+    pub fn try_acquire(&mut self) -> bool {
+        if self.in_flight < self.limit() {
+            self.in_flight += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Releases one admitted request.
+    pub fn release(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+    }
+
+    /// Feeds an aggregated window sample; returns the new limit.
+    pub fn observe(&mut self, sample: Sample) -> u32 {
+        self.last_rtt = sample.rtt;
+        self.algorithm.update(sample)
+    }
+
+    /// Bytes for shared data.
+    pub fn encode(&self) -> Vec<u8> {
+        let (limit, aux, samples) = match &self.algorithm {
+            LimitAlgorithm::Gradient2(g) => g.snapshot(),
+            LimitAlgorithm::Vegas(v) => v.snapshot(),
+            LimitAlgorithm::Aimd(a) => (a.limit(), 0.0, 0),
+            LimitAlgorithm::Fixed(l) => (*l, 0.0, 0),
+        };
+        let mut out = Vec::with_capacity(ENCODED_LEN);
+        out.push(VERSION);
+        out.extend_from_slice(&self.in_flight.to_le_bytes());
+        out.extend_from_slice(&self.last_rtt.to_le_bytes());
+        out.extend_from_slice(&limit.to_le_bytes());
+        out.extend_from_slice(&aux.to_le_bytes());
+        out.extend_from_slice(&samples.to_le_bytes());
+        out
+    }
+
+    /// Parses [`LimiterState::encode`] output for `params`; `None` when malformed.
+    pub fn decode(params: &AlgorithmParams, bytes: &[u8]) -> Option<LimiterState> {
+        if bytes.len() != ENCODED_LEN || bytes.first() != Some(&VERSION) {
+            return None;
+        }
+        let u32_at = |at: usize| {
+            bytes
+                .get(at..at + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
+        };
+        let u64_at = |at: usize| {
+            bytes
+                .get(at..at + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_le_bytes)
+        };
+        let f64_at = |at: usize| u64_at(at).map(f64::from_bits);
+        let in_flight = u32_at(1)?;
+        let last_rtt = u64_at(5)?;
+        let limit = f64_at(13)?;
+        let aux = f64_at(21)?;
+        let samples = u32_at(29)?;
+        let algorithm = match *params {
+            AlgorithmParams::Gradient2(p) => {
+                LimitAlgorithm::Gradient2(Gradient2::restore(p, (limit, aux, samples)))
+            }
+            AlgorithmParams::Vegas(p) => {
+                LimitAlgorithm::Vegas(Vegas::restore(p, (limit, aux, samples)))
+            }
+            AlgorithmParams::Aimd(p) => LimitAlgorithm::Aimd(Aimd::restore(p, limit)),
+            AlgorithmParams::Fixed(b) => LimitAlgorithm::Fixed(b.initial),
+        };
+        Some(LimiterState {
+            in_flight,
+            algorithm,
+            last_rtt,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::concurrency::script::steady;
+    use crate::test_support::test;
+
+    fn gradient() -> AlgorithmParams {
+        AlgorithmParams::Gradient2(Gradient2Params {
+            bounds: Bounds {
+                initial: 3.0,
+                min: 1.0,
+                max: 100.0,
+            },
+            smoothing: 0.2,
+            rtt_tolerance: 1.5,
+            long_window: 600,
+            queue_size: 4.0,
+        })
+    }
+
+    #[test]
+    fn acquire_up_to_the_limit_then_release() {
+        let mut s = LimiterState::new(&gradient());
+        assert!(s.try_acquire() && s.try_acquire() && s.try_acquire());
+        assert!(!s.try_acquire(), "limit 3");
+        s.release();
+        assert!(s.try_acquire());
+        for _ in 0..10 {
+            s.release();
+        }
+        assert_eq!(s.in_flight, 0, "release never goes below zero");
+    }
+
+    #[test]
+    fn round_trips_learned_state() {
+        let params = gradient();
+        let mut s = LimiterState::new(&params);
+        s.in_flight = 2;
+        for sample in steady(30, 10, 100) {
+            s.observe(sample);
+        }
+        let decoded = LimiterState::decode(&params, &s.encode()).unwrap();
+        assert_eq!(decoded.in_flight, 2);
+        assert_eq!(decoded.limit(), s.limit());
+        assert_eq!(decoded.last_rtt, s.last_rtt);
+        assert_eq!(decoded.encode(), s.encode());
+        assert!(LimiterState::decode(&params, &[1, 2, 3]).is_none());
+        let fixed = AlgorithmParams::Fixed(Bounds {
+            initial: 7.0,
+            min: 7.0,
+            max: 7.0,
+        });
+        assert_eq!(LimiterState::new(&fixed).limit(), 7);
+    }
+}

@@ -1,0 +1,225 @@
+//! Validation of the `concurrency` section. Defaults are documented in README.
+
+use super::error::Path;
+use super::raw::{RawConcurrency, RawQueue};
+use super::{ConcurrencyConfig, ConfigError, Measure};
+use crate::concurrency::queue::{Order, QueueParams};
+use crate::concurrency::window::Aggregate;
+use crate::concurrency::{AimdParams, AlgorithmParams, Bounds, Gradient2Params, VegasParams};
+use crate::duration::{parse_duration, Nanos, MILLISECOND, SECOND};
+
+const MAX_LIMIT: u32 = 100_000;
+
+fn duration(
+    raw: Option<String>,
+    default: Nanos,
+    path: &Path<'_>,
+    min: Nanos,
+    max: Nanos,
+) -> Result<Nanos, ConfigError> {
+    let Some(text) = raw else {
+        return Ok(default);
+    };
+    let value = parse_duration(&text).map_err(|r| path.error(r))?;
+    if value < min || value > max {
+        return Err(path.error(format!(
+            "must be between {}ms and {}ms",
+            min / MILLISECOND,
+            max / MILLISECOND
+        )));
+    }
+    Ok(value)
+}
+
+fn ratio(
+    raw: Option<f64>,
+    default: f64,
+    path: &Path<'_>,
+    min: f64,
+    max: f64,
+) -> Result<f64, ConfigError> {
+    let value = raw.unwrap_or(default);
+    if !value.is_finite() || value < min || value > max {
+        return Err(path.error(format!("must be between {min} and {max}")));
+    }
+    Ok(value)
+}
+
+pub(super) fn build(
+    raw: RawConcurrency,
+    path: &Path<'_>,
+) -> Result<ConcurrencyConfig, ConfigError> {
+    let algorithm_name = raw.algorithm.as_deref().unwrap_or("gradient2");
+    let initial = raw.initial_limit.unwrap_or(100);
+    // A fixed limit has no range to move in: its bounds default to the limit itself.
+    let fixed = algorithm_name == "fixed";
+    let min = raw.min_limit.unwrap_or(if fixed { initial } else { 10 });
+    let max = raw.max_limit.unwrap_or(if fixed { initial } else { 1000 });
+    for (name, value) in [
+        ("initial_limit", initial),
+        ("min_limit", min),
+        ("max_limit", max),
+    ] {
+        if value == 0 || value > MAX_LIMIT {
+            return Err(path
+                .field(name)
+                .error(format!("must be between 1 and {MAX_LIMIT}")));
+        }
+    }
+    if min > max {
+        return Err(path
+            .field("min_limit")
+            .error(format!("must not exceed max_limit ({max})")));
+    }
+    if !(min..=max).contains(&initial) {
+        return Err(path.field("initial_limit").error(format!(
+            "must be within min_limit..=max_limit ({min}..={max})"
+        )));
+    }
+    let bounds = Bounds {
+        initial: f64::from(initial),
+        min: f64::from(min),
+        max: f64::from(max),
+    };
+    let smoothing = ratio(raw.smoothing, 0.2, &path.field("smoothing"), 0.01, 1.0)?;
+    let algorithm = match algorithm_name {
+        "gradient2" => AlgorithmParams::Gradient2(Gradient2Params {
+            bounds,
+            smoothing,
+            rtt_tolerance: ratio(
+                raw.rtt_tolerance,
+                1.5,
+                &path.field("rtt_tolerance"),
+                1.0,
+                10.0,
+            )?,
+            long_window: match raw.long_window {
+                None => 100,
+                Some(w) if (1..=10_000).contains(&w) => w,
+                Some(_) => {
+                    return Err(path
+                        .field("long_window")
+                        .error("must be between 1 and 10000"))
+                }
+            },
+            queue_size: queue_allowance_check(raw.queue_allowance, path)?,
+        }),
+        "vegas" => AlgorithmParams::Vegas(VegasParams {
+            bounds,
+            smoothing: ratio(raw.smoothing, 1.0, &path.field("smoothing"), 0.01, 1.0)?,
+            probe_every: raw.probe_every.unwrap_or(1000),
+        }),
+        "aimd" => AlgorithmParams::Aimd(AimdParams {
+            bounds,
+            backoff_ratio: ratio(
+                raw.backoff_ratio,
+                0.9,
+                &path.field("backoff_ratio"),
+                0.5,
+                0.99,
+            )?,
+            timeout: duration(
+                raw.timeout,
+                5 * SECOND,
+                &path.field("timeout"),
+                MILLISECOND,
+                600 * SECOND,
+            )?,
+        }),
+        "fixed" => AlgorithmParams::Fixed(Bounds {
+            initial: bounds.initial,
+            min: bounds.initial,
+            max: bounds.initial,
+        }),
+        other => {
+            return Err(path.field("algorithm").error(format!(
+                "unknown algorithm `{other}` (one of gradient2, vegas, aimd, fixed)"
+            )))
+        }
+    };
+    let aggregate = match raw.aggregate.as_deref() {
+        None | Some("average") => Aggregate::Average,
+        Some(text) => {
+            let percentile = text
+                .strip_prefix('p')
+                .and_then(|p| p.parse::<f64>().ok())
+                .filter(|p| *p > 0.0 && *p <= 100.0)
+                .ok_or_else(|| {
+                    path.field("aggregate").error(format!(
+                        "`{text}` is not `average` or a percentile such as `p90`"
+                    ))
+                })?;
+            Aggregate::Percentile(percentile / 100.0)
+        }
+    };
+    let measure = match raw.measure.as_deref() {
+        None | Some("headers") => Measure::Headers,
+        Some("end_of_stream") => Measure::EndOfStream,
+        Some(other) => {
+            return Err(path
+                .field("measure")
+                .error(format!("`{other}` is not `headers` or `end_of_stream`")))
+        }
+    };
+    let reject_status = raw.reject_status.unwrap_or(503);
+    if !(400..=599).contains(&reject_status) {
+        return Err(path
+            .field("reject_status")
+            .error("must be an HTTP error status (400..=599)"));
+    }
+    let retry_after = duration(
+        raw.retry_after,
+        SECOND,
+        &path.field("retry_after"),
+        0,
+        3600 * SECOND,
+    )?;
+    Ok(ConcurrencyConfig {
+        algorithm,
+        window: duration(
+            raw.window,
+            250 * MILLISECOND,
+            &path.field("window"),
+            10 * MILLISECOND,
+            60 * SECOND,
+        )?,
+        min_samples: raw.min_samples.unwrap_or(10).max(1),
+        aggregate,
+        measure,
+        queue: build_queue(raw.queue, &path.field("queue"))?,
+        reject_status,
+        retry_after_seconds: u32::try_from(retry_after.div_ceil(SECOND)).unwrap_or(u32::MAX),
+    })
+}
+
+fn queue_allowance_check(raw: Option<f64>, path: &Path<'_>) -> Result<f64, ConfigError> {
+    ratio(raw, 4.0, &path.field("queue_allowance"), 0.0, 1000.0)
+}
+
+fn build_queue(raw: Option<RawQueue>, path: &Path<'_>) -> Result<QueueParams, ConfigError> {
+    let raw = raw.unwrap_or_default();
+    let size = raw.size.unwrap_or(100);
+    if size > 100_000 {
+        return Err(path.field("size").error("must be at most 100000"));
+    }
+    let order = match raw.order.as_deref() {
+        None | Some("fifo") => Order::Fifo,
+        Some("lifo") => Order::Lifo,
+        Some(other) => {
+            return Err(path
+                .field("order")
+                .error(format!("`{other}` is not `fifo` or `lifo`")))
+        }
+    };
+    Ok(QueueParams {
+        size: usize::try_from(size).unwrap_or(0),
+        max_wait: duration(
+            raw.max_wait,
+            50 * MILLISECOND,
+            &path.field("max_wait"),
+            MILLISECOND,
+            60 * SECOND,
+        )?,
+        order,
+    })
+}
