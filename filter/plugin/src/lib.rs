@@ -9,6 +9,7 @@
 //! conveniences: those `unwrap()` UTF-8 conversions, so one header with a non-UTF-8 byte would
 //! panic and kill the VM.
 
+mod concurrency;
 mod http;
 mod metrics;
 mod request;

@@ -67,6 +67,32 @@ impl Gauge {
             let _ = hostcalls::record_metric(id, value);
         }
     }
+
+    /// Adds `delta` (may be negative); sums correctly across workers.
+    pub fn add_signed(self, delta: i64) {
+        if let Some(id) = self.0 {
+            let _ = hostcalls::increment_metric(id, delta);
+        }
+    }
+}
+
+/// The concurrency metrics of one policy set (see README, "Metrics").
+#[derive(Debug, Clone, Copy)]
+pub struct ConcurrencyMetrics {
+    /// Current limit.
+    pub limit: Gauge,
+    /// Requests in flight, all workers.
+    pub in_flight: Gauge,
+    /// Requests waiting in the queues of all workers.
+    pub queued: Gauge,
+    /// Last aggregated RTT fed to the algorithm, microseconds.
+    pub sample_rtt_us: Gauge,
+    /// Requests rejected (queue full, or wait ran out).
+    pub rejected: Counter,
+    /// Requests whose wait ran out.
+    pub queue_timeouts: Counter,
+    /// Limiter updates that lost every CAS race.
+    pub contended: Counter,
 }
 
 impl Counter {
@@ -106,6 +132,8 @@ pub struct PolicySetMetrics {
     pub requests_total: Counter,
     /// Retry metrics, when the set has a `retry` or `retry_budget` section.
     pub retry: Option<RetryMetrics>,
+    /// Concurrency metrics, when the set has a `concurrency` section.
+    pub concurrency: Option<ConcurrencyMetrics>,
 }
 
 /// All metrics of the plugin, indexed like the configuration's policy sets.
@@ -138,6 +166,15 @@ impl Metrics {
                         received_retries: Counter::define(&name("retried_requests_received")),
                         malformed_marks: Counter::define(&name("retry_marks_malformed")),
                         budget_available: Gauge::define(&name("retry_budget_available")),
+                    }),
+                    concurrency: set.concurrency.as_ref().map(|_| ConcurrencyMetrics {
+                        limit: Gauge::define(&name("concurrency_limit")),
+                        in_flight: Gauge::define(&name("concurrency_in_flight")),
+                        queued: Gauge::define(&name("concurrency_queued")),
+                        sample_rtt_us: Gauge::define(&name("concurrency_sample_rtt_us")),
+                        rejected: Counter::define(&name("concurrency_rejected")),
+                        queue_timeouts: Counter::define(&name("concurrency_queue_timeouts")),
+                        contended: Counter::define(&name("concurrency_contended")),
                     }),
                 }
             })

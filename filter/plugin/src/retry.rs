@@ -162,14 +162,12 @@ pub fn on_request(
 /// Settles a plan in `on_http_response_headers`: refunds, metrics, explanation header.
 pub fn on_response(
     plan: &RetryPlan,
+    status: u16,
     explain_header: Option<&str>,
     budget: Option<&Budget>,
     metrics: Option<&RetryMetrics>,
     now: Nanos,
 ) {
-    let status = response_header(":status")
-        .and_then(|s| s.parse::<u16>().ok())
-        .unwrap_or(0);
     let attempts = response_header(ATTEMPT_COUNT_HEADER);
     let outcome = plan.settle(status, attempts.as_deref());
     if let Some(budget) = budget {

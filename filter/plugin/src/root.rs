@@ -4,6 +4,7 @@
 //! before it meets traffic. Returning `false` makes Envoy fail the listener update (or refuse to
 //! start), and the error-level log line carries the JSON path and reason from the policy crate.
 
+use crate::concurrency::Limiter;
 use crate::http::BallastHttp;
 use crate::metrics::Metrics;
 use crate::retry::Budget;
@@ -22,6 +23,8 @@ pub struct Compiled {
     pub metrics: Metrics,
     /// Retry budgets, indexed like `config.policy_sets` (`None` where a set has none).
     pub budgets: Vec<Option<Budget>>,
+    /// Concurrency limiters, indexed like `config.policy_sets`.
+    pub limiters: Vec<Option<Limiter>>,
 }
 
 /// The host's clock in nanoseconds since the Unix epoch (0 if the host cannot tell).
@@ -34,12 +37,16 @@ pub fn now() -> Nanos {
 }
 
 /// How often budgets flush locally counted first attempts and refresh their gauges.
-const TICK_PERIOD: std::time::Duration = std::time::Duration::from_secs(1);
+const BUDGET_FLUSH_PERIOD: Nanos = 1_000_000_000;
+/// Tick period without limiters (budgets only) and with them (queued requests wait on ticks).
+const SLOW_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+const FAST_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The plugin's root context (one per VM and plugin instance).
 #[derive(Default)]
 pub struct BallastRoot {
     compiled: Option<Rc<Compiled>>,
+    last_budget_flush: Nanos,
 }
 
 impl Context for BallastRoot {}
@@ -69,14 +76,29 @@ impl RootContext for BallastRoot {
                             .map(|params| Budget::open(&set.name, params))
                     })
                     .collect();
-                if budgets.iter().any(Option::is_some) {
-                    let _ = hostcalls::set_tick_period(TICK_PERIOD);
+                let started = now();
+                let limiters: Vec<Option<Limiter>> = config
+                    .policy_sets
+                    .iter()
+                    .zip(&metrics.policy_sets)
+                    .map(|(set, m)| match (&set.concurrency, m.concurrency) {
+                        (Some(c), Some(cm)) => {
+                            Some(Limiter::open(&set.name, c.clone(), cm, started))
+                        }
+                        _ => None,
+                    })
+                    .collect();
+                if limiters.iter().any(Option::is_some) {
+                    let _ = hostcalls::set_tick_period(FAST_TICK);
+                } else if budgets.iter().any(Option::is_some) {
+                    let _ = hostcalls::set_tick_period(SLOW_TICK);
                 }
                 log::info!("{}", summary(&config));
                 self.compiled = Some(Rc::new(Compiled {
                     config,
                     metrics,
                     budgets,
+                    limiters,
                 }));
                 true
             }
@@ -92,6 +114,13 @@ impl RootContext for BallastRoot {
             return;
         };
         let now = now();
+        for limiter in compiled.limiters.iter().flatten() {
+            limiter.tick(now);
+        }
+        if now.saturating_sub(self.last_budget_flush) < BUDGET_FLUSH_PERIOD {
+            return;
+        }
+        self.last_budget_flush = now;
         for (budget, metrics) in compiled.budgets.iter().zip(&compiled.metrics.policy_sets) {
             if let (Some(budget), Some(retry)) = (budget, metrics.retry) {
                 if let Some(available) = budget.flush(now) {
@@ -101,8 +130,11 @@ impl RootContext for BallastRoot {
         }
     }
 
-    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(BallastHttp::new(self.compiled.clone())))
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(BallastHttp::new(
+            self.compiled.clone(),
+            context_id,
+        )))
     }
 
     fn get_type(&self) -> Option<ContextType> {

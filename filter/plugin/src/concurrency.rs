@@ -1,0 +1,293 @@
+//! Adaptive concurrency limit with a bounded wait queue, enforced across Envoy's workers.
+//!
+//! Design: one [`LimiterState`] per policy set per Envoy process in shared data
+//! (`ballast.concurrency.<policy set>`): requests in flight and the learned limit. Admission and
+//! release are each one compare-and-swap of that record, so in flight never exceeds the limit
+//! across workers; if every CAS attempt loses, the request is admitted anyway (fail open) and
+//! `concurrency_contended` counts it — the only way the bound can be exceeded.
+//!
+//! RTT samples (request headers → response headers, or → end of stream) of admitted requests
+//! are aggregated per worker over `window`; when a window is full its summary is fed to the
+//! shared algorithm in the same CAS as the release. Local replies and cancelled requests are
+//! not samples.
+//!
+//! A request over the limit waits (paused) in this worker's queue; a slot freed by a release
+//! on this worker is handed to a waiter in the same CAS, and `on_tick` (every 10 ms) admits
+//! waiters when other workers freed slots and rejects those whose wait ran out. A paused stream
+//! is resumed with `set_effective_context` + `resume_http_request`.
+
+use crate::metrics::ConcurrencyMetrics;
+use crate::shared::{self, Update};
+use ballast_policy::concurrency::queue::{Refused, WaitQueue};
+use ballast_policy::concurrency::window::SampleWindow;
+use ballast_policy::concurrency::LimiterState;
+use ballast_policy::config::ConcurrencyConfig;
+use ballast_policy::duration::Nanos;
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::GrpcStatusCode;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// Where a paused request stands; shared between its HTTP context and the root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ticket {
+    /// Still waiting.
+    Waiting,
+    /// Admitted at this time (holds a slot).
+    Admitted(Nanos),
+    /// Rejected (a local reply was sent).
+    Rejected,
+}
+
+/// Outcome of a request's arrival.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arrival {
+    /// Admitted now.
+    Admitted,
+    /// Waiting: pause the request; the ticket changes when it leaves the queue.
+    Waiting(Rc<Cell<Ticket>>),
+    /// Rejected: a local reply was sent; pause the request.
+    Rejected,
+}
+
+/// A waiting request's ticket and whether it is gRPC (for the shape of a rejection).
+type WaitingRequest = (Rc<Cell<Ticket>>, bool);
+
+/// One policy set's limiter as this VM sees it.
+pub struct Limiter {
+    key: String,
+    config: ConcurrencyConfig,
+    metrics: ConcurrencyMetrics,
+    window: RefCell<SampleWindow>,
+    queue: RefCell<WaitQueue<u32>>,
+    /// Waiting requests by context id: their ticket and whether they are gRPC.
+    tickets: RefCell<HashMap<u32, WaitingRequest>>,
+    /// In flight (all workers) as last seen here; enough for the algorithm's load test.
+    last_in_flight: Cell<u32>,
+}
+
+impl Limiter {
+    /// The limiter of policy set `set_name`; creates its shared record if missing.
+    pub fn open(
+        set_name: &str,
+        config: ConcurrencyConfig,
+        metrics: ConcurrencyMetrics,
+        now: Nanos,
+    ) -> Limiter {
+        let key = format!("ballast.concurrency.{set_name}");
+        shared::ensure(&key, &LimiterState::new(&config.algorithm).encode());
+        Limiter {
+            key,
+            queue: RefCell::new(WaitQueue::new(config.queue)),
+            window: RefCell::new(SampleWindow::new(now)),
+            config,
+            metrics,
+            tickets: RefCell::new(HashMap::new()),
+            last_in_flight: Cell::new(0),
+        }
+    }
+
+    fn state(&self, bytes: Option<&[u8]>) -> LimiterState {
+        bytes
+            .and_then(|b| LimiterState::decode(&self.config.algorithm, b))
+            .unwrap_or_else(|| LimiterState::new(&self.config.algorithm))
+    }
+
+    /// A request arrives: admit it, queue it, or reject it (with a local reply).
+    pub fn arrive(
+        &self,
+        context_id: u32,
+        now: Nanos,
+        dry_run: bool,
+        is_grpc: impl FnOnce() -> bool,
+    ) -> Arrival {
+        let result = shared::update(&self.key, |bytes| {
+            let mut state = self.state(bytes);
+            let admitted = state.try_acquire();
+            if !admitted && dry_run {
+                state.in_flight = state.in_flight.saturating_add(1);
+            }
+            (state.encode(), (admitted, state.limit(), state.in_flight))
+        });
+        let admitted = match result {
+            Update::Stored((admitted, limit, in_flight)) => {
+                self.last_in_flight.set(in_flight);
+                self.metrics.limit.set(u64::from(limit));
+                self.metrics.in_flight.set(u64::from(in_flight));
+                admitted
+            }
+            Update::Contended | Update::Failed => {
+                self.metrics.contended.increment();
+                // Fail open, but still hold a slot so the release balances.
+                let _ = shared::update(&self.key, |bytes| {
+                    let mut state = self.state(bytes);
+                    state.in_flight = state.in_flight.saturating_add(1);
+                    (state.encode(), ())
+                });
+                true
+            }
+        };
+        if admitted {
+            return Arrival::Admitted;
+        }
+        if dry_run {
+            self.metrics.rejected.increment();
+            return Arrival::Admitted;
+        }
+        let grpc = is_grpc();
+        match self.queue.borrow_mut().push(context_id, now, None) {
+            Ok(()) => {
+                let ticket = Rc::new(Cell::new(Ticket::Waiting));
+                self.tickets
+                    .borrow_mut()
+                    .insert(context_id, (ticket.clone(), grpc));
+                self.metrics.queued.add_signed(1);
+                Arrival::Waiting(ticket)
+            }
+            Err(Refused::Full) | Err(Refused::DeadlineTooClose) => {
+                self.reject(grpc);
+                Arrival::Rejected
+            }
+        }
+    }
+
+    fn reject(&self, grpc: bool) {
+        self.metrics.rejected.increment();
+        let retry_after = self.config.retry_after_seconds.to_string();
+        let mut headers: Vec<(&str, &str)> = vec![("x-ballast-rejected", "concurrency")];
+        if self.config.retry_after_seconds > 0 {
+            headers.push(("retry-after", retry_after.as_str()));
+        }
+        if grpc {
+            let metadata: Vec<(&str, &[u8])> =
+                headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+            let _ = hostcalls::send_grpc_response(
+                GrpcStatusCode::Unavailable,
+                Some("ballast: concurrency limit reached"),
+                metadata,
+            );
+        } else {
+            let _ = hostcalls::send_http_response(
+                u32::from(self.config.reject_status),
+                headers,
+                Some(b"ballast: concurrency limit reached\n"),
+            );
+        }
+    }
+
+    /// An admitted request finished (`rtt` is `None` when it is not a sample: cancelled, or a
+    /// local reply). Frees its slot, or hands it to a local waiter.
+    pub fn release(&self, now: Nanos, rtt: Option<Nanos>, status: u16) {
+        let has_waiter = !self.queue.borrow().is_empty();
+        let summary = {
+            let mut window = self.window.borrow_mut();
+            if let Some(rtt) = rtt {
+                let in_flight = self.last_in_flight.get();
+                window.add(rtt, in_flight, status == 503 || status == 504);
+            }
+            let due = now.saturating_sub(window.started) >= self.config.window
+                && window.count() >= self.config.min_samples;
+            if due {
+                let summary = window.summarize(self.config.aggregate);
+                *window = SampleWindow::new(now);
+                summary
+            } else {
+                None
+            }
+        };
+        let result = shared::update(&self.key, |bytes| {
+            let mut state = self.state(bytes);
+            state.release();
+            if let Some(sample) = summary {
+                state.observe(sample);
+            }
+            let handed = has_waiter && state.try_acquire();
+            (
+                state.encode(),
+                (handed, state.limit(), state.in_flight, state.last_rtt),
+            )
+        });
+        let handed = match result {
+            Update::Stored((handed, limit, in_flight, last_rtt)) => {
+                self.last_in_flight.set(in_flight);
+                self.metrics.limit.set(u64::from(limit));
+                self.metrics.in_flight.set(u64::from(in_flight));
+                if summary.is_some() {
+                    self.metrics.sample_rtt_us.set(last_rtt / 1_000);
+                }
+                handed
+            }
+            Update::Contended | Update::Failed => {
+                self.metrics.contended.increment();
+                false
+            }
+        };
+        if handed {
+            let next = self.queue.borrow_mut().pop();
+            match next {
+                Some(waiter) => self.resume(waiter.id, now),
+                None => self.release(now, None, 0),
+            }
+        }
+    }
+
+    fn resume(&self, context_id: u32, now: Nanos) {
+        if let Some((ticket, _)) = self.tickets.borrow_mut().remove(&context_id) {
+            ticket.set(Ticket::Admitted(now));
+        }
+        self.metrics.queued.add_signed(-1);
+        if hostcalls::set_effective_context(context_id).is_ok() {
+            let _ = hostcalls::resume_http_request();
+        }
+    }
+
+    /// A waiting request's stream went away.
+    pub fn abandon(&self, context_id: u32) {
+        if self.queue.borrow_mut().remove(context_id) {
+            self.tickets.borrow_mut().remove(&context_id);
+            self.metrics.queued.add_signed(-1);
+        }
+    }
+
+    /// Periodic work: time out waiters, admit waiters into slots freed elsewhere.
+    pub fn tick(&self, now: Nanos) {
+        let expired = self.queue.borrow_mut().expire(now);
+        for waiter in expired {
+            let grpc = self
+                .tickets
+                .borrow_mut()
+                .remove(&waiter.id)
+                .map(|(ticket, grpc)| {
+                    ticket.set(Ticket::Rejected);
+                    grpc
+                })
+                .unwrap_or(false);
+            self.metrics.queued.add_signed(-1);
+            self.metrics.queue_timeouts.increment();
+            if hostcalls::set_effective_context(waiter.id).is_ok() {
+                self.reject(grpc);
+            }
+        }
+        while !self.queue.borrow().is_empty() {
+            let result = shared::update(&self.key, |bytes| {
+                let mut state = self.state(bytes);
+                let admitted = state.try_acquire();
+                (state.encode(), (admitted, state.in_flight))
+            });
+            let Update::Stored((true, in_flight)) = result else {
+                break;
+            };
+            self.last_in_flight.set(in_flight);
+            self.metrics.in_flight.set(u64::from(in_flight));
+            let next = self.queue.borrow_mut().pop();
+            match next {
+                Some(waiter) => self.resume(waiter.id, now),
+                None => {
+                    self.release(now, None, 0);
+                    break;
+                }
+            }
+        }
+    }
+}
