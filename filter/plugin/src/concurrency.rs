@@ -65,17 +65,22 @@ pub struct Limiter {
     tickets: RefCell<HashMap<u32, WaitingRequest>>,
     /// In flight (all workers) as last seen here; enough for the algorithm's load test.
     last_in_flight: Cell<u32>,
+    /// Changes to the shared in-flight count that lost every CAS race; applied with the next
+    /// successful update (at the latest on the next tick), so a slot is never leaked by
+    /// contention.
+    pending_delta: Cell<i64>,
 }
 
 impl Limiter {
     /// The limiter of policy set `set_name`; creates its shared record if missing.
     pub fn open(
+        scope: &str,
         set_name: &str,
         config: ConcurrencyConfig,
         metrics: ConcurrencyMetrics,
         now: Nanos,
     ) -> Limiter {
-        let key = format!("ballast.concurrency.{set_name}");
+        let key = format!("ballast.{scope}.concurrency.{set_name}");
         shared::ensure(&key, &LimiterState::new(&config.algorithm).encode());
         Limiter {
             key,
@@ -85,13 +90,27 @@ impl Limiter {
             metrics,
             tickets: RefCell::new(HashMap::new()),
             last_in_flight: Cell::new(0),
+            pending_delta: Cell::new(0),
         }
     }
 
+    /// The shared record with this worker's unapplied changes folded in.
     fn state(&self, bytes: Option<&[u8]>) -> LimiterState {
-        bytes
+        let mut state = bytes
             .and_then(|b| LimiterState::decode(&self.config.algorithm, b))
-            .unwrap_or_else(|| LimiterState::new(&self.config.algorithm))
+            .unwrap_or_else(|| LimiterState::new(&self.config.algorithm));
+        let adjusted = i64::from(state.in_flight) + self.pending_delta.get();
+        state.in_flight = u32::try_from(adjusted.max(0)).unwrap_or(u32::MAX);
+        state
+    }
+
+    fn applied(&self) {
+        self.pending_delta.set(0);
+    }
+
+    fn defer(&self, delta: i64) {
+        self.pending_delta.set(self.pending_delta.get() + delta);
+        self.metrics.contended.increment();
     }
 
     /// A request arrives: admit it, queue it, or reject it (with a local reply).
@@ -112,19 +131,15 @@ impl Limiter {
         });
         let admitted = match result {
             Update::Stored((admitted, limit, in_flight)) => {
+                self.applied();
                 self.last_in_flight.set(in_flight);
                 self.metrics.limit.set(u64::from(limit));
                 self.metrics.in_flight.set(u64::from(in_flight));
                 admitted
             }
             Update::Contended | Update::Failed => {
-                self.metrics.contended.increment();
-                // Fail open, but still hold a slot so the release balances.
-                let _ = shared::update(&self.key, |bytes| {
-                    let mut state = self.state(bytes);
-                    state.in_flight = state.in_flight.saturating_add(1);
-                    (state.encode(), ())
-                });
+                // Fail open, holding a slot that is written later so the release balances.
+                self.defer(1);
                 true
             }
         };
@@ -177,8 +192,9 @@ impl Limiter {
     }
 
     /// An admitted request finished (`rtt` is `None` when it is not a sample: cancelled, or a
-    /// local reply). Frees its slot, or hands it to a local waiter.
-    pub fn release(&self, now: Nanos, rtt: Option<Nanos>, status: u16) {
+    /// local reply). Frees its slot, or hands it to a local waiter; returns whether a waiter
+    /// was resumed (the effective context then points at it: callers restore their own).
+    pub fn release(&self, now: Nanos, rtt: Option<Nanos>, status: u16) -> bool {
         let has_waiter = !self.queue.borrow().is_empty();
         let summary = {
             let mut window = self.window.borrow_mut();
@@ -216,19 +232,24 @@ impl Limiter {
                 if summary.is_some() {
                     self.metrics.sample_rtt_us.set(last_rtt / 1_000);
                 }
+                self.applied();
                 handed
             }
             Update::Contended | Update::Failed => {
-                self.metrics.contended.increment();
+                self.defer(-1);
                 false
             }
         };
-        if handed {
-            let next = self.queue.borrow_mut().pop();
-            match next {
-                Some(waiter) => self.resume(waiter.id, now),
-                None => self.release(now, None, 0),
+        if !handed {
+            return false;
+        }
+        let next = self.queue.borrow_mut().pop();
+        match next {
+            Some(waiter) => {
+                self.resume(waiter.id, now);
+                true
             }
+            None => self.release(now, None, 0),
         }
     }
 
@@ -269,22 +290,32 @@ impl Limiter {
                 self.reject(grpc);
             }
         }
+        if self.pending_delta.get() != 0 && self.queue.borrow().is_empty() {
+            let result = shared::update(&self.key, |bytes| (self.state(bytes).encode(), ()));
+            if matches!(result, Update::Stored(())) {
+                self.applied();
+            }
+        }
         while !self.queue.borrow().is_empty() {
             let result = shared::update(&self.key, |bytes| {
                 let mut state = self.state(bytes);
                 let admitted = state.try_acquire();
                 (state.encode(), (admitted, state.in_flight))
             });
-            let Update::Stored((true, in_flight)) = result else {
+            let Update::Stored((admitted, in_flight)) = result else {
                 break;
             };
+            self.applied();
+            if !admitted {
+                break;
+            }
             self.last_in_flight.set(in_flight);
             self.metrics.in_flight.set(u64::from(in_flight));
             let next = self.queue.borrow_mut().pop();
             match next {
                 Some(waiter) => self.resume(waiter.id, now),
                 None => {
-                    self.release(now, None, 0);
+                    let _ = self.release(now, None, 0);
                     break;
                 }
             }

@@ -40,6 +40,8 @@ pub struct BallastHttp {
     slot: Slot,
     /// Whether this request is itself a retry (for load shedding).
     attempt: AttemptMark,
+    /// The response status, once seen (for a release at end of stream).
+    status: Option<u16>,
 }
 
 impl BallastHttp {
@@ -52,6 +54,7 @@ impl BallastHttp {
             retry_plan: None,
             slot: Slot::None,
             attempt: AttemptMark::First,
+            status: None,
         }
     }
 
@@ -86,11 +89,15 @@ impl BallastHttp {
         };
         if let Some(since) = self.held_since() {
             let now = now();
-            limiter.release(
+            let resumed = limiter.release(
                 now,
                 status.map(|_| now.saturating_sub(since)),
                 status.unwrap_or(0),
             );
+            if resumed {
+                // Resuming a waiter switched the effective context: switch back.
+                let _ = hostcalls::set_effective_context(self.context_id);
+            }
             self.slot = Slot::None;
         } else if let Slot::Waiting(ticket) = &self.slot {
             if ticket.get() == Ticket::Waiting {
@@ -111,6 +118,24 @@ fn response_status() -> u16 {
 
 impl Context for BallastHttp {
     fn on_done(&mut self) -> bool {
+        // A request that never reached the router (cancelled while queued, or rejected) gives
+        // its whole retry reservation back; one reset after admission refunds nothing (its
+        // attempts are unknown).
+        let never_routed = match &self.slot {
+            Slot::Waiting(ticket) => !matches!(ticket.get(), Ticket::Admitted(_)),
+            Slot::Rejected => true,
+            Slot::None | Slot::Held(_) => false,
+        };
+        if let (true, Some(plan), Some(compiled), Some(id)) = (
+            never_routed,
+            self.retry_plan.take(),
+            &self.compiled,
+            self.policy_set,
+        ) {
+            if let Some(budget) = compiled.budgets.get(id.0).and_then(Option::as_ref) {
+                let _ = budget.refund(now(), plan.reserved_in, plan.reserved);
+            }
+        }
         // The stream ended without a response (reset, cancelled): free the slot, no sample.
         self.release(None);
         true
@@ -184,14 +209,18 @@ impl HttpContext for BallastHttp {
         let Some(id) = self.policy_set else {
             return Action::Continue;
         };
+        if self.retry_plan.is_none() && matches!(self.slot, Slot::None) {
+            return Action::Continue;
+        }
         let status = response_status();
+        self.status = Some(status);
         let local_reject = self.rejected_by_limiter();
         if let Some(plan) = self.retry_plan.take() {
             let budget = compiled.budgets.get(id.0).and_then(Option::as_ref);
             if local_reject {
                 // No attempt reached the router: give the whole reservation back.
                 if let Some(budget) = budget {
-                    let _ = budget.refund(now(), plan.reserved);
+                    let _ = budget.refund(now(), plan.reserved_in, plan.reserved);
                 }
             } else {
                 let explain = compiled
@@ -220,14 +249,14 @@ impl HttpContext for BallastHttp {
 
     fn on_http_response_body(&mut self, _body_size: usize, end_of_stream: bool) -> Action {
         if end_of_stream && self.held_since().is_some() {
-            self.release(Some(200));
+            self.release(Some(self.status.unwrap_or(0)));
         }
         Action::Continue
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
         if self.held_since().is_some() {
-            self.release(Some(200));
+            self.release(Some(self.status.unwrap_or(0)));
         }
         Action::Continue
     }

@@ -121,8 +121,8 @@ pub struct RetryMetrics {
     pub received_retries: Counter,
     /// Retry marks that did not parse.
     pub malformed_marks: Counter,
-    /// Retries currently available in the budget (set once a second).
-    pub budget_available: Gauge,
+    /// Retries currently available in the budget (set once a second; only with a budget).
+    pub budget_available: Option<Gauge>,
 }
 
 /// The metrics of one policy set.
@@ -165,7 +165,9 @@ impl Metrics {
                         budget_contended: Counter::define(&name("retry_budget_contended")),
                         received_retries: Counter::define(&name("retried_requests_received")),
                         malformed_marks: Counter::define(&name("retry_marks_malformed")),
-                        budget_available: Gauge::define(&name("retry_budget_available")),
+                        budget_available: set
+                            .retry_budget
+                            .map(|_| Gauge::define(&name("retry_budget_available"))),
                     }),
                     concurrency: set.concurrency.as_ref().map(|_| ConcurrencyMetrics {
                         limit: Gauge::define(&name("concurrency_limit")),

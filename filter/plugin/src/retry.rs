@@ -40,9 +40,10 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// The budget of policy set `set_name`; creates its shared-data entry if missing.
-    pub fn open(set_name: &str, params: BudgetParams) -> Budget {
-        let key = format!("ballast.retry_budget.{set_name}");
+    /// The budget of policy set `set_name` of plugin instance `scope` (its root id, so two
+    /// filter configurations sharing a VM do not share state); creates the shared entry.
+    pub fn open(scope: &str, set_name: &str, params: BudgetParams) -> Budget {
+        let key = format!("ballast.{scope}.retry_budget.{set_name}");
         shared::ensure(&key, &BudgetState::default().encode());
         Budget {
             key,
@@ -61,36 +62,44 @@ impl Budget {
         bytes.and_then(BudgetState::decode).unwrap_or_default()
     }
 
-    /// Counts this first attempt (and pending ones) and reserves up to `wanted` retries.
-    pub fn reserve(&self, now: Nanos, wanted: u32) -> Update<u32> {
+    /// Counts this first attempt (and pending ones) and reserves up to `wanted` retries;
+    /// returns the grant and the budget second it was booked in.
+    pub fn reserve(&self, now: Nanos, wanted: u32) -> Update<(u32, u64)> {
         let pending = self.pending_firsts.get().saturating_add(1);
         let result = shared::update(&self.key, |bytes| {
             let mut state = Self::state(bytes);
             state.record_firsts(&self.params, now, pending);
-            let granted = state.withdraw(&self.params, now, wanted);
-            (state.encode(), granted)
+            let grant = state.withdraw_at(&self.params, now, wanted);
+            (state.encode(), grant)
         });
-        if matches!(result, Update::Stored(_)) {
-            self.pending_firsts.set(0);
+        match result {
+            Update::Stored(_) => self.pending_firsts.set(0),
+            // The first attempt still counts: keep it for the next flush.
+            Update::Contended | Update::Failed => self.count_first(),
         }
         result
     }
 
-    /// Gives back `n` unused retries.
-    pub fn refund(&self, now: Nanos, n: u32) -> Update<()> {
+    /// Gives back `n` unused retries to the bucket `reserved_in` they came from.
+    pub fn refund(&self, now: Nanos, reserved_in: u64, n: u32) -> Update<()> {
         if n == 0 {
             return Update::Stored(());
         }
         shared::update(&self.key, |bytes| {
             let mut state = Self::state(bytes);
-            state.refund(&self.params, now, n);
+            state.refund(&self.params, now, reserved_in, n);
             (state.encode(), ())
         })
     }
 
-    /// Writes pending first attempts and returns the whole retries available now.
+    /// Writes pending first attempts (if any) and returns the whole retries available now.
     pub fn flush(&self, now: Nanos) -> Option<u64> {
         let pending = self.pending_firsts.get();
+        if pending == 0 {
+            let state = Self::state(shared::read(&self.key).as_deref());
+            let available = state.available_milli(&self.params, now).max(0) / 1_000;
+            return u64::try_from(available).ok();
+        }
         let result = shared::update(&self.key, |bytes| {
             let mut state = Self::state(bytes);
             state.record_firsts(&self.params, now, pending);
@@ -118,31 +127,36 @@ pub fn on_request(
     dry_run: bool,
 ) -> Option<RetryPlan> {
     let rules = set.retry.as_ref()?;
-    let has_key = match &rules.idempotency_key_header {
-        Some(name) => request.header(name).is_some(),
-        None => false,
-    };
+    let method_idempotent = request
+        .method()
+        .is_some_and(|m| rules.idempotent_methods.iter().any(|i| i == m));
+    // The key header is read only when the method alone does not allow retries.
+    let has_key = !method_idempotent
+        && match &rules.idempotency_key_header {
+            Some(name) => request.header(name).is_some(),
+            None => false,
+        };
     let eligibility = rules.eligibility(request.method(), has_key);
     let wanted = if eligibility.allows_retry() {
         rules.max_retries_per_request
     } else {
         0
     };
-    let reserved = match budget {
+    let (reserved, reserved_in) = match budget {
         Some(budget) if wanted > 0 => match budget.reserve(now, wanted) {
-            Update::Stored(granted) => granted,
+            Update::Stored(grant) => grant,
             Update::Contended | Update::Failed => {
                 if let Some(m) = metrics {
                     m.budget_contended.increment();
                 }
-                0
+                (0, 0)
             }
         },
         Some(budget) => {
             budget.count_first();
-            0
+            (0, 0)
         }
-        None => wanted,
+        None => (wanted, 0),
     };
     if !dry_run && (budget.is_some() || !eligibility.allows_retry()) {
         let value = reserved.to_string();
@@ -156,6 +170,7 @@ pub fn on_request(
         eligibility,
         reserved,
         wanted,
+        reserved_in,
     })
 }
 
@@ -172,7 +187,7 @@ pub fn on_response(
     let outcome = plan.settle(status, attempts.as_deref());
     if let Some(budget) = budget {
         if matches!(
-            budget.refund(now, outcome.refund),
+            budget.refund(now, plan.reserved_in, outcome.refund),
             Update::Contended | Update::Failed
         ) {
             if let Some(m) = metrics {

@@ -68,12 +68,17 @@ impl RootContext for BallastRoot {
         match Config::from_json(&bytes) {
             Ok(config) => {
                 let metrics = Metrics::define(&config);
+                // Shared-data keys are scoped by root id: two filter configurations on one VM
+                // (e.g. a sidecar's inbound and outbound) must not share a budget or a limit.
+                let scope = crate::request::property_text(&["plugin_root_id"])
+                    .filter(|id| !id.is_empty())
+                    .unwrap_or_else(|| "ballast".to_string());
                 let budgets: Vec<Option<Budget>> = config
                     .policy_sets
                     .iter()
                     .map(|set| {
                         set.retry_budget
-                            .map(|params| Budget::open(&set.name, params))
+                            .map(|params| Budget::open(&scope, &set.name, params))
                     })
                     .collect();
                 let started = now();
@@ -83,7 +88,7 @@ impl RootContext for BallastRoot {
                     .zip(&metrics.policy_sets)
                     .map(|(set, m)| match (&set.concurrency, m.concurrency) {
                         (Some(c), Some(cm)) => {
-                            Some(Limiter::open(&set.name, c.clone(), cm, started))
+                            Some(Limiter::open(&scope, &set.name, c.clone(), cm, started))
                         }
                         _ => None,
                     })
@@ -124,7 +129,9 @@ impl RootContext for BallastRoot {
         for (budget, metrics) in compiled.budgets.iter().zip(&compiled.metrics.policy_sets) {
             if let (Some(budget), Some(retry)) = (budget, metrics.retry) {
                 if let Some(available) = budget.flush(now) {
-                    retry.budget_available.set(available);
+                    if let Some(gauge) = retry.budget_available {
+                        gauge.set(available);
+                    }
                 }
             }
         }

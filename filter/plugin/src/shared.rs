@@ -42,6 +42,13 @@ pub fn update<T>(key: &str, mut change: impl FnMut(Option<&[u8]>) -> (Vec<u8>, T
     Update::Contended
 }
 
+/// Reads the current bytes of `key`.
+pub fn read(key: &str) -> Option<Vec<u8>> {
+    hostcalls::get_shared_data(key)
+        .ok()
+        .and_then(|(value, _)| value)
+}
+
 /// Creates `key` with `initial` if it does not exist yet (first VM of the process wins).
 pub fn ensure(key: &str, initial: &[u8]) {
     if let Ok((None, None)) = hostcalls::get_shared_data(key) {

@@ -182,3 +182,43 @@ fn reset_streams_release_their_slot() {
     let (_, action) = open(&mut host, 0, &GET);
     assert_eq!(action, Action::Continue);
 }
+
+#[test]
+fn cancelled_waiters_give_their_retry_reservation_back() {
+    // Budget: ratio 0, floor 1/s × 10 s = 10 retries; each GET reserves up to 3.
+    let config = r#"{"policy_sets": {"api": {
+        "concurrency": {"algorithm": "fixed", "initial_limit": 1, "queue": {"size": 10, "max_wait": "10s"}},
+        "retry_budget": {"ratio": 0, "min_retries_per_second": 1, "ttl": "10s"},
+        "retry": {"max_retries_per_request": 3}}},
+        "default_policy_set": "api"}"#;
+    let mut host = Host::builder(&plugin())
+        .workers(1)
+        .plugin_config(config)
+        .build()
+        .unwrap();
+    assert!(host.start().unwrap().all_ok());
+    let reserved = |host: &mut Host, id: StreamId| -> u32 {
+        host.stream(id)
+            .unwrap()
+            .request_header("x-envoy-max-retries")
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (held, action) = open(&mut host, 0, &GET);
+    assert_eq!((action, reserved(&mut host, held)), (Action::Continue, 3));
+    let (waiting, action) = open(&mut host, 0, &GET);
+    assert_eq!((action, reserved(&mut host, waiting)), (Action::Pause, 3));
+    host.stream(waiting).unwrap().finish().unwrap(); // the client gave up while queued
+    let grants: Vec<u32> = (0..3)
+        .map(|_| {
+            let (id, _) = open(&mut host, 0, &GET);
+            reserved(&mut host, id)
+        })
+        .collect();
+    assert_eq!(
+        grants,
+        [3, 3, 1],
+        "the cancelled waiter's 3 retries came back (else 3, 1, 0)"
+    );
+}

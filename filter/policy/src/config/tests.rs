@@ -280,7 +280,7 @@ fn retry_sections_take_defaults_and_values() {
             "defaults": {"retry_budget": {}},
             "tuned": {"retry_budget": {"ratio": 0.5, "min_retries_per_second": 0, "ttl": "1m"},
                       "retry": {"idempotent_methods": ["GET"], "idempotency_key_header": "idempotency-key",
-                                "max_retries_per_request": 1, "explain_header": "x-ballast-retry"}},
+                                "max_retries_per_request": 2, "explain_header": "x-ballast-retry"}},
             "rules_only": {"retry": {}}}}"#,
     )
     .unwrap();
@@ -315,7 +315,7 @@ fn retry_sections_take_defaults_and_values() {
         rules.idempotency_key_header.as_deref(),
         Some("idempotency-key")
     );
-    assert_eq!(rules.max_retries_per_request, 1);
+    assert_eq!(rules.max_retries_per_request, 2);
     assert_eq!(rules.explain_header.as_deref(), Some("x-ballast-retry"));
     let rules_only = set("rules_only");
     assert_eq!(rules_only.retry_budget, None);

@@ -10,10 +10,13 @@
 //! The state is plain data with a compact byte encoding, so the plugin can keep one budget per
 //! policy set in proxy-wasm shared data and update it with compare-and-swap from every worker.
 //!
-//! Bound: buckets are whole seconds, so the window is the current (partial) second plus the
-//! `ttl - 1` full seconds before it. Over any window aligned to bucket edges the bound holds
-//! exactly; an arbitrary window of length `ttl` may straddle `ttl + 1` buckets, so it can see at
-//! most one bucket's worth more retries than the formula (documented in README).
+//! Bound: the check is made at every grant over the trailing window — the current (partial)
+//! second plus the `ttl - 1` whole seconds before it: retries granted in that window never
+//! exceed `ratio ×` the first attempts counted in it `+ min × ttl`. Because first attempts stay
+//! in the budget for `ttl`, a window examined afterwards can contain retries paid for by first
+//! attempts just before it: any `ttl` window sees at most `ratio ×` the first attempts of the
+//! `2 × ttl` window ending with it, `+ min × ttl` (plus one bucket of slack for windows not
+//! aligned to whole seconds). Under steady traffic both are the same formula.
 
 use crate::duration::{Nanos, SECOND};
 
@@ -46,20 +49,23 @@ const ENCODED_VERSION: u8 = 1;
 const BUCKET_BYTES: usize = 16;
 
 impl BudgetState {
-    fn second_of(now: Nanos) -> u64 {
-        now / SECOND
+    /// The window's current second: `now`'s, or a later one another worker already wrote
+    /// (clocks of workers read a moment apart, or a clock stepping back, must not wipe it).
+    fn current_second(&self, now: Nanos) -> u64 {
+        let newest = self.buckets.iter().map(|b| b.second).max().unwrap_or(0);
+        (now / SECOND).max(newest)
     }
 
-    /// Drops buckets that left the window and returns the live ones.
+    /// Drops buckets that left the window.
     fn expire(&mut self, params: &BudgetParams, now: Nanos) {
-        let current = Self::second_of(now);
+        let current = self.current_second(now);
         let oldest_live = current.saturating_sub(u64::from(params.ttl_seconds.max(1)) - 1);
         self.buckets
             .retain(|b| b.second >= oldest_live && b.second <= current);
     }
 
     fn current(&mut self, now: Nanos) -> Option<&mut Bucket> {
-        let second = Self::second_of(now);
+        let second = self.current_second(now);
         if !self.buckets.iter().any(|b| b.second == second) {
             self.buckets.push(Bucket {
                 second,
@@ -80,7 +86,7 @@ impl BudgetState {
 
     /// Retries still allowed in the window at `now`, in thousandths of a retry.
     pub fn available_milli(&self, params: &BudgetParams, now: Nanos) -> i64 {
-        let current = Self::second_of(now);
+        let current = self.current_second(now);
         let oldest_live = current.saturating_sub(u64::from(params.ttl_seconds.max(1)) - 1);
         let (firsts, retries) = self
             .buckets
@@ -96,36 +102,39 @@ impl BudgetState {
             - i64::try_from(retries * 1_000).unwrap_or(i64::MAX)
     }
 
-    /// Takes up to `wanted` retries from the budget at `now`; returns how many were granted.
+    /// Takes up to `wanted` retries from the budget at `now`; returns how many were granted
+    /// and the second they were booked in (to refund into the same bucket later).
     pub fn withdraw(&mut self, params: &BudgetParams, now: Nanos, wanted: u32) -> u32 {
+        self.withdraw_at(params, now, wanted).0
+    }
+
+    /// [`BudgetState::withdraw`], also returning the bucket second of the grant.
+    pub fn withdraw_at(&mut self, params: &BudgetParams, now: Nanos, wanted: u32) -> (u32, u64) {
         self.expire(params, now);
         let whole = self.available_milli(params, now).max(0) / 1_000;
         let granted = u32::try_from(whole).unwrap_or(u32::MAX).min(wanted);
+        let second = self.current_second(now);
         match self.current(now) {
             Some(bucket) => {
                 bucket.retries = bucket.retries.saturating_add(granted);
-                granted
+                (granted, second)
             }
-            None => 0,
+            None => (0, second),
         }
     }
 
-    /// Returns `n` retries that were granted but not used, newest buckets first.
-    pub fn refund(&mut self, params: &BudgetParams, now: Nanos, mut n: u32) {
+    /// Returns `n` unused retries to the bucket of second `granted_in` they were taken from;
+    /// nothing if that bucket already left the window (its retries no longer count anyway).
+    pub fn refund(&mut self, params: &BudgetParams, now: Nanos, granted_in: u64, n: u32) {
         self.expire(params, now);
-        for bucket in self.buckets.iter_mut().rev() {
-            let back = bucket.retries.min(n);
-            bucket.retries -= back;
-            n -= back;
-            if n == 0 {
-                break;
-            }
+        if let Some(bucket) = self.buckets.iter_mut().find(|b| b.second == granted_in) {
+            bucket.retries = bucket.retries.saturating_sub(n);
         }
     }
 
     /// Retries counted in the window (for metrics and tests).
     pub fn retries_in_window(&self, params: &BudgetParams, now: Nanos) -> u64 {
-        let current = Self::second_of(now);
+        let current = self.current_second(now);
         let oldest_live = current.saturating_sub(u64::from(params.ttl_seconds.max(1)) - 1);
         self.buckets
             .iter()
@@ -253,17 +262,48 @@ mod tests {
     }
 
     #[test]
-    fn refund_returns_unused_grants() {
+    fn refund_returns_unused_grants_to_their_bucket() {
         let mut s = BudgetState::default();
-        assert_eq!(s.withdraw(&P, 0, 100), 100);
-        s.refund(&P, at(0.1), 30);
+        let (granted, second) = s.withdraw_at(&P, 0, 100);
+        assert_eq!((granted, second), (100, 0));
+        s.refund(&P, at(0.1), second, 30);
         assert_eq!(s.withdraw(&P, at(0.2), 100), 30);
-        s.refund(&P, at(0.3), 1000);
+        s.refund(&P, at(0.3), 0, 1000);
         assert_eq!(
             s.retries_in_window(&P, at(0.3)),
             0,
             "refund never goes negative"
         );
+    }
+
+    #[test]
+    fn refund_after_the_grant_aged_out_changes_nothing() {
+        // A request held longer than ttl: its grant's bucket is gone; refunding must not take
+        // retries off younger buckets (that would let the window exceed the bound).
+        let p = BudgetParams {
+            ratio_ppm: 0,
+            min_retries_per_second: 10,
+            ttl_seconds: 10,
+        };
+        let mut s = BudgetState::default();
+        let (granted, second) = s.withdraw_at(&p, at(0.0), 3);
+        assert_eq!(granted, 3);
+        assert_eq!(s.withdraw(&p, at(10.5), 1000), 100, "a fresh window");
+        s.refund(&p, at(10.6), second, 3);
+        assert_eq!(
+            s.withdraw(&p, at(10.7), 1000),
+            0,
+            "the stale refund gave nothing back"
+        );
+    }
+
+    #[test]
+    fn a_lagging_clock_does_not_wipe_newer_buckets() {
+        let mut s = BudgetState::default();
+        s.record_firsts(&P, at(5.0), 1000); // another worker already at second 5
+                                            // This worker still reads second 4: the bucket of second 5 must survive.
+        assert_eq!(s.withdraw(&P, at(4.9), 1000), 300);
+        assert_eq!(s.withdraw(&P, at(5.1), 1), 0);
     }
 
     #[test]

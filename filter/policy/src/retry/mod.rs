@@ -119,6 +119,8 @@ pub struct RetryPlan {
     pub reserved: u32,
     /// Retries the rules would allow without a budget (`max_retries_per_request`, or 0).
     pub wanted: u32,
+    /// The budget bucket (second) the reservation was booked in, for the refund.
+    pub reserved_in: u64,
 }
 
 /// What the final response says about the retries Envoy made.
@@ -168,6 +170,7 @@ mod plan_tests {
             eligibility,
             reserved,
             wanted,
+            reserved_in: 0,
         }
     }
 
