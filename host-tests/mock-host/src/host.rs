@@ -157,11 +157,11 @@ impl HostBuilder {
         for index in 0..self.workers {
             workers.push(Worker::new(&self.module, index, cfg.clone(), self.seed)?);
         }
-        let mut shared = Shared {
+        let mut shared = Box::new(Shared {
             clock: VirtualClock::new(self.start_unix_ns),
             capture_level: self.capture_level,
             ..Shared::default()
-        };
+        });
         shared.metrics.sample_limit = self.histogram_samples;
         shared.foreign.extend(self.foreign);
         Ok(Host {
@@ -178,7 +178,7 @@ impl HostBuilder {
 pub struct Host {
     pub(crate) module: PluginModule,
     pub(crate) workers: Vec<Worker>,
-    pub(crate) shared: Shared,
+    pub(crate) shared: Box<Shared>,
     pub(crate) started: bool,
     pub(crate) recycle: bool,
 }
@@ -244,11 +244,7 @@ impl Host {
             .workers
             .get_mut(worker)
             .ok_or_else(|| Error::usage(format!("worker {worker} does not exist")))?;
-        let Some(func) = pick(&w.exports).cloned() else {
-            return Ok(None);
-        };
-        w.call(&mut self.shared, &func, context_id, params)
-            .map(Some)
+        w.call(&mut self.shared, pick, context_id, params)
     }
 
     /// Initializes every worker (`_initialize`/`main` or `_start`), creates its root
@@ -302,10 +298,18 @@ impl Host {
         loop {
             let mut progressed = false;
             for w in 0..self.workers.len() {
-                let pending = std::mem::take(&mut self.workers[w].store.data_mut().pending);
-                for p in pending {
+                if self.workers[w].store.data().pending.is_empty() {
+                    continue;
+                }
+                let mut pending = std::mem::take(&mut self.workers[w].store.data_mut().pending);
+                for p in pending.drain(..) {
                     progressed = true;
                     self.apply_pending(w, p)?;
+                }
+                // Give the (now empty) buffer back unless the plugin queued more meanwhile.
+                let slot = &mut self.workers[w].store.data_mut().pending;
+                if slot.is_empty() {
+                    *slot = pending;
                 }
             }
             if let Some(event) = self.shared.events.pop_front() {

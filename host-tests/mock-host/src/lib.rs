@@ -29,6 +29,7 @@
 mod abi;
 mod clock;
 mod error;
+mod fxhash;
 mod host;
 mod inspect;
 mod metrics;

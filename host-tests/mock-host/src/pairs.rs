@@ -23,7 +23,8 @@ pub(crate) struct HeaderMap {
 
 fn lower(key: &[u8], out: &mut Vec<u8>) {
     out.clear();
-    out.extend(key.iter().map(u8::to_ascii_lowercase));
+    out.extend_from_slice(key);
+    out.make_ascii_lowercase();
 }
 
 impl HeaderMap {
@@ -65,7 +66,13 @@ impl HeaderMap {
             v.extend_from_slice(value);
         }
         self.len += 1;
-        if key.first() == Some(&b':') {
+        // A pseudo header moves in front of the regular ones, unless it already follows a
+        // pseudo header (or is first): then no regular one precedes it.
+        let after_pseudo = match slot.checked_sub(1) {
+            None => true,
+            Some(prev) => self.entries[prev].0.first() == Some(&b':'),
+        };
+        if key.first() == Some(&b':') && !after_pseudo {
             let pos = self.entries[..slot]
                 .iter()
                 .position(|(k, _)| k.first() != Some(&b':'));

@@ -91,6 +91,7 @@ impl Host {
             .streams
             .get(&id.context_id)
             .or_else(|| w.finished.get(&id.context_id))
+            .map(|s| &**s)
     }
 
     fn state_mut(&mut self, id: StreamId) -> Option<&mut StreamState> {
@@ -100,6 +101,7 @@ impl Host {
             .data_mut()
             .streams
             .get_mut(&id.context_id)
+            .map(|s| &mut **s)
     }
 
     fn ensure_created(&mut self, id: StreamId) -> Result<()> {

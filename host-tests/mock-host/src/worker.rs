@@ -6,12 +6,12 @@
 //! what the plugin asks for during the call (continue/close a stream, local reply, done) is
 //! recorded as a pending action that the host carries out after the call returns.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use wasmtime::{Instance, Memory, Store, TypedFunc, WasmParams, WasmResults};
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::fxhash::FxHashMap;
 use crate::module::PluginModule;
 use crate::pairs::HeaderMap;
 use crate::properties::PropertyTable;
@@ -65,21 +65,27 @@ pub(crate) enum Pending {
 pub(crate) struct WorkerState {
     pub(crate) index: usize,
     pub(crate) memory: Option<Memory>,
-    pub(crate) malloc: Option<TypedFunc<i32, i32>>,
-    pub(crate) shared: Shared,
+    /// Shared so that a host function can call it without cloning the typed function
+    /// (cloning a `TypedFunc` clones its registered type, which is slow).
+    pub(crate) malloc: Option<Arc<TypedFunc<i32, i32>>>,
+    /// Boxed: it moves in and out of the store on every VM call.
+    pub(crate) shared: Box<Shared>,
     pub(crate) cfg: Arc<HostConfig>,
     pub(crate) root_id: u32,
     pub(crate) current: u32,
     pub(crate) effective: u32,
     pub(crate) in_configure: bool,
-    pub(crate) streams: HashMap<u32, StreamState>,
-    pub(crate) pool: Vec<StreamState>,
+    /// Boxed, like `pool` and `Worker::finished`, so that streams move as pointers.
+    pub(crate) streams: FxHashMap<u32, Box<StreamState>>,
+    // Boxed on purpose: a pooled stream moves into `streams` as a pointer, not as a copy.
+    #[allow(clippy::vec_box)]
+    pub(crate) pool: Vec<Box<StreamState>>,
     pub(crate) next_context_id: u32,
     pub(crate) pending: Vec<Pending>,
     pub(crate) stop_iteration: bool,
     pub(crate) tick_period_ms: u32,
     pub(crate) next_tick_ns: Option<u64>,
-    pub(crate) metric_ids: HashMap<u32, usize>,
+    pub(crate) metric_ids: FxHashMap<u32, usize>,
     pub(crate) next_metric_id: [u32; 3],
     pub(crate) next_callout_id: [u32; 3],
     pub(crate) http_response: Option<HttpResponseData>,
@@ -100,20 +106,20 @@ impl WorkerState {
             index,
             memory: None,
             malloc: None,
-            shared: Shared::default(),
+            shared: Box::default(),
             cfg,
             root_id: 1,
             current: 0,
             effective: 0,
             in_configure: false,
-            streams: HashMap::new(),
+            streams: FxHashMap::default(),
             pool: Vec::new(),
             next_context_id: 2,
             pending: Vec::new(),
             stop_iteration: false,
             tick_period_ms: 0,
             next_tick_ns: None,
-            metric_ids: HashMap::new(),
+            metric_ids: FxHashMap::default(),
             next_metric_id: [0, 1, 2],
             next_callout_id: [0, 1, 2],
             http_response: None,
@@ -140,12 +146,12 @@ impl WorkerState {
     }
 
     pub(crate) fn stream(&self) -> Option<&StreamState> {
-        self.streams.get(&self.ctx())
+        self.streams.get(&self.ctx()).map(|s| &**s)
     }
 
     pub(crate) fn stream_mut(&mut self) -> Option<&mut StreamState> {
         let id = self.ctx();
-        self.streams.get_mut(&id)
+        self.streams.get_mut(&id).map(|s| &mut **s)
     }
 
     pub(crate) fn http_response_map(&self, trailers: bool) -> Option<&HeaderMap> {
@@ -225,7 +231,7 @@ pub(crate) struct Worker {
     pub(crate) instance: Instance,
     pub(crate) exports: Exports,
     /// Finished streams kept for inspection (invisible to the plugin).
-    pub(crate) finished: HashMap<u32, StreamState>,
+    pub(crate) finished: FxHashMap<u32, Box<StreamState>>,
     pub(crate) failed: Option<String>,
 }
 
@@ -261,7 +267,7 @@ impl Worker {
             ));
         }
         store.data_mut().memory = memory;
-        store.data_mut().malloc = malloc;
+        store.data_mut().malloc = malloc.map(Arc::new);
         let s = &mut store;
         let i = &instance;
         let exports = Exports {
@@ -300,76 +306,101 @@ impl Worker {
             store,
             instance,
             exports,
-            finished: HashMap::new(),
+            finished: FxHashMap::default(),
             failed: None,
         })
     }
 
-    /// Calls an export with `context_id` as the current context.
+    /// Calls the export `pick` chooses with `context_id` as the current context;
+    /// `Ok(None)` when the plugin does not export it. The typed function is borrowed from
+    /// the exports looked up at instantiation, never cloned or looked up again.
     pub(crate) fn call<P: WasmParams, R: WasmResults>(
         &mut self,
-        shared: &mut Shared,
-        func: &TypedFunc<P, R>,
+        shared: &mut Box<Shared>,
+        pick: impl FnOnce(&Exports) -> Option<&TypedFunc<P, R>>,
         context_id: u32,
         params: P,
-    ) -> Result<R> {
-        self.with_call(shared, context_id, |store| func.call(store, params))
+    ) -> Result<Option<R>> {
+        let Self {
+            store,
+            exports,
+            failed,
+            ..
+        } = self;
+        let Some(func) = pick(exports) else {
+            return Ok(None);
+        };
+        run_call(store, failed, shared, context_id, |store| {
+            func.call(store, params)
+        })
+        .map(Some)
     }
 
     /// Runs `f` as one VM call with `context_id` current. The shared state is moved into
     /// the store for the call and back out afterwards; a trap marks the VM failed.
     pub(crate) fn with_call<R>(
         &mut self,
-        shared: &mut Shared,
+        shared: &mut Box<Shared>,
         context_id: u32,
         f: impl FnOnce(&mut Store<WorkerState>) -> wasmtime::Result<R>,
     ) -> Result<R> {
-        if let Some(reason) = &self.failed {
-            return Err(Error::new(
-                ErrorKind::VmFailed,
-                format!(
-                    "worker {} failed earlier and is unusable: {reason}",
-                    self.store.data().index
-                ),
-            ));
-        }
-        let data = self.store.data_mut();
-        std::mem::swap(&mut data.shared, shared);
-        let saved = (data.current, data.effective);
-        data.current = context_id;
-        data.effective = 0;
-        data.stop_iteration = false;
-        let result = f(&mut self.store);
-        let data = self.store.data_mut();
-        data.current = saved.0;
-        data.effective = saved.1;
-        std::mem::swap(&mut data.shared, shared);
-        result.map_err(|e| {
-            let index = self.store.data().index;
-            let message = format!("{e:?}");
-            self.failed = Some(message.clone());
-            let recent: Vec<String> = shared
-                .logs
-                .iter()
-                .rev()
-                .filter(|l| l.worker == index)
-                .take(20)
-                .map(|l| format!("  [{:?}] {}", l.level, l.message))
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            Error::new(
-                ErrorKind::Trap,
-                format!(
-                    "plugin trapped on worker {index} (context {context_id}): {message}\nlast plugin logs:\n{}",
-                    if recent.is_empty() {
-                        "  (none)".to_string()
-                    } else {
-                        recent.join("\n")
-                    }
-                ),
-            )
-        })
+        run_call(&mut self.store, &mut self.failed, shared, context_id, f)
     }
+}
+
+/// `Worker::with_call` on the worker's parts, so that the exports stay borrowable.
+fn run_call<R>(
+    store: &mut Store<WorkerState>,
+    failed: &mut Option<String>,
+    shared: &mut Box<Shared>,
+    context_id: u32,
+    f: impl FnOnce(&mut Store<WorkerState>) -> wasmtime::Result<R>,
+) -> Result<R> {
+    if let Some(reason) = failed {
+        return Err(Error::new(
+            ErrorKind::VmFailed,
+            format!(
+                "worker {} failed earlier and is unusable: {reason}",
+                store.data().index
+            ),
+        ));
+    }
+    let data = store.data_mut();
+    std::mem::swap(&mut data.shared, shared);
+    let saved = (data.current, data.effective);
+    data.current = context_id;
+    data.effective = 0;
+    data.stop_iteration = false;
+    let result = f(store);
+    let data = store.data_mut();
+    data.current = saved.0;
+    data.effective = saved.1;
+    std::mem::swap(&mut data.shared, shared);
+    result.map_err(|e| {
+        let index = store.data().index;
+        let message = format!("{e:?}");
+        *failed = Some(message.clone());
+        let recent: Vec<String> = shared
+            .logs
+            .iter()
+            .rev()
+            .filter(|l| l.worker == index)
+            .take(20)
+            .map(|l| format!("  [{:?}] {}", l.level, l.message))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        Error::new(
+            ErrorKind::Trap,
+            format!(
+                "plugin trapped on worker {index} (context {context_id}): {message}\nlast plugin logs:\n{}",
+                if recent.is_empty() {
+                    "  (none)".to_string()
+                } else {
+                    recent.join("\n")
+                }
+            ),
+        )
+    })
 }

@@ -62,7 +62,10 @@ fn send(
         stream.set_property("xds.route_name", name).unwrap();
     }
     let action = stream.request_headers(headers, true).unwrap();
-    assert!(stream.local_response().is_none(), "nothing rejects one request at a time");
+    assert!(
+        stream.local_response().is_none(),
+        "nothing rejects one request at a time"
+    );
     // Only the retry policy may add a header (Envoy's retry cap); nothing else changes.
     let seen: Vec<(String, String)> = stream
         .request_headers_now()

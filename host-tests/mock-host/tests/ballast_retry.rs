@@ -221,12 +221,25 @@ fn budget_gauge_follows_ticks() {
 #[test]
 fn retry_marks_from_trusted_peers_are_counted() {
     let mut host = host(1, &config(0.2, 10, false));
-    let rows: [(&str, &[(&str, &str)], &str); 5] = [
+    type Row<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+    let rows: [Row; 5] = [
         ("10.1.2.3:5000", &[("x-envoy-attempt-count", "3")], "retry"),
-        ("10.1.2.3:5000", &[("grpc-previous-rpc-attempts", "1")], "retry"),
+        (
+            "10.1.2.3:5000",
+            &[("grpc-previous-rpc-attempts", "1")],
+            "retry",
+        ),
         ("10.1.2.3:5000", &[("x-envoy-attempt-count", "1")], "first"),
-        ("10.1.2.3:5000", &[("x-envoy-attempt-count", "banana")], "malformed"),
-        ("203.0.113.7:5000", &[("x-envoy-attempt-count", "3")], "untrusted"),
+        (
+            "10.1.2.3:5000",
+            &[("x-envoy-attempt-count", "banana")],
+            "malformed",
+        ),
+        (
+            "203.0.113.7:5000",
+            &[("x-envoy-attempt-count", "3")],
+            "untrusted",
+        ),
     ];
     for (address, marks, _) in rows {
         let mut stream = host.http_stream(0).unwrap();
@@ -236,6 +249,12 @@ fn retry_marks_from_trusted_peers_are_counted() {
         stream.request_headers(&headers, true).unwrap();
         stream.finish().unwrap();
     }
-    assert_eq!(host.counter("ballast_retried_requests_received.policy_set=.=api;.;"), Some(2));
-    assert_eq!(host.counter("ballast_retry_marks_malformed.policy_set=.=api;.;"), Some(1));
+    assert_eq!(
+        host.counter("ballast_retried_requests_received.policy_set=.=api;.;"),
+        Some(2)
+    );
+    assert_eq!(
+        host.counter("ballast_retry_marks_malformed.policy_set=.=api;.;"),
+        Some(1)
+    );
 }

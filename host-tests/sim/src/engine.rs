@@ -13,8 +13,8 @@ use crate::scenario::{ClassSpec, DeadlineHeader, Loaded};
 use crate::upstream::{Offer, Upstream};
 use ballast_mock_host::{Action, Host, PluginModule, StreamId};
 use ballast_policy::duration::{Nanos, SECOND};
-use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -54,6 +54,36 @@ enum Event {
     Sample,
 }
 
+/// An event due at `at`; `seq` (unique, increasing) keeps events at the same instant in the
+/// order they were scheduled. Ordered for a min-heap: the earliest (then first scheduled)
+/// is the greatest. Only `(at, seq)` is compared: being unique, it decides every order.
+#[derive(Debug, Clone, Copy)]
+struct Scheduled {
+    at: Nanos,
+    seq: u64,
+    event: Event,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Scheduled {}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Free,
@@ -81,7 +111,7 @@ struct Engine<'a> {
     now: Nanos,
     end: Nanos,
     drain_end: Nanos,
-    events: BinaryHeap<Reverse<(Nanos, u64, Event)>>,
+    events: BinaryHeap<Scheduled>,
     seq: u64,
     arrivals: Vec<ArrivalProcess>,
     rng: Rng,
@@ -92,6 +122,10 @@ struct Engine<'a> {
     next_worker: usize,
     collector: Collector,
     streams: u64,
+    /// Per class: the request headers that are the same for every request.
+    base_headers: Vec<Vec<(String, String)>>,
+    /// Reused buffer for the values of per-request headers.
+    header_values: String,
 }
 
 /// Runs a loaded scenario to completion.
@@ -141,6 +175,8 @@ pub fn run(loaded: &Loaded, options: &Options) -> Result<Outcome, String> {
         next_worker: 0,
         collector: Collector::new(s.classes.len(), bucket, end, &s.plot_metrics),
         streams: 0,
+        base_headers: s.classes.iter().map(Engine::base_headers).collect(),
+        header_values: String::new(),
     };
     engine.run(options.progress)?;
     let mut unfinished = vec![0u64; s.classes.len()];
@@ -168,7 +204,11 @@ pub fn run(loaded: &Loaded, options: &Options) -> Result<Outcome, String> {
 impl Engine<'_> {
     fn push(&mut self, at: Nanos, event: Event) {
         self.seq += 1;
-        self.events.push(Reverse((at, self.seq, event)));
+        self.events.push(Scheduled {
+            at,
+            seq: self.seq,
+            event,
+        });
     }
 
     fn class(&self, class: usize) -> Result<&ClassSpec, String> {
@@ -188,7 +228,7 @@ impl Engine<'_> {
         self.push(self.collector.bucket.min(self.end), Event::Sample);
         let bar = progress.then(|| crate::progress::bar(self.drain_end));
         let mut next_report = 0;
-        while let Some(Reverse((at, _, event))) = self.events.pop() {
+        while let Some(Scheduled { at, event, .. }) = self.events.pop() {
             if at > self.drain_end {
                 break;
             }
@@ -253,13 +293,10 @@ impl Engine<'_> {
         }
     }
 
-    fn request_headers(
-        &mut self,
-        class: usize,
-        number: u32,
-        deadline: Option<Nanos>,
-    ) -> Result<Vec<(String, String)>, String> {
-        let spec = self.class(class)?;
+    /// The request headers of every class that do not vary per request, in the order they
+    /// are sent: `:method`, `:path`, `:authority`, `:scheme`, the class's headers, then the
+    /// priority header. Built once; `arrive` appends the per-request ones.
+    fn base_headers(spec: &ClassSpec) -> Vec<(String, String)> {
         let mut headers = vec![
             (":method".to_string(), spec.method.clone()),
             (":path".to_string(), spec.path.clone()),
@@ -270,25 +307,7 @@ impl Engine<'_> {
         if let Some(priority) = &spec.priority {
             headers.push(("x-ballast-priority".to_string(), priority.clone()));
         }
-        if spec.idempotency_key {
-            headers.push(("idempotency-key".to_string(), format!("k-{}", self.streams)));
-        }
-        if number > 1 {
-            headers.push((spec.retries.mark_header.clone(), number.to_string()));
-        }
-        if let Some(d) = deadline {
-            let ms = d.div_ceil(1_000_000).max(1);
-            match spec.deadline_header {
-                DeadlineHeader::None => {}
-                DeadlineHeader::GrpcTimeout => {
-                    headers.push(("grpc-timeout".into(), format!("{ms}m")))
-                }
-                DeadlineHeader::XEnvoyExpectedRqTimeoutMs => {
-                    headers.push(("x-envoy-expected-rq-timeout-ms".into(), ms.to_string()))
-                }
-            }
-        }
-        Ok(headers)
+        headers
     }
 
     fn arrive(&mut self, class: usize, number: u32) -> Result<(), String> {
@@ -301,24 +320,61 @@ impl Engine<'_> {
                 t.retries += 1;
             }
         }
-        let deadline = match &self.class(class)?.deadline {
-            Some(d) => {
-                let d = d.clone();
-                Some(self.rng.sample(&d).max(1))
+        let loaded = self.loaded;
+        let spec = loaded
+            .scenario
+            .classes
+            .get(class)
+            .ok_or_else(|| format!("no class {class}"))?;
+        let deadline = spec.deadline.as_ref().map(|d| self.rng.sample(d).max(1));
+        // The headers that vary per request (idempotency key, retry mark, deadline): their
+        // values are written into one reused buffer, the names borrowed from the spec.
+        let mut values = std::mem::take(&mut self.header_values);
+        values.clear();
+        let mut extra: [(&str, usize, usize); 3] = [("", 0, 0); 3];
+        let mut n_extra = 0;
+        if spec.idempotency_key {
+            let from = values.len();
+            let _ = write!(values, "k-{}", self.streams);
+            extra[n_extra] = ("idempotency-key", from, values.len());
+            n_extra += 1;
+        }
+        if number > 1 {
+            let from = values.len();
+            let _ = write!(values, "{number}");
+            extra[n_extra] = (spec.retries.mark_header.as_str(), from, values.len());
+            n_extra += 1;
+        }
+        if let Some(d) = deadline {
+            let ms = d.div_ceil(1_000_000).max(1);
+            let header = match spec.deadline_header {
+                DeadlineHeader::None => None,
+                DeadlineHeader::GrpcTimeout => Some(("grpc-timeout", "m")),
+                DeadlineHeader::XEnvoyExpectedRqTimeoutMs => {
+                    Some(("x-envoy-expected-rq-timeout-ms", ""))
+                }
+            };
+            if let Some((name, unit)) = header {
+                let from = values.len();
+                let _ = write!(values, "{ms}{unit}");
+                extra[n_extra] = (name, from, values.len());
+                n_extra += 1;
             }
-            None => None,
-        };
-        let headers = self.request_headers(class, number, deadline)?;
-        let pairs: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let route_name = self.class(class)?.route_name.clone();
+        }
+        let base = self
+            .base_headers
+            .get(class)
+            .ok_or_else(|| format!("no class {class}"))?;
+        let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(base.len() + n_extra);
+        pairs.extend(base.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        for (name, from, to) in extra.iter().take(n_extra) {
+            pairs.push((name, values.get(*from..*to).unwrap_or_default()));
+        }
         let worker = self.next_worker;
         self.next_worker = (self.next_worker + 1) % self.loaded.scenario.workers;
         self.streams += 1;
         let mut stream = self.host.http_stream(worker).map_err(|e| e.to_string())?;
-        if let Some(name) = route_name {
+        if let Some(name) = &spec.route_name {
             stream
                 .set_property("xds.route_name", name.as_str())
                 .map_err(|e| e.to_string())?;
@@ -328,6 +384,8 @@ impl Engine<'_> {
             .map_err(|e| e.to_string())?;
         let id = stream.id();
         let local = stream.local_response();
+        drop(pairs);
+        self.header_values = values;
         let slot = self.allocate(Attempt {
             class,
             number,

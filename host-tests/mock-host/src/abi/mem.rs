@@ -62,6 +62,7 @@ pub(crate) fn return_scratch(c: &mut C<'_>, ptr_ptr: i32, size_ptr: i32) -> Host
     let len = c.data().scratch.len();
     let mut addr: i32 = 0;
     if len > 0 {
+        // An `Arc` clone: cheap, unlike cloning the `TypedFunc` itself.
         let Some(malloc) = c.data().malloc.clone() else {
             return Ok(INVALID_MEMORY);
         };
