@@ -4,22 +4,13 @@
 //! runs out; gRPC requests are rejected with grpc-status 14.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+mod common;
+
 use ballast_mock_host::{Action, Host, PluginModule, StreamId};
-use std::path::PathBuf;
 use std::time::Duration;
 
 fn plugin() -> PluginModule {
-    let path = std::env::var_os("BALLAST_WASM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ballast.wasm")
-        });
-    assert!(
-        path.is_file(),
-        "{} missing: run `make build`",
-        path.display()
-    );
-    PluginModule::load(&path).unwrap()
+    common::ballast_plugin()
 }
 
 fn host(workers: usize, queue: &str) -> Host {

@@ -4,25 +4,16 @@
 //! own policy configuration (see README, "Test your policy in the harness").
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+mod common;
+
 use ballast_mock_host::{Action, Host, LogLevel, PluginModule};
-use std::path::PathBuf;
 
 fn plugin() -> PluginModule {
-    let path = std::env::var_os("BALLAST_WASM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ballast.wasm")
-        });
-    assert!(
-        path.is_file(),
-        "{} missing: run `make build`",
-        path.display()
-    );
-    PluginModule::load(&path).unwrap()
+    common::ballast_plugin()
 }
 
 fn example(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../examples/configs")
         .join(name);
     std::fs::read_to_string(path).unwrap()

@@ -3,22 +3,13 @@
 //! workers (the bug that got Istio's local rate limiter reverted), never 1/y of it either.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
+mod common;
+
 use ballast_mock_host::{Host, PluginModule};
-use std::path::PathBuf;
 use std::time::Duration;
 
 fn plugin() -> PluginModule {
-    let path = std::env::var_os("BALLAST_WASM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ballast.wasm")
-        });
-    assert!(
-        path.is_file(),
-        "{} missing: run `make build`",
-        path.display()
-    );
-    PluginModule::load(&path).unwrap()
+    common::ballast_plugin()
 }
 
 fn config(ratio: f64, min: u32, dry_run: bool) -> String {

@@ -52,3 +52,18 @@ pub fn req(op: &str) -> Vec<(&str, &str)> {
         ("x-fixture-op", op),
     ]
 }
+
+/// The real ballast plugin: `BALLAST_WASM`, else `target/ballast.wasm` (`make build`).
+pub fn ballast_plugin() -> PluginModule {
+    let path = std::env::var_os("BALLAST_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/ballast.wasm")
+        });
+    assert!(
+        path.is_file(),
+        "{} missing: run `make build`",
+        path.display()
+    );
+    PluginModule::load(&path).unwrap()
+}
