@@ -25,6 +25,7 @@ pub struct Gradient2 {
     params: Gradient2Params,
     limit: f64,
     long_rtt: f64,
+    noload_rtt: f64,
     samples: u32,
 }
 
@@ -35,6 +36,7 @@ impl Gradient2 {
             params,
             limit: params.bounds.clamp(params.bounds.initial),
             long_rtt: 0.0,
+            noload_rtt: 0.0,
             samples: 0,
         }
     }
@@ -47,6 +49,21 @@ impl Gradient2 {
     /// The learned state: (limit, long_rtt, samples), for sharing between workers.
     pub fn snapshot(&self) -> (f64, f64, u32) {
         (self.limit, self.long_rtt, self.samples)
+    }
+
+    /// The learned no-load RTT (shortest single request, drifting up slowly).
+    pub fn noload_rtt(&self) -> f64 {
+        self.noload_rtt
+    }
+
+    /// Restores the no-load RTT of [`Gradient2::noload_rtt`].
+    pub fn with_noload_rtt(mut self, noload_rtt: f64) -> Gradient2 {
+        self.noload_rtt = if noload_rtt.is_finite() && noload_rtt >= 0.0 {
+            noload_rtt
+        } else {
+            0.0
+        };
+        self
     }
 
     /// Rebuilds from [`Gradient2::snapshot`] values (clamped to the parameters).
@@ -88,7 +105,30 @@ impl Gradient2 {
         if f64::from(sample.in_flight) < self.limit / 2.0 {
             return self.limit;
         }
-        let gradient = (self.params.rtt_tolerance * self.long_rtt / rtt).clamp(0.5, 1.0);
+        // Baseline: the long-term RTT, but never above the no-load RTT (the shortest single
+        // request seen, drifting up slowly so a lasting latency shift is accepted). Without the
+        // floor, a service that starts out overloaded teaches gradient2 its queued latency as
+        // normal and the limit never comes down.
+        if sample.min_rtt > 0 {
+            let shortest = sample.min_rtt as f64;
+            self.noload_rtt = if self.noload_rtt <= 0.0 {
+                shortest
+            } else {
+                (self.noload_rtt * (1.0 + 0.1 / window)).min(shortest.max(self.noload_rtt))
+            };
+            if shortest < self.noload_rtt {
+                self.noload_rtt = shortest;
+            }
+        }
+        // Compare like with like: the window's shortest request against the shortest ever
+        // (a standing queue delays every request, so it lifts the window minimum too); without
+        // minimums, the window aggregate against the long-term aggregate, as in Netflix's.
+        let (baseline, current) = if self.noload_rtt > 0.0 && sample.min_rtt > 0 {
+            (self.noload_rtt, sample.min_rtt as f64)
+        } else {
+            (self.long_rtt, rtt)
+        };
+        let gradient = (self.params.rtt_tolerance * baseline / current).clamp(0.5, 1.0);
         let estimate = self.limit * gradient + self.params.queue_size;
         let smoothed =
             self.limit * (1.0 - self.params.smoothing) + estimate * self.params.smoothing;

@@ -34,6 +34,10 @@ pub struct Sample {
     pub in_flight: u32,
     /// Whether a request in the window was dropped or timed out upstream (a congestion signal).
     pub dropped: bool,
+    /// The window's fastest requests (5th-percentile RTT; 0 when unknown): requests that met
+    /// no queue show the service's no-load latency even while the window's aggregate is
+    /// inflated, and a standing queue delays every request, so it lifts this too.
+    pub min_rtt: Nanos,
 }
 
 /// Bounds shared by every algorithm.
@@ -113,7 +117,8 @@ pub(crate) mod script {
             Sample {
                 rtt: rtt_ms * MILLISECOND,
                 in_flight,
-                dropped: false
+                dropped: false,
+                min_rtt: rtt_ms * MILLISECOND,
             };
             n
         ]

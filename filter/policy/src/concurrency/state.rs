@@ -58,8 +58,8 @@ pub struct LimiterState {
     pub last_rtt: Nanos,
 }
 
-const VERSION: u8 = 1;
-const ENCODED_LEN: usize = 1 + 4 + 8 + 8 + 8 + 4;
+const VERSION: u8 = 2;
+const ENCODED_LEN: usize = 1 + 4 + 8 + 8 + 8 + 4 + 8;
 
 impl LimiterState {
     /// A fresh record for `params`.
@@ -105,6 +105,10 @@ impl LimiterState {
             LimitAlgorithm::Aimd(a) => (a.limit(), 0.0, 0),
             LimitAlgorithm::Fixed(l) => (*l, 0.0, 0),
         };
+        let noload = match &self.algorithm {
+            LimitAlgorithm::Gradient2(g) => g.noload_rtt(),
+            _ => 0.0,
+        };
         let mut out = Vec::with_capacity(ENCODED_LEN);
         out.push(VERSION);
         out.extend_from_slice(&self.in_flight.to_le_bytes());
@@ -112,6 +116,7 @@ impl LimiterState {
         out.extend_from_slice(&limit.to_le_bytes());
         out.extend_from_slice(&aux.to_le_bytes());
         out.extend_from_slice(&samples.to_le_bytes());
+        out.extend_from_slice(&noload.to_le_bytes());
         out
     }
 
@@ -138,10 +143,11 @@ impl LimiterState {
         let limit = f64_at(13)?;
         let aux = f64_at(21)?;
         let samples = u32_at(29)?;
+        let noload = f64_at(33)?;
         let algorithm = match *params {
-            AlgorithmParams::Gradient2(p) => {
-                LimitAlgorithm::Gradient2(Gradient2::restore(p, (limit, aux, samples)))
-            }
+            AlgorithmParams::Gradient2(p) => LimitAlgorithm::Gradient2(
+                Gradient2::restore(p, (limit, aux, samples)).with_noload_rtt(noload),
+            ),
             AlgorithmParams::Vegas(p) => {
                 LimitAlgorithm::Vegas(Vegas::restore(p, (limit, aux, samples)))
             }

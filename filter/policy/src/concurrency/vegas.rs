@@ -70,9 +70,15 @@ impl Vegas {
             self.rtt_noload = rtt;
             return self.limit;
         }
-        if self.rtt_noload <= 0.0 || rtt < self.rtt_noload {
-            self.rtt_noload = rtt;
-            return self.limit;
+        // The no-load RTT is the shortest single request seen (a window's aggregate is already
+        // inflated when the service starts out overloaded).
+        let shortest = if sample.min_rtt > 0 {
+            (sample.min_rtt as f64).min(rtt)
+        } else {
+            rtt
+        };
+        if self.rtt_noload <= 0.0 || shortest < self.rtt_noload {
+            self.rtt_noload = shortest;
         }
         let log = self.limit.max(1.0).log10().max(1.0);
         let (alpha, beta, threshold) = (3.0 * log, 6.0 * log, log);
@@ -149,6 +155,7 @@ mod tests {
             rtt: 10 * MILLISECOND,
             in_flight: 1000,
             dropped: true,
+            min_rtt: 0,
         });
         assert!(v.limit() < before);
     }

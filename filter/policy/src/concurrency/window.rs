@@ -30,6 +30,7 @@ pub struct SampleWindow {
     sum: u128,
     max_in_flight: u32,
     dropped: bool,
+    min_rtt: Nanos,
     histogram: [u32; BUCKETS],
 }
 
@@ -56,6 +57,7 @@ impl SampleWindow {
             sum: 0,
             max_in_flight: 0,
             dropped: false,
+            min_rtt: Nanos::MAX,
             histogram: [0; BUCKETS],
         }
     }
@@ -66,6 +68,7 @@ impl SampleWindow {
         self.sum += u128::from(rtt);
         self.max_in_flight = self.max_in_flight.max(in_flight);
         self.dropped |= dropped;
+        self.min_rtt = self.min_rtt.min(rtt);
         if let Some(slot) = self.histogram.get_mut(bucket_of(rtt)) {
             *slot = slot.saturating_add(1);
         }
@@ -74,6 +77,21 @@ impl SampleWindow {
     /// Samples in the window.
     pub fn count(&self) -> u32 {
         self.count
+    }
+
+    /// The window's 5th-percentile RTT (bucket upper bound), capped by the true minimum: a
+    /// stable "fastest requests" statistic. The minimum itself keeps falling as more samples
+    /// are seen (an extreme value), which would drag a no-load baseline down forever.
+    fn low_rtt(&self) -> Nanos {
+        let rank = (self.count / 20).max(1);
+        let mut seen = 0;
+        for (index, n) in self.histogram.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                return bucket_upper(index).max(self.min_rtt);
+            }
+        }
+        self.min_rtt
     }
 
     /// The window as one sample, or `None` when empty.
@@ -103,6 +121,7 @@ impl SampleWindow {
             rtt,
             in_flight: self.max_in_flight,
             dropped: self.dropped,
+            min_rtt: self.low_rtt(),
         })
     }
 }
