@@ -43,6 +43,7 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 curl -fs -o /dev/null http://127.0.0.1:9901/ready || { echo "Envoy not ready after 20 s" >&2; tail -n 20 "$LOGDIR/envoy.log" >&2; exit 1; }
+curl -fs -o /dev/null http://127.0.0.1:8081/__demo/health || { echo "demo upstream not answering on 127.0.0.1:8081" >&2; tail -n 20 "$LOGDIR/upstream.log" >&2; exit 1; }
 
 cat <<MSG
 

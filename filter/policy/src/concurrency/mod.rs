@@ -54,9 +54,10 @@ pub struct Bounds {
 impl Bounds {
     fn clamp(&self, limit: f64) -> f64 {
         if limit.is_finite() {
-            limit.clamp(self.min, self.max)
+            // max/min rather than f64::clamp, which panics when min > max.
+            limit.max(self.min).min(self.max)
         } else {
-            self.initial.clamp(self.min, self.max)
+            self.initial.max(self.min).min(self.max)
         }
     }
 }

@@ -89,7 +89,21 @@ pub(super) fn build_rules(raw: RawRetry, path: &Path<'_>) -> Result<RetryRules, 
         rules.max_retries_per_request = max;
     }
     if let Some(header) = raw.explain_header {
-        check_header_name(&header).map_err(|r| path.field("explain_header").error(r))?;
+        let header_path = path.field("explain_header");
+        check_header_name(&header).map_err(|r| header_path.error(r))?;
+        let reserved = [
+            "content-length",
+            "transfer-encoding",
+            "connection",
+            "te",
+            "upgrade",
+            "host",
+        ];
+        if reserved.contains(&header.as_str()) || header.starts_with("x-envoy-") {
+            return Err(
+                header_path.error(format!("`{header}` is reserved: pick a header of your own"))
+            );
+        }
         rules.explain_header = Some(header);
     }
     Ok(rules)

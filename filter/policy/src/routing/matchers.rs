@@ -78,8 +78,9 @@ pub(crate) fn compile_anchored(pattern: &str, ignore_case: bool) -> Result<Regex
     let flags = if ignore_case { "(?i)" } else { "" };
     Regex::new(&format!("{flags}^(?:{pattern})$")).map_err(|err| {
         let detail = err.to_string();
-        let first_line = detail.lines().last().unwrap_or("syntax error").trim();
-        format!("invalid regex: {first_line}")
+        // regex-lite puts the explanation on the last line of a multi-line message.
+        let explanation = detail.lines().last().unwrap_or("syntax error").trim();
+        format!("invalid regex: {explanation}")
     })
 }
 
