@@ -49,6 +49,15 @@ pub(crate) struct Direction {
 }
 
 impl Direction {
+    /// Passes the body buffer on (as Envoy forwards it once the plugin continues): appends it
+    /// to what was forwarded, empties it keeping its allocation, and ends buffering.
+    pub(crate) fn forward_body(&mut self) {
+        self.body_buffering = false;
+        self.forwarded.extend_from_slice(&self.body);
+        self.body.clear();
+        self.body_live = false;
+    }
+
     fn reset(&mut self) {
         self.headers.clear();
         self.headers_live = false;

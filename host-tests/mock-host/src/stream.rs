@@ -189,11 +189,7 @@ impl Host {
             if stop {
                 d.body_buffering = true;
             } else {
-                let body = std::mem::take(&mut d.body);
-                d.forwarded.extend_from_slice(&body);
-                d.body = body;
-                d.body.clear();
-                d.body_live = false;
+                d.forward_body();
             }
         }
         Ok(())
@@ -230,12 +226,7 @@ impl Host {
             } else {
                 d.trailers_live = false;
                 if d.body_buffering {
-                    d.body_buffering = false;
-                    let body = std::mem::take(&mut d.body);
-                    d.forwarded.extend_from_slice(&body);
-                    d.body = body;
-                    d.body.clear();
-                    d.body_live = false;
+                    d.forward_body();
                 }
             }
         }
@@ -266,12 +257,7 @@ impl Host {
             }
             self.deliver_queued_trailers(id, side)?;
         } else if d.body_buffering {
-            d.body_buffering = false;
-            let body = std::mem::take(&mut d.body);
-            d.forwarded.extend_from_slice(&body);
-            d.body = body;
-            d.body.clear();
-            d.body_live = false;
+            d.forward_body();
         } else if d.trailers_paused {
             d.trailers_paused = false;
             d.trailers_live = false;
