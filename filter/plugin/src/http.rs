@@ -5,7 +5,7 @@
 //! through the request's phases, and performs what the plans say.
 
 use crate::concurrency::{Arrival, Ticket};
-use crate::request::{property_text, HostRequest};
+use crate::request::{property_text, response_header, HostRequest};
 use crate::retry;
 use crate::root::{now, Compiled};
 use ballast_policy::config::{Measure, PolicySetId};
@@ -14,7 +14,7 @@ use ballast_policy::retry::{AttemptMark, RetryPlan};
 use ballast_policy::routing::RequestView;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, MapType};
+use proxy_wasm::types::Action;
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -109,10 +109,8 @@ impl BallastHttp {
 }
 
 fn response_status() -> u16 {
-    hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, ":status")
-        .ok()
-        .flatten()
-        .and_then(|b| std::str::from_utf8(&b).ok().and_then(|s| s.parse().ok()))
+    response_header(":status")
+        .and_then(|s| s.parse().ok())
         .unwrap_or(0)
 }
 

@@ -21,7 +21,16 @@ pub struct HostRequest {
 /// Reads a request header as text. Non-UTF-8 bytes are replaced (U+FFFD) instead of failing:
 /// HTTP allows obs-text in values, and the SDK's `String` getters would panic on it.
 pub fn request_header(name: &str) -> Option<String> {
-    match hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, name) {
+    header_text(MapType::HttpRequestHeaders, name)
+}
+
+/// Reads a response header as text, like [`request_header`].
+pub fn response_header(name: &str) -> Option<String> {
+    header_text(MapType::HttpResponseHeaders, name)
+}
+
+fn header_text(map: MapType, name: &str) -> Option<String> {
+    match hostcalls::get_map_value_bytes(map, name) {
         Ok(Some(bytes)) => Some(String::from_utf8_lossy(&bytes).into_owned()),
         Ok(None) | Err(_) => None,
     }

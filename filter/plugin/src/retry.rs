@@ -13,7 +13,7 @@
 //! reservation are counted locally and flushed once a second from `on_tick`.
 
 use crate::metrics::RetryMetrics;
-use crate::request::{request_header, HostRequest};
+use crate::request::{request_header, response_header, HostRequest};
 use crate::shared::{self, Update};
 use ballast_policy::config::PolicySet;
 use ballast_policy::duration::Nanos;
@@ -242,11 +242,4 @@ pub fn observe_mark(
         }
     }
     mark
-}
-
-fn response_header(name: &str) -> Option<String> {
-    match hostcalls::get_map_value_bytes(MapType::HttpResponseHeaders, name) {
-        Ok(Some(bytes)) => Some(String::from_utf8_lossy(&bytes).into_owned()),
-        Ok(None) | Err(_) => None,
-    }
 }

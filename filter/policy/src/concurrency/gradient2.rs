@@ -51,18 +51,14 @@ impl Gradient2 {
         (self.limit, self.long_rtt, self.samples)
     }
 
-    /// The learned no-load RTT (shortest single request, drifting up slowly).
+    /// The learned no-load RTT (lowest window 5th-percentile RTT, drifting up slowly).
     pub fn noload_rtt(&self) -> f64 {
         self.noload_rtt
     }
 
     /// Restores the no-load RTT of [`Gradient2::noload_rtt`].
     pub fn with_noload_rtt(mut self, noload_rtt: f64) -> Gradient2 {
-        self.noload_rtt = if noload_rtt.is_finite() && noload_rtt >= 0.0 {
-            noload_rtt
-        } else {
-            0.0
-        };
+        self.noload_rtt = super::learned(noload_rtt);
         self
     }
 
@@ -73,11 +69,7 @@ impl Gradient2 {
     ) -> Gradient2 {
         let mut restored = Gradient2::new(params);
         restored.limit = params.bounds.clamp(limit);
-        restored.long_rtt = if long_rtt.is_finite() && long_rtt >= 0.0 {
-            long_rtt
-        } else {
-            0.0
-        };
+        restored.long_rtt = super::learned(long_rtt);
         restored.samples = samples;
         restored
     }
@@ -105,24 +97,20 @@ impl Gradient2 {
         if f64::from(sample.in_flight) < self.limit / 2.0 {
             return self.limit;
         }
-        // Baseline: the long-term RTT, but never above the no-load RTT (the shortest single
-        // request seen, drifting up slowly so a lasting latency shift is accepted). Without the
-        // floor, a service that starts out overloaded teaches gradient2 its queued latency as
-        // normal and the limit never comes down.
+        // No-load RTT: the lowest window "fastest requests" RTT seen, drifting up slowly so a
+        // lasting latency shift is accepted. Without it, a service that starts out overloaded
+        // teaches gradient2 its queued latency as normal and the limit never comes down.
         if sample.min_rtt > 0 {
-            let shortest = sample.min_rtt as f64;
-            self.noload_rtt = if self.noload_rtt <= 0.0 {
-                shortest
+            let fastest = sample.min_rtt as f64;
+            self.noload_rtt = if self.noload_rtt <= 0.0 || fastest < self.noload_rtt {
+                fastest
             } else {
-                (self.noload_rtt * (1.0 + 0.1 / window)).min(shortest.max(self.noload_rtt))
+                (self.noload_rtt * (1.0 + 0.1 / window)).min(fastest)
             };
-            if shortest < self.noload_rtt {
-                self.noload_rtt = shortest;
-            }
         }
-        // Compare like with like: the window's shortest request against the shortest ever
-        // (a standing queue delays every request, so it lifts the window minimum too); without
-        // minimums, the window aggregate against the long-term aggregate, as in Netflix's.
+        // Compare like with like: the window's fastest requests against the no-load RTT (a
+        // standing queue delays every request, so it lifts them too); without them, the window
+        // aggregate against the long-term aggregate, as in Netflix's.
         let (baseline, current) = if self.noload_rtt > 0.0 && sample.min_rtt > 0 {
             (self.noload_rtt, sample.min_rtt as f64)
         } else {

@@ -98,6 +98,15 @@ impl LimitAlgorithm {
     }
 }
 
+/// A learned RTT restored from shared data: finite and non-negative, else 0 ("not learned").
+fn learned(value: f64) -> f64 {
+    if value.is_finite() && value >= 0.0 {
+        value
+    } else {
+        0.0
+    }
+}
+
 fn to_whole(limit: f64) -> u32 {
     if limit.is_finite() && limit >= 1.0 {
         (limit.floor() as u32).max(1)

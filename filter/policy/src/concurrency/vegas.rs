@@ -50,11 +50,7 @@ impl Vegas {
     pub fn restore(params: VegasParams, (limit, rtt_noload, samples): (f64, f64, u32)) -> Vegas {
         let mut restored = Vegas::new(params);
         restored.limit = params.bounds.clamp(limit);
-        restored.rtt_noload = if rtt_noload.is_finite() && rtt_noload >= 0.0 {
-            rtt_noload
-        } else {
-            0.0
-        };
+        restored.rtt_noload = super::learned(rtt_noload);
         restored.samples = samples;
         restored
     }
@@ -70,8 +66,8 @@ impl Vegas {
             self.rtt_noload = rtt;
             return self.limit;
         }
-        // The no-load RTT is the shortest single request seen (a window's aggregate is already
-        // inflated when the service starts out overloaded).
+        // The no-load RTT comes from the window's fastest requests (a window's aggregate is
+        // already inflated when the service starts out overloaded).
         let shortest = if sample.min_rtt > 0 {
             (sample.min_rtt as f64).min(rtt)
         } else {
