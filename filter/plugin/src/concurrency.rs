@@ -146,6 +146,7 @@ impl Limiter {
         if admitted {
             return Arrival::Admitted;
         }
+        self.window.borrow_mut().mark_turned_away();
         if dry_run {
             self.metrics.rejected.increment();
             return Arrival::Admitted;
@@ -216,21 +217,28 @@ impl Limiter {
             let mut state = self.state(bytes);
             state.release();
             if let Some(sample) = summary {
-                state.observe(sample);
+                state.observe(sample, now);
             }
             let handed = has_waiter && state.try_acquire();
             (
                 state.encode(),
-                (handed, state.limit(), state.in_flight, state.last_rtt),
+                (
+                    handed,
+                    state.limit(),
+                    state.in_flight,
+                    state.last_rtt,
+                    state.noload_rtt(),
+                ),
             )
         });
         let handed = match result {
-            Update::Stored((handed, limit, in_flight, last_rtt)) => {
+            Update::Stored((handed, limit, in_flight, last_rtt, noload_rtt)) => {
                 self.last_in_flight.set(in_flight);
                 self.metrics.limit.set(u64::from(limit));
                 self.metrics.in_flight.set(u64::from(in_flight));
                 if summary.is_some() {
                     self.metrics.sample_rtt_us.set(last_rtt / 1_000);
+                    self.metrics.min_rtt_us.set(noload_rtt / 1_000);
                 }
                 self.applied();
                 handed

@@ -87,6 +87,8 @@ pub struct ConcurrencyMetrics {
     pub queued: Gauge,
     /// Last aggregated RTT fed to the algorithm, microseconds.
     pub sample_rtt_us: Gauge,
+    /// Gauge: the learned no-load RTT (µs; 0 until learned).
+    pub min_rtt_us: Gauge,
     /// Requests rejected (queue full, or wait ran out).
     pub rejected: Counter,
     /// Requests whose wait ran out.
@@ -174,6 +176,7 @@ impl Metrics {
                         in_flight: Gauge::define(&name("concurrency_in_flight")),
                         queued: Gauge::define(&name("concurrency_queued")),
                         sample_rtt_us: Gauge::define(&name("concurrency_sample_rtt_us")),
+                        min_rtt_us: Gauge::define(&name("concurrency_min_rtt_us")),
                         rejected: Counter::define(&name("concurrency_rejected")),
                         queue_timeouts: Counter::define(&name("concurrency_queue_timeouts")),
                         contended: Counter::define(&name("concurrency_contended")),

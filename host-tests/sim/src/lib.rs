@@ -14,6 +14,7 @@ pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod scenario;
+pub mod series_expect;
 pub mod upstream;
 
 pub use engine::{run, Options};

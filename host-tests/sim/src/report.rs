@@ -327,6 +327,9 @@ fn evaluate(loaded: &Loaded, report: &Report) -> Vec<Check> {
             });
         }
     }
+    for e in &expect.series {
+        checks.extend(crate::series_expect::evaluate(e, &report.series));
+    }
     for (name, bounds) in &expect.metrics {
         let actual = report.plugin_metrics.get(name).map(|v| *v as f64);
         let value = actual.unwrap_or(f64::NAN);

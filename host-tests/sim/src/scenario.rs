@@ -285,7 +285,36 @@ pub struct Expectations {
     /// Plugin counters/gauges at the end, by full metric name.
     #[serde(default)]
     pub metrics: BTreeMap<String, Bounds>,
+    /// Bounds on the per-second series over a time range (settling, following a shift).
+    #[serde(default)]
+    pub series: Vec<SeriesExpect>,
 }
+
+/// Bounds on one per-second series between `from` and `to`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeriesExpect {
+    /// A plugin metric listed in `plot_metrics`, by full name; or else
+    pub metric: Option<String>,
+    /// a class's series: `offered_rps`, `goodput_rps`, `rejected_rps` or `p99_ms`, with
+    pub value: Option<String>,
+    /// the class name.
+    pub class: Option<String>,
+    /// First second checked (a bucket ending after this); default the start.
+    pub from: Option<Dur>,
+    /// Last second checked (a bucket ending at or before this); default the end.
+    pub to: Option<Dur>,
+    /// `each` (default): every point within the bounds; `mean`: their mean; `min` / `max`: the
+    /// lowest / highest point (e.g. "the limit fell below 30 at some point").
+    pub of: Option<String>,
+    /// Lower bound.
+    pub min: Option<f64>,
+    /// Upper bound.
+    pub max: Option<f64>,
+}
+
+/// The class series a [`SeriesExpect`] may name.
+pub const CLASS_SERIES: [&str; 4] = ["offered_rps", "goodput_rps", "rejected_rps", "p99_ms"];
 
 /// Checks on one class (or the total).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -438,6 +467,38 @@ fn check(s: &Scenario) -> Result<(), String> {
                 return Err(format!("expect.classes.{name}: no such class"));
             }
         }
+        for (i, e) in expect.series.iter().enumerate() {
+            check_series_expect(s, e).map_err(|why| format!("expect.series[{i}]: {why}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_series_expect(s: &Scenario, e: &SeriesExpect) -> Result<(), String> {
+    match (&e.metric, &e.value, &e.class) {
+        (Some(metric), None, None) => {
+            if !s.plot_metrics.contains(metric) {
+                return Err(format!("metric `{metric}` must be listed in plot_metrics"));
+            }
+        }
+        (None, Some(value), Some(class)) => {
+            if !CLASS_SERIES.contains(&value.as_str()) {
+                return Err(format!("value `{value}` is not one of {CLASS_SERIES:?}"));
+            }
+            if !s.classes.iter().any(|c| &c.name == class) {
+                return Err(format!("class `{class}`: no such class"));
+            }
+        }
+        _ => return Err("give either `metric`, or `value` and `class`".into()),
+    }
+    if e.min.is_none() && e.max.is_none() {
+        return Err("give `min`, `max` or both".into());
+    }
+    if !matches!(
+        e.of.as_deref(),
+        None | Some("each") | Some("mean") | Some("min") | Some("max")
+    ) {
+        return Err("`of` is `each`, `mean`, `min` or `max`".into());
     }
     Ok(())
 }

@@ -1,8 +1,23 @@
-//! Gradient2 (Netflix concurrency-limits): compare a long-term RTT average with the recent RTT;
-//! when recent latency rises above the long-term baseline (times a tolerance), shrink the limit
-//! in proportion, otherwise grow it by a small queue allowance.
+//! Gradient2 (after Netflix concurrency-limits): compare recent latency with a no-load
+//! baseline; when it rises above the baseline times a tolerance, shrink the limit in proportion,
+//! otherwise grow it by a small queue allowance.
+//!
+//! Two departures from Netflix's, both measured in `host-tests/bench/concurrency-overload.json`:
+//! - the comparison is like with like — the window's fastest requests (5th percentile) against
+//!   their no-load value — instead of the window average against a long-term average. A
+//!   long-term average learns queued latency as normal when a service starts out overloaded
+//!   (the limit grew 104 → 194 in 15 s at 3× capacity);
+//! - the baseline comes from [`NoLoadRtt`]: it only falls between brief drain probes and is
+//!   replaced at each probe, instead of drifting up (a drift learns the limiter's own standing
+//!   queue: the limit crept to 63–76 for a capacity of 40).
+//!
+//! At equilibrium under overload the limit sits where `tolerance × baseline / current` balances
+//! the queue allowance: a little above the upstream's capacity C, roughly `C × (1 + (t − 1) ×
+//! p5 / mean service time) + queue_allowance` — which is also how the probe infers C.
 
-use super::{Bounds, Sample};
+use super::noload::{NoLoadRtt, NoLoadSnapshot, Phase, ProbeParams};
+use super::{probe_limit, Bounds, Sample};
+use crate::duration::Nanos;
 
 /// Parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -11,12 +26,18 @@ pub struct Gradient2Params {
     pub bounds: Bounds,
     /// Weight of each new limit estimate (0..=1).
     pub smoothing: f64,
-    /// How much recent RTT may exceed the long-term RTT before the limit shrinks (≥ 1).
+    /// How much recent RTT may exceed the no-load RTT before the limit shrinks (≥ 1).
     pub rtt_tolerance: f64,
-    /// Samples averaged into the long-term RTT.
-    pub long_window: u32,
     /// Requests of queue allowed on top of the gradient's estimate.
     pub queue_size: f64,
+    /// No-load RTT probes.
+    pub probe: ProbeParams,
+}
+
+/// Well above the tolerance the equilibrium sits at: a baseline this far below the fastest
+/// requests for a while is stale (or the upstream got slower) and is probed early.
+fn far_above(params: &Gradient2Params) -> f64 {
+    1.25 * params.rtt_tolerance
 }
 
 /// State.
@@ -24,9 +45,7 @@ pub struct Gradient2Params {
 pub struct Gradient2 {
     params: Gradient2Params,
     limit: f64,
-    long_rtt: f64,
-    noload_rtt: f64,
-    samples: u32,
+    noload: NoLoadRtt,
 }
 
 impl Gradient2 {
@@ -35,93 +54,63 @@ impl Gradient2 {
         Gradient2 {
             params,
             limit: params.bounds.clamp(params.bounds.initial),
-            long_rtt: 0.0,
-            noload_rtt: 0.0,
-            samples: 0,
+            noload: NoLoadRtt::new(params.probe, far_above(&params)),
         }
     }
 
-    /// Current (fractional) limit.
+    /// The enforced (fractional) limit: the learned one, or the probe limit during a probe.
     pub fn limit(&self) -> f64 {
-        self.limit
+        if self.noload.probing() {
+            // Equilibrium: limit ≈ tolerance × C + allowance, so C ≈ (limit − allowance) / t.
+            let capacity = (self.limit - self.params.queue_size) / self.params.rtt_tolerance;
+            probe_limit(
+                &self.params.bounds,
+                self.limit,
+                capacity,
+                self.noload.probed(),
+            )
+        } else {
+            self.limit
+        }
     }
 
-    /// The learned state: (limit, long_rtt, samples), for sharing between workers.
-    pub fn snapshot(&self) -> (f64, f64, u32) {
-        (self.limit, self.long_rtt, self.samples)
+    /// The learned state (limit outside probes, no-load tracker), for sharing between workers.
+    pub fn snapshot(&self) -> (f64, NoLoadSnapshot) {
+        (self.limit, self.noload.snapshot())
     }
 
-    /// The learned no-load RTT (lowest window 5th-percentile RTT, drifting up slowly).
+    /// The learned no-load RTT (ns, 0 = not yet).
     pub fn noload_rtt(&self) -> f64 {
-        self.noload_rtt
-    }
-
-    /// Restores the no-load RTT of [`Gradient2::noload_rtt`].
-    pub fn with_noload_rtt(mut self, noload_rtt: f64) -> Gradient2 {
-        self.noload_rtt = super::learned(noload_rtt);
-        self
+        self.noload.rtt()
     }
 
     /// Rebuilds from [`Gradient2::snapshot`] values (clamped to the parameters).
-    pub fn restore(
-        params: Gradient2Params,
-        (limit, long_rtt, samples): (f64, f64, u32),
-    ) -> Gradient2 {
-        let mut restored = Gradient2::new(params);
-        restored.limit = params.bounds.clamp(limit);
-        restored.long_rtt = super::learned(long_rtt);
-        restored.samples = samples;
-        restored
+    pub fn restore(params: Gradient2Params, (limit, noload): (f64, NoLoadSnapshot)) -> Gradient2 {
+        Gradient2 {
+            params,
+            limit: params.bounds.clamp(limit),
+            noload: NoLoadRtt::restore(params.probe, far_above(&params), noload),
+        }
     }
 
-    /// Feeds one sample.
-    pub fn update(&mut self, sample: Sample) -> f64 {
-        let rtt = sample.rtt as f64;
-        if rtt <= 0.0 {
-            return self.limit;
+    /// Feeds one sample taken at `now`; returns the enforced limit.
+    pub fn update(&mut self, sample: Sample, now: Nanos) -> f64 {
+        let fastest = sample.fastest as f64;
+        if fastest <= 0.0 {
+            return self.limit();
         }
-        // Long-term RTT: plain average while warming up, then an exponential average.
-        self.samples = self.samples.saturating_add(1);
-        let window = f64::from(self.params.long_window.max(1));
-        if f64::from(self.samples) <= window.min(10.0) {
-            self.long_rtt += (rtt - self.long_rtt) / f64::from(self.samples);
-        } else {
-            self.long_rtt += (rtt - self.long_rtt) / window;
+        let phase = self.noload.observe(fastest, now, sample.turned_away);
+        // Hold the limit during a probe (its samples measure the drain, not the load), and when
+        // load is too low to say anything about capacity (application-limited).
+        if phase == Phase::Probing || f64::from(sample.in_flight) < self.limit / 2.0 {
+            return self.limit();
         }
-        // After a long period of high latency the baseline drifts up; pull it back towards
-        // recent RTT faster so the limit can recover.
-        if self.long_rtt / rtt > 2.0 {
-            self.long_rtt *= 0.95;
-        }
-        // Application-limited: too little load to learn anything about capacity.
-        if f64::from(sample.in_flight) < self.limit / 2.0 {
-            return self.limit;
-        }
-        // No-load RTT: the lowest window "fastest requests" RTT seen, drifting up slowly so a
-        // lasting latency shift is accepted. Without it, a service that starts out overloaded
-        // teaches gradient2 its queued latency as normal and the limit never comes down.
-        if sample.min_rtt > 0 {
-            let fastest = sample.min_rtt as f64;
-            self.noload_rtt = if self.noload_rtt <= 0.0 || fastest < self.noload_rtt {
-                fastest
-            } else {
-                (self.noload_rtt * (1.0 + 0.1 / window)).min(fastest)
-            };
-        }
-        // Compare like with like: the window's fastest requests against the no-load RTT (a
-        // standing queue delays every request, so it lifts them too); without them, the window
-        // aggregate against the long-term aggregate, as in Netflix's.
-        let (baseline, current) = if self.noload_rtt > 0.0 && sample.min_rtt > 0 {
-            (self.noload_rtt, sample.min_rtt as f64)
-        } else {
-            (self.long_rtt, rtt)
-        };
-        let gradient = (self.params.rtt_tolerance * baseline / current).clamp(0.5, 1.0);
+        let gradient = (self.params.rtt_tolerance * self.noload.rtt() / fastest).clamp(0.5, 1.0);
         let estimate = self.limit * gradient + self.params.queue_size;
         let smoothed =
             self.limit * (1.0 - self.params.smoothing) + estimate * self.params.smoothing;
         self.limit = self.params.bounds.clamp(smoothed);
-        self.limit
+        self.limit()
     }
 }
 
@@ -140,8 +129,11 @@ mod tests {
             },
             smoothing: 0.2,
             rtt_tolerance: 1.5,
-            long_window: 600,
             queue_size: 4.0,
+            probe: ProbeParams {
+                interval: 0,
+                duration: 0,
+            },
         }
     }
 
@@ -150,13 +142,13 @@ mod tests {
         let mut g = Gradient2::new(params());
         let mut last = g.limit();
         for s in steady(50, 10, 1000) {
-            let limit = g.update(s);
+            let limit = g.update(s, 0);
             assert!(limit >= last, "steady RTT with full load grows the limit");
             last = limit;
         }
         assert!(last > 40.0, "{last}");
         for s in steady(2000, 10, 1000) {
-            g.update(s);
+            g.update(s, 0);
         }
         assert_eq!(g.limit(), 200.0, "bounded by max");
     }
@@ -165,11 +157,11 @@ mod tests {
     fn backs_off_when_latency_rises() {
         let mut g = Gradient2::new(params());
         for s in steady(200, 10, 1000) {
-            g.update(s);
+            g.update(s, 0);
         }
         let before = g.limit();
         for s in steady(30, 40, 1000) {
-            g.update(s);
+            g.update(s, 0);
         }
         assert!(
             g.limit() < before * 0.6,
@@ -177,7 +169,7 @@ mod tests {
             g.limit()
         );
         for s in steady(3000, 40, 1000) {
-            g.update(s);
+            g.update(s, 0);
         }
         assert!(g.limit() >= 5.0, "bounded by min");
     }
@@ -186,7 +178,7 @@ mod tests {
     fn idle_load_never_lowers_the_limit() {
         let mut g = Gradient2::new(params());
         for s in steady(100, 10, 2) {
-            g.update(s);
+            g.update(s, 0);
         }
         assert_eq!(
             g.limit(),
@@ -194,7 +186,7 @@ mod tests {
             "app-limited samples leave the initial limit"
         );
         for s in steady(100, 80, 2) {
-            g.update(s);
+            g.update(s, 0);
         }
         assert_eq!(
             g.limit(),

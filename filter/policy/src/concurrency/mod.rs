@@ -9,10 +9,13 @@
 //! All algorithms share two rules that Envoy's native adaptive_concurrency filter lacks:
 //! - while in-flight load is below half the limit, a sample never lowers the limit (an idle or
 //!   warming service must not be throttled: no rejections while load is below capacity);
-//! - re-measuring the no-load RTT never drops the limit to a probe value (envoy#8337).
+//! - re-measuring the no-load RTT never drops the limit to a floor (envoy#8337): a probe lowers
+//!   it only to just below the capacity the algorithm has inferred, and only while the limit is
+//!   binding (see [`noload`]).
 
 mod aimd;
 mod gradient2;
+pub mod noload;
 pub mod queue;
 mod state;
 mod vegas;
@@ -34,10 +37,14 @@ pub struct Sample {
     pub in_flight: u32,
     /// Whether a request in the window was dropped or timed out upstream (a congestion signal).
     pub dropped: bool,
+    /// Whether a request found no free slot during the window (queued or rejected): demand
+    /// exceeded the limit, the only time the limiter itself can hold a queue upstream.
+    pub turned_away: bool,
     /// The window's fastest requests (5th-percentile RTT; 0 when unknown): requests that met
     /// no queue show the service's no-load latency even while the window's aggregate is
-    /// inflated, and a standing queue delays every request, so it lifts this too.
-    pub min_rtt: Nanos,
+    /// inflated, and a standing queue delays every request, so it lifts this too. Delay-based
+    /// algorithms compare this with its no-load value (like with like).
+    pub fastest: Nanos,
 }
 
 /// Bounds shared by every algorithm.
@@ -76,11 +83,11 @@ pub enum LimitAlgorithm {
 }
 
 impl LimitAlgorithm {
-    /// Feeds one sample; returns the new limit (whole requests, at least 1).
-    pub fn update(&mut self, sample: Sample) -> u32 {
+    /// Feeds one sample taken at `now`; returns the new limit (whole requests, at least 1).
+    pub fn update(&mut self, sample: Sample, now: Nanos) -> u32 {
         let limit = match self {
-            LimitAlgorithm::Gradient2(g) => g.update(sample),
-            LimitAlgorithm::Vegas(v) => v.update(sample),
+            LimitAlgorithm::Gradient2(g) => g.update(sample, now),
+            LimitAlgorithm::Vegas(v) => v.update(sample, now),
             LimitAlgorithm::Aimd(a) => a.update(sample),
             LimitAlgorithm::Fixed(limit) => *limit,
         };
@@ -107,6 +114,14 @@ fn learned(value: f64) -> f64 {
     }
 }
 
+/// The limit held during a no-load probe: 90 % of `capacity` (the upstream concurrency the
+/// algorithm's equilibrium implies) once the baseline is `settled`, else half the limit; never
+/// above the limit, never below the minimum.
+fn probe_limit(bounds: &Bounds, limit: f64, capacity: f64, settled: bool) -> f64 {
+    let target = if settled { 0.9 * capacity } else { 0.5 * limit };
+    bounds.clamp(target.min(limit))
+}
+
 fn to_whole(limit: f64) -> u32 {
     if limit.is_finite() && limit >= 1.0 {
         (limit.floor() as u32).max(1)
@@ -128,7 +143,8 @@ pub(crate) mod script {
                 rtt: rtt_ms * MILLISECOND,
                 in_flight,
                 dropped: false,
-                min_rtt: rtt_ms * MILLISECOND,
+                turned_away: true,
+                fastest: rtt_ms * MILLISECOND,
             };
             n
         ]

@@ -6,6 +6,7 @@
 //! so in flight never exceeds the limit across workers (except by admissions made when every
 //! CAS attempt lost, which the plugin counts).
 
+use super::noload::NoLoadSnapshot;
 use super::{
     Aimd, AimdParams, Bounds, Gradient2, Gradient2Params, LimitAlgorithm, Sample, Vegas,
     VegasParams,
@@ -58,8 +59,8 @@ pub struct LimiterState {
     pub last_rtt: Nanos,
 }
 
-const VERSION: u8 = 2;
-const ENCODED_LEN: usize = 1 + 4 + 8 + 8 + 8 + 4 + 8;
+const VERSION: u8 = 3;
+const ENCODED_LEN: usize = 1 + 4 + 8 + 8 + 8 + 8 + 8 + 8 + 4 + 1;
 
 impl LimiterState {
     /// A fresh record for `params`.
@@ -74,6 +75,16 @@ impl LimiterState {
     /// The current limit.
     pub fn limit(&self) -> u32 {
         self.algorithm.limit()
+    }
+
+    /// The learned no-load RTT (ns; 0 when not learned or the algorithm has none).
+    pub fn noload_rtt(&self) -> Nanos {
+        let rtt = match &self.algorithm {
+            LimitAlgorithm::Gradient2(g) => g.noload_rtt(),
+            LimitAlgorithm::Vegas(v) => v.noload_rtt(),
+            LimitAlgorithm::Aimd(_) | LimitAlgorithm::Fixed(_) => 0.0,
+        };
+        rtt as Nanos
     }
 
     /// Admits one request if a slot is free.
@@ -91,32 +102,31 @@ impl LimiterState {
         self.in_flight = self.in_flight.saturating_sub(1);
     }
 
-    /// Feeds an aggregated window sample; returns the new limit.
-    pub fn observe(&mut self, sample: Sample) -> u32 {
+    /// Feeds an aggregated window sample taken at `now`; returns the new limit.
+    pub fn observe(&mut self, sample: Sample, now: Nanos) -> u32 {
         self.last_rtt = sample.rtt;
-        self.algorithm.update(sample)
+        self.algorithm.update(sample, now)
     }
 
     /// Bytes for shared data.
     pub fn encode(&self) -> Vec<u8> {
-        let (limit, aux, samples) = match &self.algorithm {
+        let (limit, noload) = match &self.algorithm {
             LimitAlgorithm::Gradient2(g) => g.snapshot(),
             LimitAlgorithm::Vegas(v) => v.snapshot(),
-            LimitAlgorithm::Aimd(a) => (a.limit(), 0.0, 0),
-            LimitAlgorithm::Fixed(l) => (*l, 0.0, 0),
-        };
-        let noload = match &self.algorithm {
-            LimitAlgorithm::Gradient2(g) => g.noload_rtt(),
-            _ => 0.0,
+            LimitAlgorithm::Aimd(a) => (a.limit(), NoLoadSnapshot::default()),
+            LimitAlgorithm::Fixed(l) => (*l, NoLoadSnapshot::default()),
         };
         let mut out = Vec::with_capacity(ENCODED_LEN);
         out.push(VERSION);
         out.extend_from_slice(&self.in_flight.to_le_bytes());
         out.extend_from_slice(&self.last_rtt.to_le_bytes());
         out.extend_from_slice(&limit.to_le_bytes());
-        out.extend_from_slice(&aux.to_le_bytes());
-        out.extend_from_slice(&samples.to_le_bytes());
-        out.extend_from_slice(&noload.to_le_bytes());
+        out.extend_from_slice(&noload.rtt.to_le_bytes());
+        out.extend_from_slice(&noload.next_probe.to_le_bytes());
+        out.extend_from_slice(&noload.probing_since.to_le_bytes());
+        out.extend_from_slice(&noload.probe_best.to_le_bytes());
+        out.extend_from_slice(&noload.high_streak.to_le_bytes());
+        out.push(u8::from(noload.probed));
         out
     }
 
@@ -141,16 +151,19 @@ impl LimiterState {
         let in_flight = u32_at(1)?;
         let last_rtt = u64_at(5)?;
         let limit = f64_at(13)?;
-        let aux = f64_at(21)?;
-        let samples = u32_at(29)?;
-        let noload = f64_at(33)?;
+        let noload = NoLoadSnapshot {
+            rtt: f64_at(21)?,
+            next_probe: u64_at(29)?,
+            probing_since: u64_at(37)?,
+            probe_best: f64_at(45)?,
+            high_streak: u32_at(53)?,
+            probed: bytes.get(57).is_some_and(|b| *b == 1),
+        };
         let algorithm = match *params {
-            AlgorithmParams::Gradient2(p) => LimitAlgorithm::Gradient2(
-                Gradient2::restore(p, (limit, aux, samples)).with_noload_rtt(noload),
-            ),
-            AlgorithmParams::Vegas(p) => {
-                LimitAlgorithm::Vegas(Vegas::restore(p, (limit, aux, samples)))
+            AlgorithmParams::Gradient2(p) => {
+                LimitAlgorithm::Gradient2(Gradient2::restore(p, (limit, noload)))
             }
+            AlgorithmParams::Vegas(p) => LimitAlgorithm::Vegas(Vegas::restore(p, (limit, noload))),
             AlgorithmParams::Aimd(p) => LimitAlgorithm::Aimd(Aimd::restore(p, limit)),
             AlgorithmParams::Fixed(b) => LimitAlgorithm::Fixed(b.initial),
         };
@@ -165,7 +178,9 @@ impl LimiterState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::concurrency::noload::ProbeParams;
     use crate::concurrency::script::steady;
+    use crate::duration::{MILLISECOND, SECOND};
     use crate::test_support::test;
 
     fn gradient() -> AlgorithmParams {
@@ -177,8 +192,11 @@ mod tests {
             },
             smoothing: 0.2,
             rtt_tolerance: 1.5,
-            long_window: 600,
             queue_size: 4.0,
+            probe: ProbeParams {
+                interval: 10 * SECOND,
+                duration: 500 * MILLISECOND,
+            },
         })
     }
 
@@ -200,9 +218,13 @@ mod tests {
         let params = gradient();
         let mut s = LimiterState::new(&params);
         s.in_flight = 2;
-        for sample in steady(30, 10, 100) {
-            s.observe(sample);
+        for (i, sample) in (1..).zip(steady(150, 10, 100)) {
+            s.observe(sample, i * 100 * MILLISECOND);
         }
+        assert!(
+            matches!(&s.algorithm, LimitAlgorithm::Gradient2(g) if g.noload_rtt() > 0.0),
+            "learned a no-load RTT"
+        );
         let decoded = LimiterState::decode(&params, &s.encode()).unwrap();
         assert_eq!(decoded.in_flight, 2);
         assert_eq!(decoded.limit(), s.limit());

@@ -1,9 +1,12 @@
 //! TCP Vegas applied to requests: estimate the queue from how far the current RTT is above the
 //! no-load RTT (`queue = limit × (1 − rtt_noload / rtt)`); grow while the queue is small,
-//! shrink when it is large. The no-load RTT is re-measured periodically by forgetting it, which
-//! never touches the limit itself (unlike a probe that drops concurrency to a floor).
+//! shrink when it is large. Both RTTs are the window's fastest requests (like with like), and
+//! the no-load RTT is re-measured by [`NoLoadRtt`]'s brief drain probes, never by dropping the
+//! limit to a floor.
 
-use super::{Bounds, Sample};
+use super::noload::{NoLoadRtt, NoLoadSnapshot, Phase, ProbeParams};
+use super::{probe_limit, Bounds, Sample};
+use crate::duration::Nanos;
 
 /// Parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -12,17 +15,26 @@ pub struct VegasParams {
     pub bounds: Bounds,
     /// Weight of each new limit (0..=1).
     pub smoothing: f64,
-    /// Forget the no-load RTT every this many samples (0 = never).
-    pub probe_every: u32,
+    /// No-load RTT probes.
+    pub probe: ProbeParams,
 }
+
+/// Vegas holds a queue of a few requests, well under half the limit: fastest requests 1.5× the
+/// baseline for a while mean a stale baseline (or a slower upstream), probed early.
+const FAR_ABOVE: f64 = 1.5;
 
 /// State.
 #[derive(Debug, Clone)]
 pub struct Vegas {
     params: VegasParams,
     limit: f64,
-    rtt_noload: f64,
-    samples: u32,
+    noload: NoLoadRtt,
+}
+
+/// Vegas' thresholds for a limit: (alpha, beta, step), all growing with log10(limit).
+fn thresholds(limit: f64) -> (f64, f64, f64) {
+    let log = limit.max(1.0).log10().max(1.0);
+    (3.0 * log, 6.0 * log, log)
 }
 
 impl Vegas {
@@ -31,70 +43,72 @@ impl Vegas {
         Vegas {
             params,
             limit: params.bounds.clamp(params.bounds.initial),
-            rtt_noload: 0.0,
-            samples: 0,
+            noload: NoLoadRtt::new(params.probe, FAR_ABOVE),
         }
     }
 
-    /// Current (fractional) limit.
+    /// The enforced (fractional) limit: the learned one, or the probe limit during a probe.
     pub fn limit(&self) -> f64 {
-        self.limit
+        if self.noload.probing() {
+            // Vegas holds a queue of alpha..beta requests above capacity.
+            let (alpha, _, _) = thresholds(self.limit);
+            probe_limit(
+                &self.params.bounds,
+                self.limit,
+                self.limit - alpha,
+                self.noload.probed(),
+            )
+        } else {
+            self.limit
+        }
     }
 
-    /// The learned state: (limit, rtt_noload, samples), for sharing between workers.
-    pub fn snapshot(&self) -> (f64, f64, u32) {
-        (self.limit, self.rtt_noload, self.samples)
+    /// The learned state (limit outside probes, no-load tracker), for sharing between workers.
+    pub fn snapshot(&self) -> (f64, NoLoadSnapshot) {
+        (self.limit, self.noload.snapshot())
+    }
+
+    /// The learned no-load RTT (ns, 0 = not yet).
+    pub fn noload_rtt(&self) -> f64 {
+        self.noload.rtt()
     }
 
     /// Rebuilds from [`Vegas::snapshot`] values (clamped to the parameters).
-    pub fn restore(params: VegasParams, (limit, rtt_noload, samples): (f64, f64, u32)) -> Vegas {
-        let mut restored = Vegas::new(params);
-        restored.limit = params.bounds.clamp(limit);
-        restored.rtt_noload = super::learned(rtt_noload);
-        restored.samples = samples;
-        restored
+    pub fn restore(params: VegasParams, (limit, noload): (f64, NoLoadSnapshot)) -> Vegas {
+        Vegas {
+            params,
+            limit: params.bounds.clamp(limit),
+            noload: NoLoadRtt::restore(params.probe, FAR_ABOVE, noload),
+        }
     }
 
-    /// Feeds one sample.
-    pub fn update(&mut self, sample: Sample) -> f64 {
-        let rtt = sample.rtt as f64;
-        if rtt <= 0.0 {
-            return self.limit;
+    /// Feeds one sample taken at `now`; returns the enforced limit.
+    pub fn update(&mut self, sample: Sample, now: Nanos) -> f64 {
+        let fastest = sample.fastest as f64;
+        if fastest <= 0.0 {
+            return self.limit();
         }
-        self.samples = self.samples.saturating_add(1);
-        if self.params.probe_every > 0 && self.samples.is_multiple_of(self.params.probe_every) {
-            self.rtt_noload = rtt;
-            return self.limit;
-        }
-        // The no-load RTT comes from the window's fastest requests (a window's aggregate is
-        // already inflated when the service starts out overloaded).
-        let shortest = if sample.min_rtt > 0 {
-            (sample.min_rtt as f64).min(rtt)
-        } else {
-            rtt
-        };
-        if self.rtt_noload <= 0.0 || shortest < self.rtt_noload {
-            self.rtt_noload = shortest;
-        }
-        let log = self.limit.max(1.0).log10().max(1.0);
-        let (alpha, beta, threshold) = (3.0 * log, 6.0 * log, log);
-        let queue = (self.limit * (1.0 - self.rtt_noload / rtt)).ceil();
+        let phase = self.noload.observe(fastest, now, sample.turned_away);
+        let (alpha, beta, step) = thresholds(self.limit);
         let next = if sample.dropped {
-            self.limit - log
-        } else if f64::from(sample.in_flight) * 2.0 < self.limit {
-            return self.limit;
-        } else if queue <= threshold {
-            self.limit + beta
-        } else if queue < alpha {
-            self.limit + log
-        } else if queue > beta {
-            self.limit - log
+            self.limit - step
+        } else if phase == Phase::Probing || f64::from(sample.in_flight) * 2.0 < self.limit {
+            return self.limit();
         } else {
-            return self.limit;
+            let queue = (self.limit * (1.0 - self.noload.rtt() / fastest)).ceil();
+            if queue <= step {
+                self.limit + beta
+            } else if queue < alpha {
+                self.limit + step
+            } else if queue > beta {
+                self.limit - step
+            } else {
+                return self.limit();
+            }
         };
         let smoothed = self.limit * (1.0 - self.params.smoothing) + next * self.params.smoothing;
         self.limit = self.params.bounds.clamp(smoothed);
-        self.limit
+        self.limit()
     }
 }
 
@@ -103,7 +117,7 @@ mod tests {
     use super::*;
     use crate::concurrency::script::steady;
     use crate::concurrency::Sample;
-    use crate::duration::MILLISECOND;
+    use crate::duration::{MILLISECOND, SECOND};
     use crate::test_support::test;
 
     fn params() -> VegasParams {
@@ -114,7 +128,10 @@ mod tests {
                 max: 300.0,
             },
             smoothing: 1.0,
-            probe_every: 1000,
+            probe: ProbeParams {
+                interval: 0,
+                duration: 0,
+            },
         }
     }
 
@@ -122,11 +139,11 @@ mod tests {
     fn grows_when_rtt_stays_at_no_load() {
         let mut v = Vegas::new(params());
         for s in steady(100, 10, 1000) {
-            v.update(s);
+            v.update(s, 0);
         }
         assert!(v.limit() > 100.0, "{}", v.limit());
         for s in steady(1000, 10, 1000) {
-            v.update(s);
+            v.update(s, 0);
         }
         assert!(v.limit() <= 300.0);
     }
@@ -135,11 +152,11 @@ mod tests {
     fn shrinks_when_queueing_and_on_drops() {
         let mut v = Vegas::new(params());
         for s in steady(50, 10, 1000) {
-            v.update(s);
+            v.update(s, 0);
         }
         let before = v.limit();
         for s in steady(50, 30, 1000) {
-            v.update(s);
+            v.update(s, 0);
         }
         assert!(
             v.limit() < before,
@@ -147,32 +164,51 @@ mod tests {
             v.limit()
         );
         let before = v.limit();
-        v.update(Sample {
-            rtt: 10 * MILLISECOND,
-            in_flight: 1000,
-            dropped: true,
-            min_rtt: 0,
-        });
+        v.update(
+            Sample {
+                rtt: 10 * MILLISECOND,
+                in_flight: 1000,
+                dropped: true,
+                turned_away: true,
+                fastest: 10 * MILLISECOND,
+            },
+            0,
+        );
         assert!(v.limit() < before);
     }
 
     #[test]
-    fn probing_no_load_rtt_keeps_the_limit() {
+    fn the_first_probe_halves_the_limit_later_ones_stay_shallow() {
         let p = VegasParams {
-            probe_every: 10,
+            probe: ProbeParams {
+                interval: 10 * SECOND,
+                duration: 500 * MILLISECOND,
+            },
             ..params()
         };
         let mut v = Vegas::new(p);
-        let mut lowest = f64::MAX;
-        for s in steady(500, 10, 1000) {
-            v.update(s);
-            if v.samples > 20 {
-                lowest = lowest.min(v.limit());
+        let (mut now, mut deep, mut shallow) = (0, 0, 0);
+        for s in steady(400, 10, 1000) {
+            now += 100 * MILLISECOND;
+            v.update(s, now);
+            if v.noload.probing() {
+                let (alpha, _, _) = thresholds(v.limit);
+                assert!(v.limit() < v.limit, "the probe lowers the enforced limit");
+                if v.noload.probed() {
+                    shallow += 1;
+                    assert!(
+                        (v.limit() - 0.9 * (v.limit - alpha)).abs() < 1e-9,
+                        "a measured baseline is probed just below capacity: {} of {}",
+                        v.limit(),
+                        v.limit
+                    );
+                } else {
+                    deep += 1;
+                    assert_eq!(v.limit(), 0.5 * v.limit, "the first probe at half");
+                }
             }
         }
-        assert!(
-            lowest > 20.0,
-            "a probe never collapses the limit: lowest {lowest}"
-        );
+        assert!(deep > 0 && shallow > 0, "deep {deep}, shallow {shallow}");
+        assert!(v.limit() > 100.0, "{}", v.limit());
     }
 }

@@ -1,8 +1,12 @@
 //! Aggregating RTT samples over a window into one [`Sample`] for the limit algorithm.
 //!
 //! Why aggregate: single RTTs are noisy; algorithms want a window's average or a high
-//! percentile. Percentiles use a fixed log-scale histogram (32 buckets, ~19 % wide), so the
+//! percentile. Percentiles use a fixed log-scale histogram (160 buckets, ~9 % wide, 50 µs to
+//! 52 s), so the
 //! window costs constant memory whatever the request rate.
+//! Percentiles interpolate linearly inside the bucket that holds the rank, so a statistic moves
+//! smoothly with the latency instead of in bucket-sized steps (a limit compares it with a
+//! tolerance of 10–50 %, finer than the buckets).
 
 use super::Sample;
 use crate::duration::Nanos;
@@ -16,10 +20,10 @@ pub enum Aggregate {
     Percentile(f64),
 }
 
-const BUCKETS: usize = 64;
-/// Smallest tracked RTT: 50 µs; each bucket is ×1.19 wider (×2 every 4 buckets).
+const BUCKETS: usize = 160;
+/// Smallest tracked RTT: 50 µs; each bucket is ×1.09 wider (×2 every 8 buckets).
 const BASE_NS: f64 = 50_000.0;
-const GROWTH: f64 = 1.189_207_115; // 2^(1/4)
+const GROWTH: f64 = 1.090_507_733; // 2^(1/8)
 
 /// One window of samples.
 #[derive(Debug, Clone)]
@@ -30,7 +34,9 @@ pub struct SampleWindow {
     sum: u128,
     max_in_flight: u32,
     dropped: bool,
+    turned_away: bool,
     min_rtt: Nanos,
+    max_rtt: Nanos,
     histogram: [u32; BUCKETS],
 }
 
@@ -44,8 +50,16 @@ fn bucket_of(rtt: Nanos) -> usize {
     }
 }
 
-fn bucket_upper(index: usize) -> Nanos {
-    (BASE_NS * GROWTH.powi(i32::try_from(index + 1).unwrap_or(i32::MAX))) as Nanos
+fn bucket_lower(index: usize) -> f64 {
+    if index == 0 {
+        0.0
+    } else {
+        BASE_NS * GROWTH.powi(i32::try_from(index).unwrap_or(i32::MAX))
+    }
+}
+
+fn bucket_upper(index: usize) -> f64 {
+    BASE_NS * GROWTH.powi(i32::try_from(index + 1).unwrap_or(i32::MAX))
 }
 
 impl SampleWindow {
@@ -57,7 +71,9 @@ impl SampleWindow {
             sum: 0,
             max_in_flight: 0,
             dropped: false,
+            turned_away: false,
             min_rtt: Nanos::MAX,
+            max_rtt: 0,
             histogram: [0; BUCKETS],
         }
     }
@@ -69,9 +85,16 @@ impl SampleWindow {
         self.max_in_flight = self.max_in_flight.max(in_flight);
         self.dropped |= dropped;
         self.min_rtt = self.min_rtt.min(rtt);
+        self.max_rtt = self.max_rtt.max(rtt);
         if let Some(slot) = self.histogram.get_mut(bucket_of(rtt)) {
             *slot = slot.saturating_add(1);
         }
+    }
+
+    /// Records that a request found no free slot (it was queued or rejected): demand exceeded
+    /// the limit during this window.
+    pub fn mark_turned_away(&mut self) {
+        self.turned_away = true;
     }
 
     /// Samples in the window.
@@ -79,19 +102,28 @@ impl SampleWindow {
         self.count
     }
 
-    /// The window's 5th-percentile RTT (bucket upper bound), capped by the true minimum: a
-    /// stable "fastest requests" statistic. The minimum itself keeps falling as more samples
-    /// are seen (an extreme value), which would drag a no-load baseline down forever.
-    fn low_rtt(&self) -> Nanos {
-        let rank = (self.count / 20).max(1);
-        let mut seen = 0;
-        for (index, n) in self.histogram.iter().enumerate() {
-            seen += n;
-            if seen >= rank {
-                return bucket_upper(index).max(self.min_rtt);
+    /// The RTT at `rank` (1-based, ≤ count), interpolated inside its bucket and kept within
+    /// the true minimum and maximum.
+    fn at_rank(&self, rank: u32) -> Nanos {
+        let mut seen = 0u32;
+        for (index, &n) in self.histogram.iter().enumerate() {
+            if n > 0 && seen + n >= rank {
+                let within = f64::from(rank - seen) / f64::from(n);
+                let (lower, upper) = (bucket_lower(index), bucket_upper(index));
+                let value = (lower + (upper - lower) * within) as Nanos;
+                return value.clamp(self.min_rtt, self.max_rtt.max(self.min_rtt));
             }
+            seen += n;
         }
-        self.min_rtt
+        self.max_rtt
+    }
+
+    /// The window's fastest requests: its 5th-percentile RTT. Requests that met no queue show
+    /// the service's no-load latency, and a standing queue delays every request, so it lifts
+    /// this too. (The minimum itself keeps falling as more samples are seen — an extreme value —
+    /// and would drag a baseline down forever.)
+    fn fastest(&self) -> Nanos {
+        self.at_rank((self.count / 20).max(1))
     }
 
     /// The window as one sample, or `None` when empty.
@@ -104,24 +136,15 @@ impl SampleWindow {
                 u64::try_from(self.sum / u128::from(self.count)).unwrap_or(u64::MAX)
             }
             Aggregate::Percentile(p) => {
-                let rank = ((f64::from(self.count) * p).ceil() as u32).clamp(1, self.count);
-                let mut seen = 0;
-                let mut value = bucket_upper(BUCKETS - 1);
-                for (index, n) in self.histogram.iter().enumerate() {
-                    seen += n;
-                    if seen >= rank {
-                        value = bucket_upper(index);
-                        break;
-                    }
-                }
-                value
+                self.at_rank(((f64::from(self.count) * p).ceil() as u32).clamp(1, self.count))
             }
         };
         Some(Sample {
             rtt,
             in_flight: self.max_in_flight,
             dropped: self.dropped,
-            min_rtt: self.low_rtt(),
+            turned_away: self.turned_away,
+            fastest: self.fastest(),
         })
     }
 }
@@ -143,13 +166,18 @@ mod tests {
         assert_eq!(avg.in_flight, 100);
         let p90 = w.summarize(Aggregate::Percentile(0.9)).unwrap().rtt;
         assert!(
-            (90 * MILLISECOND..=108 * MILLISECOND).contains(&p90),
+            (89 * MILLISECOND..=91 * MILLISECOND).contains(&p90),
             "p90 {p90}"
         );
         let p50 = w.summarize(Aggregate::Percentile(0.5)).unwrap().rtt;
         assert!(
-            (50 * MILLISECOND..=60 * MILLISECOND).contains(&p50),
+            (49 * MILLISECOND..=51 * MILLISECOND).contains(&p50),
             "p50 {p50}"
+        );
+        let fastest = avg.fastest;
+        assert!(
+            (4 * MILLISECOND..=6 * MILLISECOND).contains(&fastest),
+            "p5 {fastest}"
         );
         assert_eq!(SampleWindow::new(0).summarize(Aggregate::Average), None);
     }

@@ -368,11 +368,11 @@ fn concurrency_section_defaults_and_values() {
     };
     let d = get("defaults");
     assert!(
-        matches!(d.algorithm, AlgorithmParams::Gradient2(p) if p.bounds.initial == 100.0 && p.rtt_tolerance == 1.5)
+        matches!(d.algorithm, AlgorithmParams::Gradient2(p) if p.bounds.initial == 100.0 && p.rtt_tolerance == 1.2)
     );
     assert_eq!(
         (d.window, d.min_samples, d.aggregate),
-        (250 * crate::duration::MILLISECOND, 10, Aggregate::Average)
+        (250 * crate::duration::MILLISECOND, 20, Aggregate::Average)
     );
     assert_eq!(
         (
