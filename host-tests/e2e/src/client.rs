@@ -47,7 +47,18 @@ pub fn request(
     headers: &[(&str, &[u8])],
     body: &[u8],
 ) -> Result<Response, String> {
-    let timeout = Duration::from_secs(20);
+    request_within(addr, method, path, headers, body, Duration::from_secs(20))
+}
+
+/// [`request`] with its own timeout (applied to the connect and to each read and write).
+pub fn request_within(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &[u8])],
+    body: &[u8],
+    timeout: Duration,
+) -> Result<Response, String> {
     let mut stream =
         TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
     stream
@@ -65,11 +76,44 @@ pub fn request(
     raw.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
     raw.extend_from_slice(body);
     stream.write_all(&raw).map_err(|e| format!("send: {e}"))?;
+    // Read until the response is complete (by content-length or the last chunk), not until
+    // the server closes: a proxy may hold a connection open after a local reply (Envoy's
+    // delayed close waits up to 1 s), and a real client would not wait for that.
     let mut received = Vec::new();
-    stream
-        .read_to_end(&mut received)
-        .map_err(|e| format!("read: {e}"))?;
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut buffer).map_err(|e| format!("read: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        received.extend_from_slice(buffer.get(..n).unwrap_or_default());
+        if complete(&received) {
+            break;
+        }
+    }
     parse(&received)
+}
+
+/// Whether `raw` holds a whole response: headers plus `content-length` bytes, or a chunked
+/// body through its last chunk. Without either, only the server's close ends it.
+fn complete(raw: &[u8]) -> bool {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let body = &raw[end + 4..];
+    for line in head.split("\r\n") {
+        if let Some(value) = line.strip_prefix("content-length:") {
+            return value
+                .trim()
+                .parse::<usize>()
+                .is_ok_and(|length| body.len() >= length);
+        }
+        if line.starts_with("transfer-encoding:") && line.contains("chunked") {
+            return body.ends_with(b"0\r\n\r\n");
+        }
+    }
+    false
 }
 
 fn parse(raw: &[u8]) -> Result<Response, String> {
@@ -122,5 +166,29 @@ fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, String> {
         let chunk = rest.get(..size).ok_or("truncated chunk")?;
         body.extend_from_slice(chunk);
         rest = rest.get(size + 2..).ok_or("truncated chunk end")?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_response_is_complete_by_length_or_last_chunk() {
+        assert!(!complete(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nabc"
+        ));
+        assert!(complete(
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nabcde"
+        ));
+        assert!(complete(b"HTTP/1.1 503 X\r\nContent-Length: 0\r\n\r\n"));
+        assert!(!complete(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n"
+        ));
+        assert!(complete(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        ));
+        assert!(!complete(b"HTTP/1.1 200 OK\r\n\r\nuntil close"));
+        assert!(!complete(b"HTTP/1.1 200 OK\r\ncontent-le"));
     }
 }

@@ -11,6 +11,7 @@
 pub mod client;
 pub mod envoy;
 pub mod load;
+pub mod paced;
 pub mod paths;
 pub mod prometheus;
 

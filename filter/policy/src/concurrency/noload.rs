@@ -24,9 +24,19 @@
 //! learned while already overloaded (at a cold start the first
 //! window's fastest requests are its median, not its fastest) converges in a few seconds, and a
 //! settled one costs one probe per interval. A baseline that the fastest requests stay far
-//! above for 8 windows in a row (a lasting latency shift, or a baseline learned too low) is
-//! probed at once rather than at the end of the interval: a limit that backs off from a slower
-//! upstream comes back within seconds. A limiter below saturation never probes: an idle or warming service
+//! above for 8 windows in a row (a lasting latency shift, or a limit still far above capacity)
+//! is probed at once rather than at the end of the interval, so a limit that backs off from a
+//! slower upstream comes back within seconds.
+//!
+//! A probe is also the test of whose queue it is: a probe result above the baseline is learned
+//! only if draining did not lower the latency (the upstream really got slower), and a rise of
+//! more than 10 % only from a probe brought forward by a lasting rise. If draining lowered the
+//! latency but not to the baseline, the probe was too shallow to empty our own queue and
+//! measured what was left of it; it is discarded and repeated soon from the lower limit. A
+//! probe that starts as load steps up compares with a window from before the queue built, so
+//! only a lasting rise may move the baseline far. (Seen in Envoy and the simulator before these
+//! rules: a probe at the onset of 3× overload replaced a 62 ms baseline with 90–150 ms, and the
+//! limit held 45 for a capacity of 16.) A limiter below saturation never probes: an idle or warming service
 //! is never throttled by measurement.
 
 use crate::duration::Nanos;
@@ -63,10 +73,14 @@ pub struct NoLoadRtt {
     probe_best: f64,
     /// "Far above" the baseline: this ratio of it.
     far_above: f64,
-    /// Consecutive windows whose fastest requests were far above the baseline.
+    /// Consecutive windows whose fastest requests were far above the baseline and not falling.
     high_streak: u32,
+    /// The previous window's fastest requests (ns, 0 = none).
+    last_fastest: f64,
     /// Whether a probe has measured the baseline (shallow probes are enough from then on).
     probed: bool,
+    /// Whether the current probe was brought forward by a lasting rise.
+    for_rise: bool,
 }
 
 /// Windows in a row far above the baseline that bring a probe forward.
@@ -83,10 +97,14 @@ pub struct NoLoadSnapshot {
     pub probing_since: Nanos,
     /// Best RTT seen in the current probe (0 = none).
     pub probe_best: f64,
-    /// Windows in a row far above the baseline.
+    /// Windows in a row far above the baseline and not falling.
     pub high_streak: u32,
+    /// The previous window's fastest requests.
+    pub last_fastest: f64,
     /// Whether a probe has measured the baseline.
     pub probed: bool,
+    /// Whether the current probe was brought forward by a lasting rise.
+    pub for_rise: bool,
 }
 
 impl NoLoadRtt {
@@ -102,7 +120,9 @@ impl NoLoadRtt {
             probe_best: 0.0,
             far_above,
             high_streak: 0,
+            last_fastest: 0.0,
             probed: false,
+            for_rise: false,
         }
     }
 
@@ -138,9 +158,18 @@ impl NoLoadRtt {
             if now.saturating_sub(since) < self.params.duration {
                 return Phase::Probing;
             }
-            let moved = (self.probe_best - self.rtt).abs() > 0.1 * self.rtt;
+            // A lower value is always learned. A higher one only if draining did not lower the
+            // latency (the rise is the upstream's, not a queue of ours): a drain that lowered
+            // it but not to the baseline was too shallow — it measured what was left of our
+            // queue — so keep the baseline and probe again soon, from a lower limit.
+            let best = self.probe_best;
+            let accepted = best <= self.rtt
+                || (best >= 0.9 * self.last_fastest && (self.for_rise || best <= 1.1 * self.rtt));
+            let moved = !accepted || (best - self.rtt).abs() > 0.1 * self.rtt;
             self.probed = true;
-            self.rtt = self.probe_best;
+            if accepted {
+                self.rtt = best;
+            }
             self.probing_since = None;
             self.probe_best = 0.0;
             self.high_streak = 0;
@@ -162,17 +191,18 @@ impl NoLoadRtt {
             let soon = now.saturating_add(self.params.interval / 8);
             self.next_probe = self.next_probe.min(soon);
         }
+        self.last_fastest = fastest;
         if fastest > self.far_above * self.rtt {
             self.high_streak = self.high_streak.saturating_add(1);
         } else {
             self.high_streak = 0;
         }
-        let due = self.params.interval > 0
-            && now > 0
-            && (now >= self.next_probe || self.high_streak >= HIGH_STREAK_PROBE);
+        let rise = self.high_streak >= HIGH_STREAK_PROBE;
+        let due = self.params.interval > 0 && now > 0 && (now >= self.next_probe || rise);
         if saturated && due {
             self.probing_since = Some(now);
             self.probe_best = 0.0;
+            self.for_rise = rise;
         }
         Phase::Tracking
     }
@@ -185,7 +215,9 @@ impl NoLoadRtt {
             probing_since: self.probing_since.unwrap_or(0),
             probe_best: self.probe_best,
             high_streak: self.high_streak,
+            last_fastest: self.last_fastest,
             probed: self.probed,
+            for_rise: self.for_rise,
         }
     }
 
@@ -195,7 +227,9 @@ impl NoLoadRtt {
             params,
             far_above,
             high_streak: snapshot.high_streak,
+            last_fastest: super::learned(snapshot.last_fastest),
             probed: snapshot.probed,
+            for_rise: snapshot.for_rise,
             rtt: super::learned(snapshot.rtt),
             next_probe: snapshot.next_probe,
             probing_since: (snapshot.probing_since > 0).then_some(snapshot.probing_since),
@@ -256,31 +290,28 @@ mod tests {
         assert!(!n.probing());
         n.observe(20.0 * MS, 8 * SECOND, true);
         assert!(!n.probing(), "an unmoved baseline waits a whole interval");
-        assert_eq!(n.observe(40.0 * MS, 13 * SECOND, false), Phase::Tracking);
+        assert_eq!(n.observe(21.0 * MS, 13 * SECOND, false), Phase::Tracking);
         assert!(!n.probing(), "an unsaturated limiter never probes");
-        n.observe(40.0 * MS, 13 * SECOND, true);
+        n.observe(21.0 * MS, 13 * SECOND, true);
         assert!(n.probing(), "due and saturated");
         assert_eq!(
-            n.observe(45.0 * MS, 13 * SECOND + 250 * MILLISECOND, true),
+            n.observe(22.0 * MS, 13 * SECOND + 250 * MILLISECOND, true),
             Phase::Probing
         );
         assert_eq!(
-            n.observe(41.0 * MS, 13 * SECOND + 500 * MILLISECOND, true),
+            n.observe(21.5 * MS, 13 * SECOND + 500 * MILLISECOND, true),
             Phase::Probing
         );
         assert!(!n.probing(), "the probe ended after its duration");
         assert_eq!(
             n.rtt(),
-            41.0 * MS,
-            "a lasting shift up is accepted by the probe"
+            21.5 * MS,
+            "a small rise that draining did not remove is accepted"
         );
-        assert_eq!(n.observe(41.0 * MS, 14 * SECOND, true), Phase::Tracking);
-        assert!(!n.probing(), "not at once");
-        n.observe(41.0 * MS, 15 * SECOND, true);
-        assert!(
-            n.probing(),
-            "a probe that moved the baseline is repeated after interval/8"
-        );
+        assert_eq!(n.observe(21.5 * MS, 14 * SECOND, true), Phase::Tracking);
+        assert!(!n.probing(), "a settled baseline waits a whole interval");
+        n.observe(21.5 * MS, 24 * SECOND, true);
+        assert!(n.probing(), "and then probes again");
     }
 
     #[test]
@@ -316,6 +347,47 @@ mod tests {
         assert!(!n.probing(), "not at once");
         n.observe(12.0 * MS, 6 * SECOND + 500 * MILLISECOND, true);
         assert!(n.probing(), "but interval/8 later");
+    }
+
+    #[test]
+    fn a_probe_that_only_drains_part_of_our_queue_is_discarded() {
+        let mut n = tracker();
+        n.observe(20.0 * MS, SECOND, false);
+        n.observe(80.0 * MS, 5 * SECOND, true);
+        assert!(n.probing(), "due");
+        n.observe(50.0 * MS, 5 * SECOND + 250 * MILLISECOND, true);
+        n.observe(45.0 * MS, 5 * SECOND + 500 * MILLISECOND, true);
+        assert!(!n.probing());
+        assert_eq!(
+            n.rtt(),
+            20.0 * MS,
+            "80 → 45 ms: still our queue, not learned"
+        );
+        n.observe(60.0 * MS, 6 * SECOND, true);
+        assert!(!n.probing(), "not at once");
+        n.observe(60.0 * MS, 6 * SECOND + 750 * MILLISECOND, true);
+        assert!(n.probing(), "repeated interval/8 later");
+        n.observe(58.0 * MS, 7 * SECOND, true);
+        n.observe(57.0 * MS, 7 * SECOND + 250 * MILLISECOND, true);
+        assert!(!n.probing());
+        assert_eq!(
+            n.rtt(),
+            20.0 * MS,
+            "a large rise from a scheduled probe is not trusted: it may have started as load stepped up"
+        );
+        let mut t = 7 * SECOND + 250 * MILLISECOND;
+        for _ in 0..HIGH_STREAK_PROBE {
+            t += 100 * MILLISECOND;
+            n.observe(58.0 * MS, t, true);
+        }
+        assert!(n.probing(), "a lasting rise brings a probe forward");
+        n.observe(57.0 * MS, t + 250 * MILLISECOND, true);
+        n.observe(57.0 * MS, t + 500 * MILLISECOND, true);
+        assert_eq!(
+            n.rtt(),
+            57.0 * MS,
+            "after a lasting rise, draining did not help: the upstream got slower, learned"
+        );
     }
 
     #[test]

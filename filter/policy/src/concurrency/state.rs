@@ -60,7 +60,7 @@ pub struct LimiterState {
 }
 
 const VERSION: u8 = 3;
-const ENCODED_LEN: usize = 1 + 4 + 8 + 8 + 8 + 8 + 8 + 8 + 4 + 1;
+const ENCODED_LEN: usize = 1 + 4 + 8 + 8 + 8 + 8 + 8 + 8 + 4 + 8 + 1;
 
 impl LimiterState {
     /// A fresh record for `params`.
@@ -126,7 +126,8 @@ impl LimiterState {
         out.extend_from_slice(&noload.probing_since.to_le_bytes());
         out.extend_from_slice(&noload.probe_best.to_le_bytes());
         out.extend_from_slice(&noload.high_streak.to_le_bytes());
-        out.push(u8::from(noload.probed));
+        out.extend_from_slice(&noload.last_fastest.to_le_bytes());
+        out.push(u8::from(noload.probed) | (u8::from(noload.for_rise) << 1));
         out
     }
 
@@ -157,7 +158,9 @@ impl LimiterState {
             probing_since: u64_at(37)?,
             probe_best: f64_at(45)?,
             high_streak: u32_at(53)?,
-            probed: bytes.get(57).is_some_and(|b| *b == 1),
+            last_fastest: f64_at(57)?,
+            probed: bytes.get(65).is_some_and(|b| b & 1 == 1),
+            for_rise: bytes.get(65).is_some_and(|b| b & 2 == 2),
         };
         let algorithm = match *params {
             AlgorithmParams::Gradient2(p) => {
