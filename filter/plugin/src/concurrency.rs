@@ -1,7 +1,7 @@
 //! Adaptive concurrency limit with a bounded wait queue, enforced across Envoy's workers.
 //!
 //! Design: one [`LimiterState`] per policy set per Envoy process in shared data
-//! (`ballast.concurrency.<policy set>`): requests in flight and the learned limit. Admission and
+//! (`ballast.<root id>.concurrency.v<layout>.<policy set>`): requests in flight and the learned limit. Admission and
 //! release are each one compare-and-swap of that record, so in flight never exceeds the limit
 //! across workers; if every CAS attempt loses, the request is admitted anyway (fail open) and
 //! `concurrency_contended` counts it — the only way the bound can be exceeded.
@@ -80,7 +80,10 @@ impl Limiter {
         metrics: ConcurrencyMetrics,
         now: Nanos,
     ) -> Limiter {
-        let key = format!("ballast.{scope}.concurrency.{set_name}");
+        let key = format!(
+            "ballast.{scope}.concurrency.v{}.{set_name}",
+            LimiterState::VERSION
+        );
         shared::ensure(&key, &LimiterState::new(&config.algorithm).encode());
         Limiter {
             key,
@@ -123,11 +126,14 @@ impl Limiter {
     ) -> Arrival {
         let result = shared::update(&self.key, |bytes| {
             let mut state = self.state(bytes);
-            let admitted = state.try_acquire();
+            let admitted = state.try_acquire(now);
             if !admitted && dry_run {
                 state.in_flight = state.in_flight.saturating_add(1);
             }
-            (state.encode(), (admitted, state.limit(), state.in_flight))
+            (
+                state.encode(),
+                (admitted, state.limit(now), state.in_flight),
+            )
         });
         let admitted = match result {
             Update::Stored((admitted, limit, in_flight)) => {
@@ -219,12 +225,12 @@ impl Limiter {
             if let Some(sample) = summary {
                 state.observe(sample, now);
             }
-            let handed = has_waiter && state.try_acquire();
+            let handed = has_waiter && state.try_acquire(now);
             (
                 state.encode(),
                 (
                     handed,
-                    state.limit(),
+                    state.limit(now),
                     state.in_flight,
                     state.last_rtt,
                     state.noload_rtt(),
@@ -307,7 +313,7 @@ impl Limiter {
         while !self.queue.borrow().is_empty() {
             let result = shared::update(&self.key, |bytes| {
                 let mut state = self.state(bytes);
-                let admitted = state.try_acquire();
+                let admitted = state.try_acquire(now);
                 (state.encode(), (admitted, state.in_flight))
             });
             let Update::Stored((admitted, in_flight)) = result else {

@@ -13,9 +13,10 @@
 //!
 //! At equilibrium under overload the limit sits where `tolerance × baseline / current` balances
 //! the queue allowance: a little above the upstream's capacity C, roughly `C × (1 + (t − 1) ×
-//! p5 / mean service time) + queue_allowance` — which is also how the probe infers C.
+//! p5 / mean service time) + queue_allowance`. A probe infers C as `(limit − allowance) / t`,
+//! which is at or below that (p5 ≤ mean), so it errs towards draining deeper.
 
-use super::noload::{NoLoadRtt, NoLoadSnapshot, Phase, ProbeParams};
+use super::noload::{NoLoadRtt, NoLoadSnapshot, Observation, Phase, ProbeParams};
 use super::{probe_limit, Bounds, Sample};
 use crate::duration::Nanos;
 
@@ -60,7 +61,17 @@ impl Gradient2 {
 
     /// The enforced (fractional) limit: the learned one, or the probe limit during a probe.
     pub fn limit(&self) -> f64 {
-        if self.noload.probing() {
+        self.enforced(self.noload.probing())
+    }
+
+    /// [`Self::limit`] at `now`: a probe that went stale (no window for a while, or a clock
+    /// that stepped back) no longer holds the limit down.
+    pub fn limit_at(&self, now: Nanos) -> f64 {
+        self.enforced(self.noload.probing_at(now))
+    }
+
+    fn enforced(&self, probing: bool) -> f64 {
+        if probing {
             // Equilibrium: limit ≈ tolerance × C + allowance, so C ≈ (limit − allowance) / t.
             let capacity = (self.limit - self.params.queue_size) / self.params.rtt_tolerance;
             probe_limit(
@@ -99,7 +110,12 @@ impl Gradient2 {
         if fastest <= 0.0 {
             return self.limit();
         }
-        let phase = self.noload.observe(fastest, now, sample.turned_away);
+        let phase = self.noload.observe(Observation {
+            fastest,
+            window_started: sample.started,
+            now,
+            turned_away: sample.turned_away,
+        });
         // Hold the limit during a probe (its samples measure the drain, not the load), and when
         // load is too low to say anything about capacity (application-limited).
         if phase == Phase::Probing || f64::from(sample.in_flight) < self.limit / 2.0 {

@@ -45,6 +45,8 @@ pub struct Sample {
     /// inflated, and a standing queue delays every request, so it lifts this too. Delay-based
     /// algorithms compare this with its no-load value (like with like).
     pub fastest: Nanos,
+    /// When the window began (a no-load probe only counts windows that began inside it).
+    pub started: Nanos,
 }
 
 /// Bounds shared by every algorithm.
@@ -92,6 +94,16 @@ impl LimitAlgorithm {
             LimitAlgorithm::Fixed(limit) => *limit,
         };
         to_whole(limit)
+    }
+
+    /// The limit enforced at `now` (a stale no-load probe no longer holds it down).
+    pub fn limit_at(&self, now: Nanos) -> u32 {
+        to_whole(match self {
+            LimitAlgorithm::Gradient2(g) => g.limit_at(now),
+            LimitAlgorithm::Vegas(v) => v.limit_at(now),
+            LimitAlgorithm::Aimd(a) => a.limit(),
+            LimitAlgorithm::Fixed(limit) => *limit,
+        })
     }
 
     /// The current limit.
@@ -145,6 +157,7 @@ pub(crate) mod script {
                 dropped: false,
                 turned_away: true,
                 fastest: rtt_ms * MILLISECOND,
+                started: 0,
             };
             n
         ]

@@ -3,41 +3,41 @@
 //! Why a drain: every delay-based limit compares current latency with a no-load baseline, and
 //! a limiter that runs at its limit keeps a small queue upstream, so its own samples never show
 //! the baseline again. Learning "the lowest RTT seen, drifting up slowly" (so a lasting latency
-//! shift is accepted) therefore learns the standing queue too, and the limit creeps up with it.
-//! Envoy's native filter re-measures by dropping concurrency to a floor (3 by default) for a
-//! whole measurement, which rejects requests (envoy#8337); BBR drains to 4 packets.
+//! shift is accepted) therefore learns the standing queue too, and the limit creeps up with it
+//! (measured: 63–76 for a capacity of 40). Envoy's native filter re-measures by dropping
+//! concurrency to a floor (3 by default) for a whole measurement and rejects the rest
+//! (envoy#8337); BBR drains to 4 packets.
 //!
-//! Here a probe is short and, once the baseline has settled, shallow: while demand exceeds the
-//! limit, every `interval` the enforced limit is lowered for `duration` (long enough for the
-//! upstream queue to empty and for a window of unqueued requests to complete) to just below the
-//! capacity the algorithm's own equilibrium implies. That inference is only as good as the
-//! baseline, so the first probe — whose baseline came from traffic that may already have been
-//! queued — halves the limit instead: a shallow probe above capacity never drains the queue and
-//! would confirm a baseline learned too high. (A baseline too *low* only makes the inferred
-//! capacity, and so the probe, lower.) The fastest window statistic seen during the probe
-//! *replaces* the baseline (so a lasting shift up is accepted at the next probe); between probes
-//! the baseline only falls, and only by a clear step (10 %), which also brings the next probe
-//! forward. The first probe comes `interval / 8` after the baseline is first
-//! learned, and a probe that moves the baseline by more than 10 % is followed by another after
-//! `interval / 8` (as is a baseline that falls by more than 10 % between probes: after a
-//! latency shift down, windows that mix slow and fast requests leave it too high): a baseline
-//! learned while already overloaded (at a cold start the first
-//! window's fastest requests are its median, not its fastest) converges in a few seconds, and a
-//! settled one costs one probe per interval. A baseline that the fastest requests stay far
-//! above for 8 windows in a row (a lasting latency shift, or a limit still far above capacity)
-//! is probed at once rather than at the end of the interval, so a limit that backs off from a
-//! slower upstream comes back within seconds.
+//! **When.** Only while demand exceeds the limit (requests are queued or rejected): an idle or
+//! warming service is never throttled by measurement, and below capacity there is no queue of
+//! ours to hide the baseline. The first probe comes `interval / 8` after the baseline is first
+//! learned; then every `interval`, or `interval / 8` after a probe that moved the baseline (or
+//! was discarded), after a clear fall between probes, and at once when the fastest requests
+//! have stayed far above the baseline for 8 windows' time (a lasting rise).
 //!
-//! A probe is also the test of whose queue it is: a probe result above the baseline is learned
-//! only if draining did not lower the latency (the upstream really got slower), and a rise of
-//! more than 10 % only from a probe brought forward by a lasting rise. If draining lowered the
-//! latency but not to the baseline, the probe was too shallow to empty our own queue and
-//! measured what was left of it; it is discarded and repeated soon from the lower limit. A
-//! probe that starts as load steps up compares with a window from before the queue built, so
-//! only a lasting rise may move the baseline far. (Seen in Envoy and the simulator before these
-//! rules: a probe at the onset of 3× overload replaced a 62 ms baseline with 90–150 ms, and the
-//! limit held 45 for a capacity of 16.) A limiter below saturation never probes: an idle or warming service
-//! is never throttled by measurement.
+//! **How deep.** For `duration` (two windows: one to drain, one of unqueued requests) the
+//! enforced limit drops to just below the capacity the algorithm's equilibrium implies — or,
+//! until a probe has been learned, to half the limit: a baseline learned from traffic that was
+//! already queued implies too high a capacity, and a shallow probe above capacity measures the
+//! queue instead of draining it. Only windows that started after the probe began count, and
+//! the probe's result is their mean, compared with a smoothed pre-probe value: the minimum of
+//! several small windows' 5th percentiles is biased low and made a slower upstream look like a
+//! drained queue.
+//!
+//! **What is learned.** Between probes the baseline only falls, and only by clear steps (10 %):
+//! following every dip would ratchet it down to the luckiest window's noise. A probe is the test
+//! of whose queue it is. A result below the baseline is learned. A higher one only if draining
+//! did not lower the latency (the upstream got slower, not our queue) and the rise is small
+//! (≤ 10 %), or followed a lasting rise, or was seen by two probes in a row: a probe that starts
+//! as load steps up compares with a window from before the queue built, and its "rise" is the
+//! queue (seen in Envoy and the simulator before these rules: a probe at the onset of 3×
+//! overload replaced a 62 ms baseline with 90–150 ms, and the limit held 45 for a capacity of
+//! 16). A probe that drained part of our queue but not all is discarded and repeated soon from
+//! the lower limit.
+//!
+//! **Clocks.** Time is the host's wall clock: a probe whose start lies in the future (the clock
+//! stepped back) ends, and no probe is scheduled further than `interval` ahead. A probe that
+//! saw no usable window within 4 × `duration` (traffic stopped) is over, for enforcement too.
 
 use crate::duration::Nanos;
 
@@ -50,6 +50,13 @@ pub struct ProbeParams {
     pub duration: Nanos,
 }
 
+impl ProbeParams {
+    /// A probe older than this is over, whatever it saw; also how long a rise must last.
+    fn stale_after(&self) -> Nanos {
+        self.duration.saturating_mul(4)
+    }
+}
+
 /// What the no-load tracker says about the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -59,32 +66,27 @@ pub enum Phase {
     Probing,
 }
 
+/// One window's fastest requests, as the tracker needs them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observation {
+    /// The window's fastest-requests RTT (ns).
+    pub fastest: f64,
+    /// When the window began.
+    pub window_started: Nanos,
+    /// When it was summarised.
+    pub now: Nanos,
+    /// Whether demand exceeded the limit during the window.
+    pub turned_away: bool,
+}
+
 /// The learned no-load RTT and the probe schedule.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NoLoadRtt {
     params: ProbeParams,
-    /// Learned no-load RTT in nanoseconds (0 = not learned yet).
-    rtt: f64,
-    /// When the next probe is due (once the limiter is saturated).
-    next_probe: Nanos,
-    /// When the current probe began, if one is under way.
-    probing_since: Option<Nanos>,
-    /// Fastest statistic seen during the current probe.
-    probe_best: f64,
     /// "Far above" the baseline: this ratio of it.
     far_above: f64,
-    /// Consecutive windows whose fastest requests were far above the baseline and not falling.
-    high_streak: u32,
-    /// The previous window's fastest requests (ns, 0 = none).
-    last_fastest: f64,
-    /// Whether a probe has measured the baseline (shallow probes are enough from then on).
-    probed: bool,
-    /// Whether the current probe was brought forward by a lasting rise.
-    for_rise: bool,
+    state: NoLoadSnapshot,
 }
-
-/// Windows in a row far above the baseline that bring a probe forward.
-const HIGH_STREAK_PROBE: u32 = 8;
 
 /// The tracker's state as plain numbers, for shared data.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -93,132 +95,152 @@ pub struct NoLoadSnapshot {
     pub rtt: f64,
     /// When the next probe is due.
     pub next_probe: Nanos,
-    /// Current probe start, 0 when none (time 0 is never a probe start: see `observe`).
+    /// Current probe start, 0 when none.
     pub probing_since: Nanos,
-    /// Best RTT seen in the current probe (0 = none).
-    pub probe_best: f64,
-    /// Windows in a row far above the baseline and not falling.
-    pub high_streak: u32,
-    /// The previous window's fastest requests.
+    /// Sum of the fastest-requests RTTs of the current probe's windows.
+    pub probe_sum: f64,
+    /// How many windows that sum holds.
+    pub probe_windows: u32,
+    /// Since when the fastest requests have been far above the baseline (0 = they are not).
+    pub rise_since: Nanos,
+    /// Recent windows' fastest requests, smoothed (0 = none).
     pub last_fastest: f64,
-    /// Whether a probe has measured the baseline.
+    /// Whether a probe result has been learned (later probes may be shallow).
     pub probed: bool,
     /// Whether the current probe was brought forward by a lasting rise.
     pub for_rise: bool,
+    /// Whether the last probe saw a large rise it could not yet trust.
+    pub pending_rise: bool,
 }
 
 impl NoLoadRtt {
     /// Nothing learned yet; a window whose fastest requests exceed `far_above` × the baseline
-    /// counts towards an early probe (choose it above the algorithm's own tolerance, so its
+    /// counts towards a lasting rise (choose it above the algorithm's own tolerance, so its
     /// equilibrium never looks "far above").
     pub fn new(params: ProbeParams, far_above: f64) -> NoLoadRtt {
         NoLoadRtt {
             params,
-            rtt: 0.0,
-            next_probe: 0,
-            probing_since: None,
-            probe_best: 0.0,
             far_above,
-            high_streak: 0,
-            last_fastest: 0.0,
-            probed: false,
-            for_rise: false,
+            state: NoLoadSnapshot::default(),
         }
-    }
-
-    /// Whether a probe has measured the baseline, so the next may be shallow (module doc).
-    pub fn probed(&self) -> bool {
-        self.probed
     }
 
     /// Learned no-load RTT in nanoseconds (0 = not learned).
     pub fn rtt(&self) -> f64 {
-        self.rtt
+        self.state.rtt
     }
 
-    /// Whether a probe is under way.
+    /// Whether a probe is under way (as of its last observation).
     pub fn probing(&self) -> bool {
-        self.probing_since.is_some()
+        self.state.probing_since > 0
     }
 
-    /// Feeds a window's fastest-requests RTT (`fastest`, ns) observed at `now`; `saturated`
-    /// says whether the limit was binding during the window.
-    pub fn observe(&mut self, fastest: f64, now: Nanos, saturated: bool) -> Phase {
-        if !(fastest.is_finite() && fastest > 0.0) {
+    /// Whether a probe is under way at `now`: a probe that started in the future (clock stepped
+    /// back) or saw no window for 4 × its duration (traffic stopped) no longer holds the limit.
+    pub fn probing_at(&self, now: Nanos) -> bool {
+        let since = self.state.probing_since;
+        since > 0 && now >= since && now - since < self.params.stale_after()
+    }
+
+    /// Whether a probe result has been learned, so the next probe may be shallow (module doc).
+    pub fn probed(&self) -> bool {
+        self.state.probed
+    }
+
+    /// Feeds one window's fastest requests.
+    pub fn observe(&mut self, o: Observation) -> Phase {
+        if !(o.fastest.is_finite() && o.fastest > 0.0) {
             return if self.probing() {
                 Phase::Probing
             } else {
                 Phase::Tracking
             };
         }
-        if let Some(since) = self.probing_since {
-            if self.probe_best <= 0.0 || fastest < self.probe_best {
-                self.probe_best = fastest;
+        let now = o.now;
+        let interval = self.params.interval;
+        // A clock that stepped back must not postpone probes (or hold one) for as long.
+        self.state.next_probe = self.state.next_probe.min(now.saturating_add(interval));
+        let since = self.state.probing_since;
+        if since > now {
+            self.end_probe(now, interval / 8);
+        } else if since > 0 {
+            if o.window_started >= since {
+                self.state.probe_sum += o.fastest;
+                self.state.probe_windows = self.state.probe_windows.saturating_add(1);
             }
-            if now.saturating_sub(since) < self.params.duration {
+            let elapsed = now - since;
+            let waiting = self.state.probe_windows == 0 && elapsed < self.params.stale_after();
+            if elapsed < self.params.duration || waiting {
                 return Phase::Probing;
             }
-            // A lower value is always learned. A higher one only if draining did not lower the
-            // latency (the rise is the upstream's, not a queue of ours): a drain that lowered
-            // it but not to the baseline was too shallow — it measured what was left of our
-            // queue — so keep the baseline and probe again soon, from a lower limit.
-            let best = self.probe_best;
-            let accepted = best <= self.rtt
-                || (best >= 0.9 * self.last_fastest && (self.for_rise || best <= 1.1 * self.rtt));
-            let moved = !accepted || (best - self.rtt).abs() > 0.1 * self.rtt;
-            self.probed = true;
-            if accepted {
-                self.rtt = best;
-            }
-            self.probing_since = None;
-            self.probe_best = 0.0;
-            self.high_streak = 0;
-            self.next_probe = now.saturating_add(if moved {
-                self.params.interval / 8
-            } else {
-                self.params.interval
-            });
+            self.finish_probe(now);
             return Phase::Probing;
         }
-        if self.rtt <= 0.0 {
-            self.rtt = fastest;
-            self.next_probe = now.saturating_add(self.params.interval / 8);
-        } else if fastest < 0.9 * self.rtt {
-            // Only a clear fall counts: following every small dip would ratchet the baseline
-            // down to the luckiest window's noise (with 4 workers, 125-sample windows, it fell
-            // 25 % below the true value); the probe it brings forward re-measures it.
-            self.rtt = fastest;
-            let soon = now.saturating_add(self.params.interval / 8);
-            self.next_probe = self.next_probe.min(soon);
+        let s = &mut self.state;
+        if s.rtt <= 0.0 {
+            s.rtt = o.fastest;
+            s.next_probe = now.saturating_add(interval / 8);
+        } else if o.fastest < 0.9 * s.rtt {
+            s.rtt = o.fastest;
+            s.next_probe = s.next_probe.min(now.saturating_add(interval / 8));
         }
-        self.last_fastest = fastest;
-        if fastest > self.far_above * self.rtt {
-            self.high_streak = self.high_streak.saturating_add(1);
+        s.last_fastest = if s.last_fastest > 0.0 {
+            0.5 * (s.last_fastest + o.fastest)
         } else {
-            self.high_streak = 0;
+            o.fastest
+        };
+        if o.fastest > self.far_above * s.rtt {
+            if s.rise_since == 0 {
+                s.rise_since = now.max(1);
+            }
+        } else {
+            s.rise_since = 0;
         }
-        let rise = self.high_streak >= HIGH_STREAK_PROBE;
-        let due = self.params.interval > 0 && now > 0 && (now >= self.next_probe || rise);
-        if saturated && due {
-            self.probing_since = Some(now);
-            self.probe_best = 0.0;
-            self.for_rise = rise;
+        let rise = s.rise_since > 0 && now - s.rise_since.min(now) >= self.params.stale_after();
+        let due = interval > 0 && now > 0 && (now >= s.next_probe || rise);
+        if o.turned_away && due {
+            s.probing_since = now;
+            s.probe_sum = 0.0;
+            s.probe_windows = 0;
+            s.for_rise = rise;
         }
         Phase::Tracking
     }
 
+    /// A probe ran its course: learn its result or discard it (module doc), schedule the next.
+    fn finish_probe(&mut self, now: Nanos) {
+        let s = &mut self.state;
+        let interval = self.params.interval;
+        let best = s.probe_sum / f64::from(s.probe_windows.max(1));
+        if s.probe_windows == 0 || !(best.is_finite() && best > 0.0) {
+            self.end_probe(now, interval / 8);
+            return;
+        }
+        let drain_did_not_help = best >= 0.9 * s.last_fastest;
+        let trusted_rise = best <= 1.1 * s.rtt || s.for_rise || s.pending_rise;
+        let learned = best <= s.rtt || (drain_did_not_help && trusted_rise);
+        let moved = !learned || (best - s.rtt).abs() > 0.1 * s.rtt;
+        s.pending_rise = !learned && drain_did_not_help;
+        if learned {
+            s.rtt = best;
+            s.probed = true;
+        }
+        self.end_probe(now, if moved { interval / 8 } else { interval });
+    }
+
+    fn end_probe(&mut self, now: Nanos, next_in: Nanos) {
+        let s = &mut self.state;
+        s.probing_since = 0;
+        s.probe_sum = 0.0;
+        s.probe_windows = 0;
+        s.rise_since = 0;
+        s.for_rise = false;
+        s.next_probe = now.saturating_add(next_in);
+    }
+
     /// Plain numbers for shared data.
     pub fn snapshot(&self) -> NoLoadSnapshot {
-        NoLoadSnapshot {
-            rtt: self.rtt,
-            next_probe: self.next_probe,
-            probing_since: self.probing_since.unwrap_or(0),
-            probe_best: self.probe_best,
-            high_streak: self.high_streak,
-            last_fastest: self.last_fastest,
-            probed: self.probed,
-            for_rise: self.for_rise,
-        }
+        self.state
     }
 
     /// Rebuilds from [`NoLoadRtt::snapshot`] (non-finite or negative RTTs become "unknown").
@@ -226,14 +248,12 @@ impl NoLoadRtt {
         NoLoadRtt {
             params,
             far_above,
-            high_streak: snapshot.high_streak,
-            last_fastest: super::learned(snapshot.last_fastest),
-            probed: snapshot.probed,
-            for_rise: snapshot.for_rise,
-            rtt: super::learned(snapshot.rtt),
-            next_probe: snapshot.next_probe,
-            probing_since: (snapshot.probing_since > 0).then_some(snapshot.probing_since),
-            probe_best: super::learned(snapshot.probe_best),
+            state: NoLoadSnapshot {
+                rtt: super::learned(snapshot.rtt),
+                probe_sum: super::learned(snapshot.probe_sum),
+                last_fastest: super::learned(snapshot.last_fastest),
+                ..snapshot
+            },
         }
     }
 }
@@ -245,156 +265,167 @@ mod tests {
     use crate::test_support::test;
 
     const MS: f64 = MILLISECOND as f64;
+    const WINDOW: Nanos = 250 * MILLISECOND;
 
     fn tracker() -> NoLoadRtt {
         NoLoadRtt::new(
             ProbeParams {
                 interval: 10 * SECOND,
-                duration: 500 * MILLISECOND,
+                duration: 2 * WINDOW,
             },
             1.5,
         )
     }
 
+    /// Feeds a window of `fastest_ms` that ended at `now` (and began one window earlier).
+    fn feed(n: &mut NoLoadRtt, fastest_ms: f64, now: Nanos, turned_away: bool) -> Phase {
+        n.observe(Observation {
+            fastest: fastest_ms * MS,
+            window_started: now.saturating_sub(WINDOW),
+            now,
+            turned_away,
+        })
+    }
+
+    /// Runs a whole probe that sees `fastest_ms`, starting with the window at `start`; returns
+    /// the time after it.
+    fn probe(n: &mut NoLoadRtt, fastest_ms: f64, start: Nanos) -> Nanos {
+        feed(n, fastest_ms, start, true);
+        assert!(n.probing(), "a probe starts at {start}");
+        feed(n, fastest_ms, start + WINDOW, true);
+        feed(n, fastest_ms, start + 2 * WINDOW, true);
+        assert!(!n.probing(), "and ends after its duration");
+        start + 2 * WINDOW
+    }
+
     #[test]
-    fn baseline_only_falls_between_probes() {
+    fn baseline_only_falls_between_probes_and_by_clear_steps() {
         let mut n = tracker();
-        assert_eq!(n.observe(20.0 * MS, SECOND, true), Phase::Tracking);
+        assert_eq!(feed(&mut n, 20.0, SECOND, false), Phase::Tracking);
         assert_eq!(n.rtt(), 20.0 * MS);
-        n.observe(30.0 * MS, 2 * SECOND, false);
+        feed(&mut n, 30.0, 2 * SECOND, false);
         assert_eq!(n.rtt(), 20.0 * MS, "a queued window does not lift it");
-        n.observe(19.0 * MS, 3 * SECOND, false);
+        feed(&mut n, 19.0, 3 * SECOND, false);
         assert_eq!(
             n.rtt(),
             20.0 * MS,
             "noise-sized dips do not ratchet it down"
         );
-        n.observe(15.0 * MS, 3 * SECOND, false);
+        feed(&mut n, 15.0, 4 * SECOND, false);
         assert_eq!(n.rtt(), 15.0 * MS);
-        n.observe(f64::NAN, 4 * SECOND, true);
+        feed(&mut n, f64::NAN, 5 * SECOND, true);
         assert_eq!(n.rtt(), 15.0 * MS, "no information, no change");
     }
 
     #[test]
-    fn probes_only_when_saturated_and_due_and_replaces_the_baseline() {
+    fn probes_only_when_turned_away_and_due_and_the_first_is_deep() {
         let mut n = tracker();
-        n.observe(20.0 * MS, SECOND, true);
-        n.observe(20.0 * MS, 2 * SECOND, true);
+        feed(&mut n, 20.0, SECOND, true);
+        feed(&mut n, 20.0, 2 * SECOND, true);
         assert!(!n.probing(), "not before interval/8");
-        n.observe(20.0 * MS, 2 * SECOND + 500 * MILLISECOND, true);
-        assert!(
-            n.probing(),
-            "the first probe comes interval/8 after learning"
-        );
-        n.observe(20.0 * MS, 3 * SECOND, true);
-        assert!(!n.probing());
-        n.observe(20.0 * MS, 8 * SECOND, true);
-        assert!(!n.probing(), "an unmoved baseline waits a whole interval");
-        assert_eq!(n.observe(21.0 * MS, 13 * SECOND, false), Phase::Tracking);
-        assert!(!n.probing(), "an unsaturated limiter never probes");
-        n.observe(21.0 * MS, 13 * SECOND, true);
-        assert!(n.probing(), "due and saturated");
-        assert_eq!(
-            n.observe(22.0 * MS, 13 * SECOND + 250 * MILLISECOND, true),
-            Phase::Probing
-        );
-        assert_eq!(
-            n.observe(21.5 * MS, 13 * SECOND + 500 * MILLISECOND, true),
-            Phase::Probing
-        );
-        assert!(!n.probing(), "the probe ended after its duration");
-        assert_eq!(
-            n.rtt(),
-            21.5 * MS,
-            "a small rise that draining did not remove is accepted"
-        );
-        assert_eq!(n.observe(21.5 * MS, 14 * SECOND, true), Phase::Tracking);
+        feed(&mut n, 22.0, 3 * SECOND, false);
+        assert!(!n.probing(), "never while demand fits the limit");
+        assert!(!n.probed(), "the first probe will be deep");
+        let after = probe(&mut n, 21.0, 3 * SECOND + WINDOW);
+        assert_eq!(n.rtt(), 21.0 * MS, "a small rise draining did not remove");
+        assert!(n.probed());
+        feed(&mut n, 21.0, after + 5 * SECOND, true);
         assert!(!n.probing(), "a settled baseline waits a whole interval");
-        n.observe(21.5 * MS, 24 * SECOND, true);
-        assert!(n.probing(), "and then probes again");
+        feed(&mut n, 21.0, after + 10 * SECOND, true);
+        assert!(n.probing());
     }
 
     #[test]
-    fn a_lasting_rise_brings_the_probe_forward() {
+    fn a_probe_that_drains_part_of_our_queue_is_discarded_and_repeated() {
         let mut n = tracker();
-        n.observe(20.0 * MS, SECOND, true);
-        let mut t = 3 * SECOND;
-        n.observe(20.0 * MS, t, true);
-        n.observe(20.0 * MS, t + SECOND, true);
-        assert!(!n.probing(), "settled: next probe in 10 s");
-        for _ in 0..7 {
-            t += 4 * SECOND / 10;
-            n.observe(41.0 * MS, t, true);
-            assert!(!n.probing());
-        }
-        n.observe(41.0 * MS, t + 400 * MILLISECOND, true);
-        assert!(
-            n.probing(),
-            "8 windows far above the baseline probe at once"
-        );
-    }
-
-    #[test]
-    fn a_falling_baseline_is_probed_soon() {
-        let mut n = tracker();
-        n.observe(20.0 * MS, SECOND, true);
-        n.observe(20.0 * MS, 3 * SECOND, true);
-        n.observe(20.0 * MS, 4 * SECOND, true);
-        assert!(!n.probing(), "settled: next probe at 14 s");
-        n.observe(10.0 * MS, 5 * SECOND, true);
-        assert_eq!(n.rtt(), 10.0 * MS, "falls at once");
-        n.observe(12.0 * MS, 6 * SECOND, true);
-        assert!(!n.probing(), "not at once");
-        n.observe(12.0 * MS, 6 * SECOND + 500 * MILLISECOND, true);
-        assert!(n.probing(), "but interval/8 later");
-    }
-
-    #[test]
-    fn a_probe_that_only_drains_part_of_our_queue_is_discarded() {
-        let mut n = tracker();
-        n.observe(20.0 * MS, SECOND, false);
-        n.observe(80.0 * MS, 5 * SECOND, true);
+        feed(&mut n, 20.0, SECOND, false);
+        feed(&mut n, 80.0, 5 * SECOND, true);
         assert!(n.probing(), "due");
-        n.observe(50.0 * MS, 5 * SECOND + 250 * MILLISECOND, true);
-        n.observe(45.0 * MS, 5 * SECOND + 500 * MILLISECOND, true);
+        feed(&mut n, 50.0, 5 * SECOND + WINDOW, true);
+        feed(&mut n, 45.0, 5 * SECOND + 2 * WINDOW, true);
         assert!(!n.probing());
-        assert_eq!(
-            n.rtt(),
-            20.0 * MS,
-            "80 → 45 ms: still our queue, not learned"
-        );
-        n.observe(60.0 * MS, 6 * SECOND, true);
+        assert_eq!(n.rtt(), 20.0 * MS, "80 → 45 ms: our queue, not learned");
+        assert!(!n.probed(), "nothing learned: the next probe is deep again");
+        feed(&mut n, 40.0, 6 * SECOND, true);
         assert!(!n.probing(), "not at once");
-        n.observe(60.0 * MS, 6 * SECOND + 750 * MILLISECOND, true);
+        feed(&mut n, 40.0, 6 * SECOND + 750 * MILLISECOND, true);
         assert!(n.probing(), "repeated interval/8 later");
-        n.observe(58.0 * MS, 7 * SECOND, true);
-        n.observe(57.0 * MS, 7 * SECOND + 250 * MILLISECOND, true);
-        assert!(!n.probing());
-        assert_eq!(
-            n.rtt(),
-            20.0 * MS,
-            "a large rise from a scheduled probe is not trusted: it may have started as load stepped up"
-        );
-        let mut t = 7 * SECOND + 250 * MILLISECOND;
-        for _ in 0..HIGH_STREAK_PROBE {
-            t += 100 * MILLISECOND;
-            n.observe(58.0 * MS, t, true);
+    }
+
+    #[test]
+    fn a_large_rise_needs_a_lasting_rise_or_two_probes() {
+        // Two probes in a row: a moderate lasting rise (30 %, below "far above") is learned.
+        let mut n = tracker();
+        feed(&mut n, 20.0, SECOND, false);
+        let t = probe(&mut n, 26.0, 3 * SECOND);
+        assert_eq!(n.rtt(), 20.0 * MS, "one probe at the onset is not trusted");
+        probe(&mut n, 26.0, t + 1250 * MILLISECOND);
+        assert_eq!(n.rtt(), 26.0 * MS, "the second one is");
+        // A lasting rise far above the baseline brings a probe forward and is learned at once.
+        let mut n = tracker();
+        feed(&mut n, 20.0, SECOND, false);
+        let t = probe(&mut n, 20.0, 3 * SECOND);
+        let mut now = t;
+        while now < t + 3 * SECOND {
+            now += WINDOW;
+            feed(&mut n, 40.0, now, true);
+            if n.probing() {
+                break;
+            }
         }
-        assert!(n.probing(), "a lasting rise brings a probe forward");
-        n.observe(57.0 * MS, t + 250 * MILLISECOND, true);
-        n.observe(57.0 * MS, t + 500 * MILLISECOND, true);
-        assert_eq!(
-            n.rtt(),
-            57.0 * MS,
-            "after a lasting rise, draining did not help: the upstream got slower, learned"
+        assert!(n.probing(), "a rise lasting 4 probe durations probes early");
+        assert!(
+            now <= t + 2250 * MILLISECOND,
+            "2 s after it began, not the interval"
         );
+        feed(&mut n, 40.0, now + WINDOW, true);
+        feed(&mut n, 40.0, now + 2 * WINDOW, true);
+        assert_eq!(n.rtt(), 40.0 * MS, "the upstream got slower: learned");
+    }
+
+    #[test]
+    fn only_windows_that_began_inside_the_probe_count() {
+        let mut n = tracker();
+        feed(&mut n, 20.0, SECOND, false);
+        feed(&mut n, 30.0, 3 * SECOND, true);
+        assert!(n.probing());
+        n.observe(Observation {
+            fastest: 10.0 * MS,
+            window_started: 2 * SECOND,
+            now: 3 * SECOND + 3 * WINDOW,
+            turned_away: true,
+        });
+        assert!(n.probing(), "a window from before the probe is no result");
+        feed(&mut n, 19.0, 3 * SECOND + 4 * WINDOW, true);
+        assert!(!n.probing());
+        assert_eq!(n.rtt(), 19.0 * MS);
+    }
+
+    #[test]
+    fn clocks_that_step_back_or_stop_do_not_hold_a_probe() {
+        let mut n = tracker();
+        feed(&mut n, 20.0, 100 * SECOND, false);
+        feed(&mut n, 25.0, 105 * SECOND, true);
+        assert!(n.probing_at(105 * SECOND));
+        assert!(
+            !n.probing_at(104 * SECOND),
+            "a probe in the future is not enforced"
+        );
+        assert!(
+            !n.probing_at(105 * SECOND + 4 * 2 * WINDOW),
+            "nor one that saw no window for 4 durations"
+        );
+        feed(&mut n, 25.0, 50 * SECOND, true);
+        assert!(!n.probing(), "the clock stepped back: the probe ended");
+        feed(&mut n, 25.0, 51 * SECOND + 250 * MILLISECOND, true);
+        assert!(n.probing(), "and the next is not 55 s away");
     }
 
     #[test]
     fn snapshot_round_trips_and_sanitises() {
         let mut n = tracker();
-        n.observe(20.0 * MS, SECOND, true);
-        n.observe(20.0 * MS, 11 * SECOND, true);
+        feed(&mut n, 20.0, SECOND, true);
+        feed(&mut n, 20.0, 11 * SECOND, true);
         let restored = NoLoadRtt::restore(n.params, 1.5, n.snapshot());
         assert_eq!(restored, n);
         let bad = NoLoadRtt::restore(
@@ -402,11 +433,13 @@ mod tests {
             1.5,
             NoLoadSnapshot {
                 rtt: f64::INFINITY,
-                probe_best: -1.0,
+                probe_sum: -1.0,
+                last_fastest: f64::NAN,
                 ..NoLoadSnapshot::default()
             },
         );
         assert_eq!(bad.rtt(), 0.0);
+        assert_eq!(bad.snapshot().last_fastest, 0.0);
         assert!(!bad.probing());
     }
 }

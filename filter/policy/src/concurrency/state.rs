@@ -59,10 +59,14 @@ pub struct LimiterState {
     pub last_rtt: Nanos,
 }
 
-const VERSION: u8 = 3;
-const ENCODED_LEN: usize = 1 + 4 + 8 + 8 + 8 + 8 + 8 + 8 + 4 + 8 + 1;
+const ENCODED_LEN: usize = 1 + 4 + 8 + 8 + 8 + 8 + 8 + 8 + 4 + 8 + 8 + 1;
 
 impl LimiterState {
+    /// Layout version of [`LimiterState::encode`]; part of the shared-data key, so VMs of two
+    /// plugin versions side by side (during a reload) keep separate records instead of
+    /// resetting each other's.
+    pub const VERSION: u8 = 4;
+
     /// A fresh record for `params`.
     pub fn new(params: &AlgorithmParams) -> LimiterState {
         LimiterState {
@@ -72,9 +76,9 @@ impl LimiterState {
         }
     }
 
-    /// The current limit.
-    pub fn limit(&self) -> u32 {
-        self.algorithm.limit()
+    /// The limit enforced at `now`.
+    pub fn limit(&self, now: Nanos) -> u32 {
+        self.algorithm.limit_at(now)
     }
 
     /// The learned no-load RTT (ns; 0 when not learned or the algorithm has none).
@@ -87,9 +91,9 @@ impl LimiterState {
         rtt as Nanos
     }
 
-    /// Admits one request if a slot is free.
-    pub fn try_acquire(&mut self) -> bool {
-        if self.in_flight < self.limit() {
+    /// Admits one request if a slot is free at `now`.
+    pub fn try_acquire(&mut self, now: Nanos) -> bool {
+        if self.in_flight < self.limit(now) {
             self.in_flight += 1;
             true
         } else {
@@ -117,23 +121,28 @@ impl LimiterState {
             LimitAlgorithm::Fixed(l) => (*l, NoLoadSnapshot::default()),
         };
         let mut out = Vec::with_capacity(ENCODED_LEN);
-        out.push(VERSION);
+        out.push(Self::VERSION);
         out.extend_from_slice(&self.in_flight.to_le_bytes());
         out.extend_from_slice(&self.last_rtt.to_le_bytes());
         out.extend_from_slice(&limit.to_le_bytes());
         out.extend_from_slice(&noload.rtt.to_le_bytes());
         out.extend_from_slice(&noload.next_probe.to_le_bytes());
         out.extend_from_slice(&noload.probing_since.to_le_bytes());
-        out.extend_from_slice(&noload.probe_best.to_le_bytes());
-        out.extend_from_slice(&noload.high_streak.to_le_bytes());
+        out.extend_from_slice(&noload.probe_sum.to_le_bytes());
+        out.extend_from_slice(&noload.probe_windows.to_le_bytes());
+        out.extend_from_slice(&noload.rise_since.to_le_bytes());
         out.extend_from_slice(&noload.last_fastest.to_le_bytes());
-        out.push(u8::from(noload.probed) | (u8::from(noload.for_rise) << 1));
+        out.push(
+            u8::from(noload.probed)
+                | (u8::from(noload.for_rise) << 1)
+                | (u8::from(noload.pending_rise) << 2),
+        );
         out
     }
 
     /// Parses [`LimiterState::encode`] output for `params`; `None` when malformed.
     pub fn decode(params: &AlgorithmParams, bytes: &[u8]) -> Option<LimiterState> {
-        if bytes.len() != ENCODED_LEN || bytes.first() != Some(&VERSION) {
+        if bytes.len() != ENCODED_LEN || bytes.first() != Some(&Self::VERSION) {
             return None;
         }
         let u32_at = |at: usize| {
@@ -152,15 +161,18 @@ impl LimiterState {
         let in_flight = u32_at(1)?;
         let last_rtt = u64_at(5)?;
         let limit = f64_at(13)?;
+        let flags = *bytes.get(73)?;
         let noload = NoLoadSnapshot {
             rtt: f64_at(21)?,
             next_probe: u64_at(29)?,
             probing_since: u64_at(37)?,
-            probe_best: f64_at(45)?,
-            high_streak: u32_at(53)?,
-            last_fastest: f64_at(57)?,
-            probed: bytes.get(65).is_some_and(|b| b & 1 == 1),
-            for_rise: bytes.get(65).is_some_and(|b| b & 2 == 2),
+            probe_sum: f64_at(45)?,
+            probe_windows: u32_at(53)?,
+            rise_since: u64_at(57)?,
+            last_fastest: f64_at(65)?,
+            probed: flags & 1 != 0,
+            for_rise: flags & 2 != 0,
+            pending_rise: flags & 4 != 0,
         };
         let algorithm = match *params {
             AlgorithmParams::Gradient2(p) => {
@@ -206,10 +218,10 @@ mod tests {
     #[test]
     fn acquire_up_to_the_limit_then_release() {
         let mut s = LimiterState::new(&gradient());
-        assert!(s.try_acquire() && s.try_acquire() && s.try_acquire());
-        assert!(!s.try_acquire(), "limit 3");
+        assert!(s.try_acquire(0) && s.try_acquire(0) && s.try_acquire(0));
+        assert!(!s.try_acquire(0), "limit 3");
         s.release();
-        assert!(s.try_acquire());
+        assert!(s.try_acquire(0));
         for _ in 0..10 {
             s.release();
         }
@@ -230,7 +242,7 @@ mod tests {
         );
         let decoded = LimiterState::decode(&params, &s.encode()).unwrap();
         assert_eq!(decoded.in_flight, 2);
-        assert_eq!(decoded.limit(), s.limit());
+        assert_eq!(decoded.limit(0), s.limit(0));
         assert_eq!(decoded.last_rtt, s.last_rtt);
         assert_eq!(decoded.encode(), s.encode());
         assert!(LimiterState::decode(&params, &[1, 2, 3]).is_none());
@@ -239,6 +251,6 @@ mod tests {
             min: 7.0,
             max: 7.0,
         });
-        assert_eq!(LimiterState::new(&fixed).limit(), 7);
+        assert_eq!(LimiterState::new(&fixed).limit(0), 7);
     }
 }

@@ -4,7 +4,7 @@
 //! the no-load RTT is re-measured by [`NoLoadRtt`]'s brief drain probes, never by dropping the
 //! limit to a floor.
 
-use super::noload::{NoLoadRtt, NoLoadSnapshot, Phase, ProbeParams};
+use super::noload::{NoLoadRtt, NoLoadSnapshot, Observation, Phase, ProbeParams};
 use super::{probe_limit, Bounds, Sample};
 use crate::duration::Nanos;
 
@@ -49,7 +49,17 @@ impl Vegas {
 
     /// The enforced (fractional) limit: the learned one, or the probe limit during a probe.
     pub fn limit(&self) -> f64 {
-        if self.noload.probing() {
+        self.enforced(self.noload.probing())
+    }
+
+    /// [`Self::limit`] at `now`: a probe that went stale (no window for a while, or a clock
+    /// that stepped back) no longer holds the limit down.
+    pub fn limit_at(&self, now: Nanos) -> f64 {
+        self.enforced(self.noload.probing_at(now))
+    }
+
+    fn enforced(&self, probing: bool) -> f64 {
+        if probing {
             // Vegas holds a queue of alpha..beta requests above capacity.
             let (alpha, _, _) = thresholds(self.limit);
             probe_limit(
@@ -88,7 +98,12 @@ impl Vegas {
         if fastest <= 0.0 {
             return self.limit();
         }
-        let phase = self.noload.observe(fastest, now, sample.turned_away);
+        let phase = self.noload.observe(Observation {
+            fastest,
+            window_started: sample.started,
+            now,
+            turned_away: sample.turned_away,
+        });
         let (alpha, beta, step) = thresholds(self.limit);
         let next = if sample.dropped {
             self.limit - step
@@ -171,6 +186,7 @@ mod tests {
                 dropped: true,
                 turned_away: true,
                 fastest: 10 * MILLISECOND,
+                started: 0,
             },
             0,
         );
@@ -190,6 +206,10 @@ mod tests {
         let (mut now, mut deep, mut shallow) = (0, 0, 0);
         for s in steady(400, 10, 1000) {
             now += 100 * MILLISECOND;
+            let s = Sample {
+                started: now - 100 * MILLISECOND,
+                ..s
+            };
             v.update(s, now);
             if v.noload.probing() {
                 let (alpha, _, _) = thresholds(v.limit);

@@ -145,6 +145,7 @@ impl SampleWindow {
             dropped: self.dropped,
             turned_away: self.turned_away,
             fastest: self.fastest(),
+            started: self.started,
         })
     }
 }
