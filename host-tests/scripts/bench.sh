@@ -8,8 +8,12 @@
 #      (same seed twice -> identical JSON, another seed -> different JSON);
 #   2. mock host: the raw speed of the mock host (`throughput` example, fixture plugin), and the
 #      simulator's speed as a fraction of it;
-#   3. Envoy: requests/s and p99 through Envoy 1.40 on loopback, without a wasm filter and with
-#      ballast (envoy-config/envoy.yaml, ports rewritten), with wrk, plus the upstream alone.
+#   3. Envoy: requests/s and p99 through Envoy 1.40 on loopback, without a wasm filter, with
+#      ballast as shipped (envoy-config/envoy.yaml: retry budget), with ballast's concurrency
+#      limiter (examples/configs/concurrency.json) and with Envoy's native adaptive_concurrency
+#      (envoy-config/native-adaptive-concurrency.yaml), with wrk, plus the upstream alone. The
+#      upstream is fast and unlimited, so the limiters never reject: this is their cost per
+#      request.
 #
 # Environment: ENVOY (the envoy binary; make sets it), BENCH_SECONDS (wrk duration per run,
 # default 5), BENCH_CONNECTIONS (default 2), BENCH_ROUNDS (wrk rounds, alternating, default 2).
@@ -163,10 +167,17 @@ if [ -n "$ENVOY" ]; then
   pids+=($!)
   wait_ready "http://127.0.0.1:$up_port/__demo/health" "${pids[-1]}" "$WORK/upstream.log"
 
-  # Two Envoys from the shipped config, ports and .wasm path rewritten: one as shipped (ballast),
-  # one with the ballast filter block removed (only the router remains).
-  make_config() { # make_config OUT ADMIN LISTEN WITH_FILTER(yes|no)
-    awk -v admin="$2" -v listen="$3" -v up="$up_port" -v wasm="$WASM" -v keep="$4" '
+  # Envoys from the shipped configs, ports and .wasm path rewritten: ballast as shipped, ballast
+  # with the concurrency example config, the ballast filter block removed (only the router
+  # remains), and the native adaptive_concurrency config.
+  make_config() { # make_config OUT ADMIN LISTEN WITH_FILTER(yes|no) [TEMPLATE] [PLUGIN_JSON]
+    awk -v admin="$2" -v listen="$3" -v up="$up_port" -v wasm="$WASM" -v keep="$4" -v json="${6:-}" '
+      replacing && ($0 ~ /^ *$/ || (match($0, /^ */) && RLENGTH > vindent)) { next }
+      replacing { replacing = 0 }
+      /value: \|$/ && json != "" {
+        print; match($0, /^ */); vindent = RLENGTH; pad = ""; for (k = 0; k < vindent + 2; k++) pad = pad " "
+        while ((getline line < json) > 0) print pad line
+        replacing = 1; next }
       /^ *- name: ballast *$/ && keep == "no" { skip = 1; next }
       skip && /^ *- name: envoy\.filters\.http\.router/ { skip = 0 }
       skip { next }
@@ -174,13 +185,25 @@ if [ -n "$ENVOY" ]; then
         gsub(/port_value: 10000/, "port_value: " listen)
         gsub(/port_value: 8081/, "port_value: " up)
         gsub(/filename: target\/ballast\.wasm/, "filename: " wasm)
-        print }' envoy-config/envoy.yaml >"$1"
+        print }' "${5:-envoy-config/envoy.yaml}" >"$1"
   }
   declare -A listen_port
-  for variant in nofilter ballast; do
+  for variant in nofilter ballast limiter native; do
     admin=$(free_port); listen=$(free_port)
-    keep=yes; [ "$variant" = nofilter ] && keep=no
-    make_config "$WORK/envoy-$variant.yaml" "$admin" "$listen" "$keep"
+    case $variant in
+      nofilter) make_config "$WORK/envoy-$variant.yaml" "$admin" "$listen" no ;;
+      ballast) make_config "$WORK/envoy-$variant.yaml" "$admin" "$listen" yes ;;
+      limiter) make_config "$WORK/envoy-$variant.yaml" "$admin" "$listen" yes \
+                 envoy-config/envoy.yaml examples/configs/concurrency.json ;;
+      native) make_config "$WORK/envoy-$variant.yaml" "$admin" "$listen" no \
+                envoy-config/native-adaptive-concurrency.yaml ;;
+    esac
+    if [ "$variant" = nofilter ] && grep -q 'envoy.filters.http.wasm' "$WORK/envoy-$variant.yaml"; then
+      echo "could not remove the wasm filter from envoy-config/envoy.yaml" >&2; exit 2
+    fi
+    if [ "$variant" = limiter ] && ! grep -q '"concurrency"' "$WORK/envoy-$variant.yaml"; then
+      echo "could not put the concurrency config into envoy-config/envoy.yaml" >&2; exit 2
+    fi
     if [ "$variant" = nofilter ] && grep -q 'envoy.filters.http.wasm' "$WORK/envoy-$variant.yaml"; then
       echo "could not remove the wasm filter from envoy-config/envoy.yaml" >&2; exit 2
     fi
@@ -193,7 +216,7 @@ if [ -n "$ENVOY" ]; then
   done
 
   declare -A best_rps best_p99
-  targets=(upstream nofilter ballast)
+  targets=(upstream nofilter ballast limiter native)
   url_of() {
     case $1 in
       upstream) echo "http://127.0.0.1:$up_port/api/hello" ;;
@@ -220,6 +243,9 @@ if [ -n "$ENVOY" ]; then
   row "Envoy, no wasm filter: req/s (p99 ${best_p99[nofilter]} ms)" "$(fmt_rps "${best_rps[nofilter]}")" "upstream alone" "$(ratio "${best_rps[nofilter]}" "${best_rps[upstream]}")"
   row "Envoy + ballast: req/s (p99 ${best_p99[ballast]} ms)" "$(fmt_rps "${best_rps[ballast]}")" "Envoy, no filter" "$(ratio "${best_rps[ballast]}" "${best_rps[nofilter]}")"
   row "Envoy + ballast: p99 ms" "${best_p99[ballast]}" "no filter: ${best_p99[nofilter]}" "$(ratio "${best_p99[ballast]}" "${best_p99[nofilter]}")"
+  row "Envoy + ballast concurrency limiter: req/s (p99 ${best_p99[limiter]} ms)" "$(fmt_rps "${best_rps[limiter]}")" "Envoy, no filter" "$(ratio "${best_rps[limiter]}" "${best_rps[nofilter]}")"
+  row "Envoy + native adaptive_concurrency: req/s (p99 ${best_p99[native]} ms)" "$(fmt_rps "${best_rps[native]}")" "Envoy, no filter" "$(ratio "${best_rps[native]}" "${best_rps[nofilter]}")"
+  row "ballast limiter vs native adaptive_concurrency: req/s" "$(fmt_rps "${best_rps[limiter]}")" "native: $(fmt_rps "${best_rps[native]}")" "$(ratio "${best_rps[limiter]}" "${best_rps[native]}")"
 fi
 
 # ---------------------------------------------------------------------------------------------
