@@ -26,9 +26,10 @@
 //!
 //! **What is learned.** Between probes the baseline only falls, and only by clear steps (10 %):
 //! following every dip would ratchet it down to the luckiest window's noise. A probe is the test
-//! of whose queue it is. A result below the baseline is learned. A higher one only if draining
-//! did not lower the latency (the upstream got slower, not our queue) and the rise is small
-//! (≤ 10 %), or followed a lasting rise, or was seen by two probes in a row: a probe that starts
+//! of whose queue it is. A result below the baseline is learned; within 10 % above it, it
+//! confirms the baseline (which does not rise by confirmation, or noise would creep it up). A
+//! higher one is learned only if draining did not lower the latency (the upstream got slower,
+//! not our queue) and the rise followed a lasting rise, or was seen by two probes in a row: a probe that starts
 //! as load steps up compares with a window from before the queue built, and its "rise" is the
 //! queue (seen in Envoy and the simulator before these rules: a probe at the onset of 3×
 //! overload replaced a 62 ms baseline with 90–150 ms, and the limit held 45 for a capacity of
@@ -217,15 +218,28 @@ impl NoLoadRtt {
             return;
         }
         let drain_did_not_help = best >= 0.9 * s.last_fastest;
-        let trusted_rise = best <= 1.1 * s.rtt || s.for_rise || s.pending_rise;
-        let learned = best <= s.rtt || (drain_did_not_help && trusted_rise);
-        let moved = !learned || (best - s.rtt).abs() > 0.1 * s.rtt;
-        s.pending_rise = !learned && drain_did_not_help;
-        if learned {
+        let next_in = if best <= 1.1 * s.rtt {
+            // Confirmed (a drained window's 5th percentile is noisy): the baseline may fall,
+            // but never rises by confirmation, or it would creep up by noise.
+            let fell = best < 0.9 * s.rtt;
+            s.rtt = s.rtt.min(best);
+            s.probed = true;
+            s.pending_rise = false;
+            if fell {
+                interval / 8
+            } else {
+                interval
+            }
+        } else if drain_did_not_help && (s.for_rise || s.pending_rise) {
             s.rtt = best;
             s.probed = true;
-        }
-        self.end_probe(now, if moved { interval / 8 } else { interval });
+            s.pending_rise = false;
+            interval / 8
+        } else {
+            s.pending_rise = drain_did_not_help;
+            interval / 8
+        };
+        self.end_probe(now, next_in);
     }
 
     fn end_probe(&mut self, now: Nanos, next_in: Nanos) {
@@ -327,7 +341,7 @@ mod tests {
         assert!(!n.probing(), "never while demand fits the limit");
         assert!(!n.probed(), "the first probe will be deep");
         let after = probe(&mut n, 21.0, 3 * SECOND + WINDOW);
-        assert_eq!(n.rtt(), 21.0 * MS, "a small rise draining did not remove");
+        assert_eq!(n.rtt(), 20.0 * MS, "within 10 %: confirmed, not raised");
         assert!(n.probed());
         feed(&mut n, 21.0, after + 5 * SECOND, true);
         assert!(!n.probing(), "a settled baseline waits a whole interval");
