@@ -16,8 +16,8 @@
 //! p5 / mean service time) + queue_allowance`. A probe infers C as `(limit − allowance) / t`,
 //! which is at or below that (p5 ≤ mean), so it errs towards draining deeper.
 
-use super::noload::{NoLoadRtt, NoLoadSnapshot, Observation, Phase, ProbeParams};
-use super::{probe_limit, Bounds, Sample};
+use super::noload::{NoLoadRtt, NoLoadSnapshot, Phase, ProbeParams};
+use super::{Bounds, ProbedLimit, Sample};
 use crate::duration::Nanos;
 
 /// Parameters.
@@ -59,43 +59,7 @@ impl Gradient2 {
         }
     }
 
-    /// The enforced (fractional) limit: the learned one, or the probe limit during a probe.
-    pub fn limit(&self) -> f64 {
-        self.enforced(self.noload.probing())
-    }
-
-    /// [`Self::limit`] at `now`: a probe that went stale (no window for a while, or a clock
-    /// that stepped back) no longer holds the limit down.
-    pub fn limit_at(&self, now: Nanos) -> f64 {
-        self.enforced(self.noload.probing_at(now))
-    }
-
-    fn enforced(&self, probing: bool) -> f64 {
-        if probing {
-            // Equilibrium: limit ≈ tolerance × C + allowance, so C ≈ (limit − allowance) / t.
-            let capacity = (self.limit - self.params.queue_size) / self.params.rtt_tolerance;
-            probe_limit(
-                &self.params.bounds,
-                self.limit,
-                capacity,
-                self.noload.probed(),
-            )
-        } else {
-            self.limit
-        }
-    }
-
-    /// The learned state (limit outside probes, no-load tracker), for sharing between workers.
-    pub fn snapshot(&self) -> (f64, NoLoadSnapshot) {
-        (self.limit, self.noload.snapshot())
-    }
-
-    /// The learned no-load RTT (ns, 0 = not yet).
-    pub fn noload_rtt(&self) -> f64 {
-        self.noload.rtt()
-    }
-
-    /// Rebuilds from [`Gradient2::snapshot`] values (clamped to the parameters).
+    /// Rebuilds from [`ProbedLimit::snapshot`] values (clamped to the parameters).
     pub fn restore(params: Gradient2Params, (limit, noload): (f64, NoLoadSnapshot)) -> Gradient2 {
         Gradient2 {
             params,
@@ -106,16 +70,9 @@ impl Gradient2 {
 
     /// Feeds one sample taken at `now`; returns the enforced limit.
     pub fn update(&mut self, sample: Sample, now: Nanos) -> f64 {
-        let fastest = sample.fastest as f64;
-        if fastest <= 0.0 {
+        let Some((phase, fastest)) = self.track(&sample, now) else {
             return self.limit();
-        }
-        let phase = self.noload.observe(Observation {
-            fastest,
-            window_started: sample.started,
-            now,
-            turned_away: sample.turned_away,
-        });
+        };
         // Hold the limit during a probe (its samples measure the drain, not the load), and when
         // load is too low to say anything about capacity (application-limited).
         if phase == Phase::Probing || f64::from(sample.in_flight) < self.limit / 2.0 {
@@ -127,6 +84,25 @@ impl Gradient2 {
             self.limit * (1.0 - self.params.smoothing) + estimate * self.params.smoothing;
         self.limit = self.params.bounds.clamp(smoothed);
         self.limit()
+    }
+}
+
+impl ProbedLimit for Gradient2 {
+    fn learned(&self) -> f64 {
+        self.limit
+    }
+    fn noload(&self) -> &NoLoadRtt {
+        &self.noload
+    }
+    fn noload_mut(&mut self) -> &mut NoLoadRtt {
+        &mut self.noload
+    }
+    fn bounds(&self) -> &Bounds {
+        &self.params.bounds
+    }
+    /// Equilibrium: limit ≈ tolerance × C + allowance, so C ≈ (limit − allowance) / t.
+    fn implied_capacity(&self) -> f64 {
+        (self.limit - self.params.queue_size) / self.params.rtt_tolerance
     }
 }
 

@@ -16,6 +16,7 @@
 mod aimd;
 mod gradient2;
 pub mod noload;
+mod probed;
 pub mod queue;
 mod state;
 mod vegas;
@@ -23,6 +24,7 @@ pub mod window;
 
 pub use aimd::{Aimd, AimdParams};
 pub use gradient2::{Gradient2, Gradient2Params};
+pub use probed::ProbedLimit;
 pub use state::{AlgorithmParams, LimiterState};
 pub use vegas::{Vegas, VegasParams};
 
@@ -124,14 +126,6 @@ fn learned(value: f64) -> f64 {
     } else {
         0.0
     }
-}
-
-/// The limit held during a no-load probe: 90 % of `capacity` (the upstream concurrency the
-/// algorithm's equilibrium implies) once the baseline is `settled`, else half the limit; never
-/// above the limit, never below the minimum.
-fn probe_limit(bounds: &Bounds, limit: f64, capacity: f64, settled: bool) -> f64 {
-    let target = if settled { 0.9 * capacity } else { 0.5 * limit };
-    bounds.clamp(target.min(limit))
 }
 
 fn to_whole(limit: f64) -> u32 {

@@ -7,6 +7,7 @@
 //! CAS attempt lost, which the plugin counts).
 
 use super::noload::NoLoadSnapshot;
+use super::ProbedLimit;
 use super::{
     Aimd, AimdParams, Bounds, Gradient2, Gradient2Params, LimitAlgorithm, Sample, Vegas,
     VegasParams,

@@ -4,8 +4,8 @@
 //! the no-load RTT is re-measured by [`NoLoadRtt`]'s brief drain probes, never by dropping the
 //! limit to a floor.
 
-use super::noload::{NoLoadRtt, NoLoadSnapshot, Observation, Phase, ProbeParams};
-use super::{probe_limit, Bounds, Sample};
+use super::noload::{NoLoadRtt, NoLoadSnapshot, Phase, ProbeParams};
+use super::{Bounds, ProbedLimit, Sample};
 use crate::duration::Nanos;
 
 /// Parameters.
@@ -47,43 +47,7 @@ impl Vegas {
         }
     }
 
-    /// The enforced (fractional) limit: the learned one, or the probe limit during a probe.
-    pub fn limit(&self) -> f64 {
-        self.enforced(self.noload.probing())
-    }
-
-    /// [`Self::limit`] at `now`: a probe that went stale (no window for a while, or a clock
-    /// that stepped back) no longer holds the limit down.
-    pub fn limit_at(&self, now: Nanos) -> f64 {
-        self.enforced(self.noload.probing_at(now))
-    }
-
-    fn enforced(&self, probing: bool) -> f64 {
-        if probing {
-            // Vegas holds a queue of alpha..beta requests above capacity.
-            let (alpha, _, _) = thresholds(self.limit);
-            probe_limit(
-                &self.params.bounds,
-                self.limit,
-                self.limit - alpha,
-                self.noload.probed(),
-            )
-        } else {
-            self.limit
-        }
-    }
-
-    /// The learned state (limit outside probes, no-load tracker), for sharing between workers.
-    pub fn snapshot(&self) -> (f64, NoLoadSnapshot) {
-        (self.limit, self.noload.snapshot())
-    }
-
-    /// The learned no-load RTT (ns, 0 = not yet).
-    pub fn noload_rtt(&self) -> f64 {
-        self.noload.rtt()
-    }
-
-    /// Rebuilds from [`Vegas::snapshot`] values (clamped to the parameters).
+    /// Rebuilds from [`ProbedLimit::snapshot`] values (clamped to the parameters).
     pub fn restore(params: VegasParams, (limit, noload): (f64, NoLoadSnapshot)) -> Vegas {
         Vegas {
             params,
@@ -94,16 +58,9 @@ impl Vegas {
 
     /// Feeds one sample taken at `now`; returns the enforced limit.
     pub fn update(&mut self, sample: Sample, now: Nanos) -> f64 {
-        let fastest = sample.fastest as f64;
-        if fastest <= 0.0 {
+        let Some((phase, fastest)) = self.track(&sample, now) else {
             return self.limit();
-        }
-        let phase = self.noload.observe(Observation {
-            fastest,
-            window_started: sample.started,
-            now,
-            turned_away: sample.turned_away,
-        });
+        };
         let (alpha, beta, step) = thresholds(self.limit);
         let next = if sample.dropped {
             self.limit - step
@@ -124,6 +81,26 @@ impl Vegas {
         let smoothed = self.limit * (1.0 - self.params.smoothing) + next * self.params.smoothing;
         self.limit = self.params.bounds.clamp(smoothed);
         self.limit()
+    }
+}
+
+impl ProbedLimit for Vegas {
+    fn learned(&self) -> f64 {
+        self.limit
+    }
+    fn noload(&self) -> &NoLoadRtt {
+        &self.noload
+    }
+    fn noload_mut(&mut self) -> &mut NoLoadRtt {
+        &mut self.noload
+    }
+    fn bounds(&self) -> &Bounds {
+        &self.params.bounds
+    }
+    /// Vegas holds a queue of alpha..beta requests above capacity.
+    fn implied_capacity(&self) -> f64 {
+        let (alpha, _, _) = thresholds(self.limit);
+        self.limit - alpha
     }
 }
 
