@@ -42,9 +42,28 @@ pub fn run(
     spec: impl Fn(usize) -> Spec + Sync,
 ) -> Run {
     assert!(addr.ip().is_loopback(), "load tests target loopback only");
+    let start = Instant::now();
+    let results = on_threads(total, threads, |i| {
+        let (method, path, headers) = spec(i);
+        let header_refs: Vec<(&str, &[u8])> =
+            headers.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+        request(addr, method, &path, &header_refs, b"")
+    });
+    Run {
+        results,
+        elapsed: start.elapsed(),
+    }
+}
+
+/// Runs `work(i)` for every `i` in `0..total` on `threads` threads, each taking the next index
+/// as it finishes one; returns the results in completion order.
+pub fn on_threads<T: Send>(
+    total: usize,
+    threads: usize,
+    work: impl Fn(usize) -> T + Sync,
+) -> Vec<T> {
     let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::with_capacity(total));
-    let start = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
             scope.spawn(|| loop {
@@ -52,18 +71,12 @@ pub fn run(
                 if i >= total {
                     break;
                 }
-                let (method, path, headers) = spec(i);
-                let header_refs: Vec<(&str, &[u8])> =
-                    headers.iter().map(|(k, v)| (*k, v.as_slice())).collect();
-                let result = request(addr, method, &path, &header_refs, b"");
+                let result = work(i);
                 if let Ok(mut all) = results.lock() {
                     all.push(result);
                 }
             });
         }
     });
-    Run {
-        results: results.into_inner().unwrap_or_default(),
-        elapsed: start.elapsed(),
-    }
+    results.into_inner().unwrap_or_default()
 }

@@ -10,9 +10,9 @@
 //! latency grow without bound cannot tie up the pool and lower the load it is offered.
 
 use crate::client::{request_within, Response};
+use crate::load::on_threads;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// How long a client waits for a response.
@@ -122,39 +122,26 @@ pub fn run(
     assert!(rate > 0.0 && rate <= 5_000.0, "bounded rate");
     assert!(duration <= Duration::from_secs(60), "bounded duration");
     let total = (rate * duration.as_secs_f64()).round() as usize;
-    let next = AtomicUsize::new(0);
     let late = AtomicUsize::new(0);
-    let outcomes = Mutex::new(Vec::with_capacity(total));
     let start = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..threads.max(1) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
-                    break;
-                }
-                let due = Duration::from_secs_f64(i as f64 / rate);
-                let now = start.elapsed();
-                if let Some(wait) = due.checked_sub(now) {
-                    std::thread::sleep(wait);
-                } else if now - due > Duration::from_millis(50) {
-                    late.fetch_add(1, Ordering::Relaxed);
-                }
-                let started = start.elapsed();
-                let result = request_within(addr, "GET", path, &[], b"", CLIENT_TIMEOUT);
-                let latency = start.elapsed() - started;
-                if let Ok(mut all) = outcomes.lock() {
-                    all.push(Outcome {
-                        started,
-                        latency,
-                        result,
-                    });
-                }
-            });
+    let outcomes = on_threads(total, threads, |i| {
+        let due = Duration::from_secs_f64(i as f64 / rate);
+        let now = start.elapsed();
+        if let Some(wait) = due.checked_sub(now) {
+            std::thread::sleep(wait);
+        } else if now - due > Duration::from_millis(50) {
+            late.fetch_add(1, Ordering::Relaxed);
+        }
+        let started = start.elapsed();
+        let result = request_within(addr, "GET", path, &[], b"", CLIENT_TIMEOUT);
+        Outcome {
+            started,
+            latency: start.elapsed() - started,
+            result,
         }
     });
     PacedRun {
-        outcomes: outcomes.into_inner().unwrap_or_default(),
+        outcomes,
         late: late.into_inner(),
     }
 }
