@@ -107,16 +107,6 @@ impl LimitAlgorithm {
             LimitAlgorithm::Fixed(limit) => *limit,
         })
     }
-
-    /// The current limit.
-    pub fn limit(&self) -> u32 {
-        to_whole(match self {
-            LimitAlgorithm::Gradient2(g) => g.limit(),
-            LimitAlgorithm::Vegas(v) => v.limit(),
-            LimitAlgorithm::Aimd(a) => a.limit(),
-            LimitAlgorithm::Fixed(limit) => *limit,
-        })
-    }
 }
 
 /// A learned RTT restored from shared data: finite and non-negative, else 0 ("not learned").
