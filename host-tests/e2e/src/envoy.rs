@@ -118,17 +118,47 @@ fn scratch_dir() -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-/// A currently free loopback port.
+/// Start attempts when Envoy loses one of its ports to another process before binding it.
+const START_ATTEMPTS: usize = 4;
+
+/// A loopback port that was free a moment ago, chosen *below* the kernel's ephemeral range.
+///
+/// Why not `bind(0)`: that hands out an ephemeral port, and between our probe and Envoy's own bind
+/// any outgoing connection on the machine (Envoy's to the upstream, the test client's, a parallel
+/// test's) may take the same port as its source. CI lost a run to exactly that
+/// (`cannot bind '127.0.0.1:32787'`). Ports in 20000..32000 are never handed out as sources, so
+/// only another explicit listener can race us, and [`Envoy::start`] retries that case.
 pub fn free_port() -> Result<u16, String> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| format!("no free port: {e}"))
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    const LOW: usize = 20_000;
+    const SPAN: usize = 12_000;
+    let seed = std::process::id() as usize * 7919;
+    for _ in 0..64 {
+        let offset = (seed + NEXT.fetch_add(1, Ordering::SeqCst) * 104_729) % SPAN;
+        let port = u16::try_from(LOW + offset).map_err(|e| e.to_string())?;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err("no free loopback port in 20000..32000 after 64 tries".into())
 }
 
 impl Envoy {
-    /// Starts Envoy and waits until its admin `/ready` answers 200.
+    /// Starts Envoy and waits until its admin `/ready` answers 200. A port taken by someone else
+    /// between choosing it and Envoy binding it is retried with new ports; any other start-up
+    /// failure is returned with Envoy's log.
     pub fn start(config: &EnvoyConfig) -> Result<Envoy, String> {
+        let mut last_error = String::new();
+        for _ in 0..START_ATTEMPTS {
+            match Envoy::start_once(config) {
+                Err(e) if e.contains("Address already in use") => last_error = e,
+                other => return other,
+            }
+        }
+        Err(last_error)
+    }
+
+    fn start_once(config: &EnvoyConfig) -> Result<Envoy, String> {
         let (admin_port, listener_port) = (free_port()?, free_port()?);
         let dir = scratch_dir()?;
         let config_path = dir.join("envoy.yaml");
