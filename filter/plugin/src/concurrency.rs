@@ -14,7 +14,9 @@
 //! A request over the limit waits (paused) in this worker's queue; a slot freed by a release
 //! on this worker is handed to a waiter in the same CAS, and `on_tick` (every 10 ms) admits
 //! waiters when other workers freed slots and rejects those whose wait ran out. A paused stream
-//! is resumed with `set_effective_context` + `resume_http_request`.
+//! is resumed with `set_effective_context` + `resume_http_request`. A waiter whose caller stated
+//! a deadline leaves by that deadline less the learned no-load RTT (504 / DEADLINE_EXCEEDED):
+//! a slot it got later would serve nobody.
 
 use crate::metrics::ConcurrencyMetrics;
 use crate::shared::{self, Update};
@@ -53,6 +55,25 @@ pub enum Arrival {
 
 /// A waiting request's ticket and whether it is gRPC (for the shape of a rejection).
 type WaitingRequest = (Rc<Cell<Ticket>>, bool);
+
+/// What the limiter needs to know of a request it cannot admit at once; read from the host only
+/// then, so admitted requests pay no header reads for it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OverLimit {
+    /// gRPC requests are answered with a grpc-status.
+    pub grpc: bool,
+    /// The caller's remaining time, if its headers state one.
+    pub remaining: Option<Nanos>,
+}
+
+/// Why the limiter answers a request itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// No slot, and the queue was full or the wait ran out.
+    Limit,
+    /// The caller's deadline would pass before the request could be served.
+    Deadline,
+}
 
 /// One policy set's limiter as this VM sees it.
 pub struct Limiter {
@@ -116,13 +137,18 @@ impl Limiter {
         self.metrics.contended.increment();
     }
 
+    /// Whether a caller's deadline bounds its wait (`queue.respect_deadlines`).
+    pub fn respects_deadlines(&self) -> bool {
+        self.config.queue.respect_deadlines
+    }
+
     /// A request arrives: admit it, queue it, or reject it (with a local reply).
     pub fn arrive(
         &self,
         context_id: u32,
         now: Nanos,
         dry_run: bool,
-        is_grpc: impl FnOnce() -> bool,
+        over_limit: impl FnOnce() -> OverLimit,
     ) -> Arrival {
         let result = shared::update(&self.key, |bytes| {
             let mut state = self.state(bytes);
@@ -132,12 +158,19 @@ impl Limiter {
             }
             (
                 state.encode(),
-                (admitted, state.limit(now), state.in_flight),
+                (
+                    admitted,
+                    state.limit(now),
+                    state.in_flight,
+                    state.noload_rtt(),
+                ),
             )
         });
+        let mut noload_rtt = 0;
         let admitted = match result {
-            Update::Stored((admitted, limit, in_flight)) => {
+            Update::Stored((admitted, limit, in_flight, noload)) => {
                 self.applied();
+                noload_rtt = noload;
                 self.last_in_flight.set(in_flight);
                 self.metrics.limit.set(u64::from(limit));
                 self.metrics.in_flight.set(u64::from(in_flight));
@@ -157,8 +190,14 @@ impl Limiter {
             self.metrics.rejected.increment();
             return Arrival::Admitted;
         }
-        let grpc = is_grpc();
-        match self.queue.borrow_mut().push(context_id, now, None) {
+        let request = over_limit();
+        // The latest admission that can still answer in time: the deadline less the learned
+        // no-load RTT (0 for aimd and fixed, which learn none: then only the deadline itself).
+        let start_by = request
+            .remaining
+            .map(|remaining| now.saturating_add(remaining).saturating_sub(noload_rtt));
+        let grpc = request.grpc;
+        match self.queue.borrow_mut().push(context_id, now, start_by) {
             Ok(()) => {
                 let ticket = Rc::new(Cell::new(Ticket::Waiting));
                 self.tickets
@@ -167,34 +206,53 @@ impl Limiter {
                 self.metrics.queued.add_signed(1);
                 Arrival::Waiting(ticket)
             }
-            Err(Refused::Full) | Err(Refused::DeadlineTooClose) => {
-                self.reject(grpc);
+            Err(Refused::Full) => {
+                self.reject(grpc, Refusal::Limit);
+                Arrival::Rejected
+            }
+            Err(Refused::DeadlineTooClose) => {
+                self.reject(grpc, Refusal::Deadline);
                 Arrival::Rejected
             }
         }
     }
 
-    fn reject(&self, grpc: bool) {
+    /// Sends the limiter's local reply. Over the limit: `reject_status` (gRPC: UNAVAILABLE,
+    /// which clients may retry) with `retry-after`. Past the caller's deadline: 504 (gRPC:
+    /// DEADLINE_EXCEEDED), as Envoy and gRPC answer a request whose time ran out, and no
+    /// `retry-after`: a retry cannot help a caller that has given up.
+    fn reject(&self, grpc: bool, why: Refusal) {
         self.metrics.rejected.increment();
         let retry_after = self.config.retry_after_seconds.to_string();
-        let mut headers: Vec<(&str, &str)> = vec![("x-ballast-rejected", "concurrency")];
-        if self.config.retry_after_seconds > 0 {
+        let (status, grpc_status, tag, message) = match why {
+            Refusal::Limit => (
+                self.config.reject_status,
+                GrpcStatusCode::Unavailable,
+                "concurrency",
+                "ballast: concurrency limit reached",
+            ),
+            Refusal::Deadline => {
+                self.metrics.deadline_drops.increment();
+                (
+                    504,
+                    GrpcStatusCode::DeadlineExceeded,
+                    "deadline",
+                    "ballast: the caller's deadline passes before a concurrency slot frees",
+                )
+            }
+        };
+        let mut headers: Vec<(&str, &str)> = vec![("x-ballast-rejected", tag)];
+        if why == Refusal::Limit && self.config.retry_after_seconds > 0 {
             headers.push(("retry-after", retry_after.as_str()));
         }
         if grpc {
             let metadata: Vec<(&str, &[u8])> =
                 headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
-            let _ = hostcalls::send_grpc_response(
-                GrpcStatusCode::Unavailable,
-                Some("ballast: concurrency limit reached"),
-                metadata,
-            );
+            let _ = hostcalls::send_grpc_response(grpc_status, Some(message), metadata);
         } else {
-            let _ = hostcalls::send_http_response(
-                u32::from(self.config.reject_status),
-                headers,
-                Some(b"ballast: concurrency limit reached\n"),
-            );
+            let body = format!("{message}\n");
+            let _ =
+                hostcalls::send_http_response(u32::from(status), headers, Some(body.as_bytes()));
         }
     }
 
@@ -299,9 +357,14 @@ impl Limiter {
                 })
                 .unwrap_or(false);
             self.metrics.queued.add_signed(-1);
-            self.metrics.queue_timeouts.increment();
+            let why = if waiter.deadline_bound {
+                Refusal::Deadline
+            } else {
+                self.metrics.queue_timeouts.increment();
+                Refusal::Limit
+            };
             if hostcalls::set_effective_context(waiter.id).is_ok() {
-                self.reject(grpc);
+                self.reject(grpc, why);
             }
         }
         if self.pending_delta.get() != 0 && self.queue.borrow().is_empty() {

@@ -4,11 +4,12 @@
 //! request with the fewest host calls, carries the chosen policy set and each policy's plan
 //! through the request's phases, and performs what the plans say.
 
-use crate::concurrency::{Arrival, Ticket};
+use crate::concurrency::{Arrival, OverLimit, Ticket};
 use crate::request::{property_text, response_header, HostRequest};
 use crate::retry;
 use crate::root::{now, Compiled};
 use ballast_policy::config::{Measure, PolicySetId};
+use ballast_policy::deadline;
 use ballast_policy::duration::Nanos;
 use ballast_policy::retry::{AttemptMark, RetryPlan};
 use ballast_policy::routing::RequestView;
@@ -108,6 +109,21 @@ impl BallastHttp {
     }
 }
 
+/// What the limiter asks of a request it cannot admit at once.
+fn over_limit(request: &mut HostRequest, read_deadline: bool) -> OverLimit {
+    let grpc = request
+        .header("content-type")
+        .is_some_and(|ct| ct.starts_with("application/grpc"));
+    let remaining = if read_deadline {
+        let grpc_timeout = request.header(deadline::GRPC_TIMEOUT).map(str::to_owned);
+        let envoy_expected = request.header(deadline::ENVOY_EXPECTED_TIMEOUT_MS);
+        deadline::remaining(grpc_timeout.as_deref(), envoy_expected)
+    } else {
+        None
+    };
+    OverLimit { grpc, remaining }
+}
+
 fn response_status() -> u16 {
     response_header(":status")
         .and_then(|s| s.parse().ok())
@@ -161,9 +177,7 @@ impl HttpContext for BallastHttp {
         let now = now();
         if let Some(limiter) = compiled.limiters.get(id.0).and_then(Option::as_ref) {
             let arrival = limiter.arrive(self.context_id, now, compiled.config.dry_run, || {
-                request
-                    .header("content-type")
-                    .is_some_and(|ct| ct.starts_with("application/grpc"))
+                over_limit(&mut request, limiter.respects_deadlines())
             });
             match arrival {
                 Arrival::Admitted => self.slot = Slot::Held(now),

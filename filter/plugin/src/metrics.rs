@@ -89,10 +89,12 @@ pub struct ConcurrencyMetrics {
     pub sample_rtt_us: Gauge,
     /// Gauge: the learned no-load RTT (µs; 0 until learned).
     pub min_rtt_us: Gauge,
-    /// Requests rejected (queue full, or wait ran out).
+    /// Requests answered by the limiter (queue full, wait ran out, or deadline).
     pub rejected: Counter,
     /// Requests whose wait ran out.
     pub queue_timeouts: Counter,
+    /// Requests answered because their caller's deadline would pass before they could be served.
+    pub deadline_drops: Counter,
     /// Limiter updates that lost every CAS race.
     pub contended: Counter,
 }
@@ -179,6 +181,7 @@ impl Metrics {
                         min_rtt_us: Gauge::define(&name("concurrency_min_rtt_us")),
                         rejected: Counter::define(&name("concurrency_rejected")),
                         queue_timeouts: Counter::define(&name("concurrency_queue_timeouts")),
+                        deadline_drops: Counter::define(&name("concurrency_deadline_drops")),
                         contended: Counter::define(&name("concurrency_contended")),
                     }),
                 }

@@ -15,6 +15,7 @@
 
 pub mod concurrency;
 pub mod config;
+pub mod deadline;
 pub mod duration;
 pub mod retry;
 pub mod routing;

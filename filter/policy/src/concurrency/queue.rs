@@ -28,6 +28,8 @@ pub struct QueueParams {
     pub max_wait: Nanos,
     /// Admission order.
     pub order: Order,
+    /// Whether a caller's deadline shortens its wait (see [`WaitQueue::push`]).
+    pub respect_deadlines: bool,
 }
 
 /// A waiting request.
@@ -37,8 +39,11 @@ pub struct Waiter<T> {
     pub id: T,
     /// When it started waiting.
     pub since: Nanos,
-    /// When it must have left the queue: `since + max_wait`, or earlier if its deadline is.
+    /// When it must have left the queue: `since + max_wait`, or earlier if its deadline says so.
     pub leave_by: Nanos,
+    /// Whether `leave_by` comes from the caller's deadline rather than `max_wait`: such a waiter
+    /// leaving unserved is a deadline drop, not a queue timeout.
+    pub deadline_bound: bool,
 }
 
 /// Why a request could not wait.
@@ -66,22 +71,28 @@ impl<T: Copy + PartialEq> WaitQueue<T> {
         }
     }
 
-    /// Adds a waiter at `now`; `deadline` is when its caller gives up, if known.
-    pub fn push(&mut self, id: T, now: Nanos, deadline: Option<Nanos>) -> Result<(), Refused> {
+    /// Adds a waiter at `now`. `start_by`, if known, is the latest time it can be admitted and
+    /// still be answered before its caller gives up (the caller's deadline less the expected
+    /// service time); with `respect_deadlines` it bounds the wait, and a request already past
+    /// it is refused rather than queued.
+    pub fn push(&mut self, id: T, now: Nanos, start_by: Option<Nanos>) -> Result<(), Refused> {
+        let max_wait_end = now.saturating_add(self.params.max_wait);
+        let start_by = start_by.filter(|_| self.params.respect_deadlines);
+        if start_by.is_some_and(|start_by| start_by <= now) {
+            return Err(Refused::DeadlineTooClose);
+        }
         if self.waiters.len() >= self.params.size {
             return Err(Refused::Full);
         }
-        let mut leave_by = now.saturating_add(self.params.max_wait);
-        if let Some(deadline) = deadline {
-            if deadline <= now {
-                return Err(Refused::DeadlineTooClose);
-            }
-            leave_by = leave_by.min(deadline);
-        }
+        let (leave_by, deadline_bound) = match start_by {
+            Some(start_by) if start_by < max_wait_end => (start_by, true),
+            _ => (max_wait_end, false),
+        };
         self.waiters.push_back(Waiter {
             id,
             since: now,
             leave_by,
+            deadline_bound,
         });
         Ok(())
     }
@@ -136,6 +147,7 @@ mod tests {
             size: 3,
             max_wait: 100,
             order,
+            respect_deadlines: true,
         })
     }
 
@@ -158,17 +170,50 @@ mod tests {
         let mut queue = q(Order::Fifo);
         queue.push(1, 0, None).unwrap(); // leaves by 100
         queue.push(2, 10, Some(50)).unwrap(); // deadline first: leaves by 50
+        queue.push(4, 20, Some(500)).unwrap(); // max_wait first: leaves by 120
         assert_eq!(queue.push(3, 60, Some(60)), Err(Refused::DeadlineTooClose));
         assert!(queue.expire(49).is_empty());
+        let at_50 = queue.expire(50);
         assert_eq!(
-            queue.expire(50).iter().map(|w| w.id).collect::<Vec<_>>(),
-            [2]
+            at_50
+                .iter()
+                .map(|w| (w.id, w.deadline_bound))
+                .collect::<Vec<_>>(),
+            [(2, true)]
         );
         assert_eq!(
-            queue.expire(100).iter().map(|w| w.id).collect::<Vec<_>>(),
-            [1]
+            queue
+                .expire(120)
+                .iter()
+                .map(|w| (w.id, w.deadline_bound))
+                .collect::<Vec<_>>(),
+            [(1, false), (4, false)]
         );
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn a_past_deadline_is_named_even_when_the_queue_is_full_or_off() {
+        let mut queue = q(Order::Fifo);
+        for id in 1..=3 {
+            queue.push(id, 0, None).unwrap();
+        }
+        assert_eq!(queue.push(9, 5, Some(5)), Err(Refused::DeadlineTooClose));
+        assert_eq!(queue.push(9, 5, Some(6)), Err(Refused::Full));
+    }
+
+    #[test]
+    fn deadlines_can_be_ignored() {
+        let mut queue: WaitQueue<u32> = WaitQueue::new(QueueParams {
+            size: 3,
+            max_wait: 100,
+            order: Order::Fifo,
+            respect_deadlines: false,
+        });
+        queue.push(1, 10, Some(10)).unwrap();
+        queue.push(2, 10, Some(20)).unwrap();
+        assert!(queue.expire(100).is_empty(), "both wait the full max_wait");
+        assert_eq!(queue.expire(110).len(), 2);
     }
 
     #[test]
@@ -177,6 +222,7 @@ mod tests {
             size: 0,
             max_wait: 10,
             order: Order::Fifo,
+            respect_deadlines: true,
         });
         assert_eq!(none.push(1, 0, None), Err(Refused::Full));
         let mut queue = q(Order::Lifo);

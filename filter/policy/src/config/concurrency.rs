@@ -244,5 +244,6 @@ fn build_queue(raw: Option<RawQueue>, path: &Path<'_>) -> Result<QueueParams, Co
             60 * SECOND,
         )?,
         order,
+        respect_deadlines: raw.respect_deadlines.unwrap_or(true),
     })
 }

@@ -104,6 +104,7 @@ pub(crate) struct RawQueue {
     pub size: Option<u32>,
     pub max_wait: Option<String>,
     pub order: Option<String>,
+    pub respect_deadlines: Option<bool>,
 }
 
 /// A policy section whose parameters arrive with the policy itself; until then it takes none.

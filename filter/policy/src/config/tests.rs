@@ -354,7 +354,7 @@ fn concurrency_section_defaults_and_values() {
             "defaults": {"concurrency": {}},
             "vegas": {"concurrency": {"algorithm": "vegas", "initial_limit": 30, "min_limit": 5, "max_limit": 60,
                       "aggregate": "p99", "measure": "end_of_stream", "window": "1s",
-                      "queue": {"size": 0, "order": "lifo", "max_wait": "20ms"}, "reject_status": 429, "retry_after": "2s"}},
+                      "queue": {"size": 0, "order": "lifo", "max_wait": "20ms", "respect_deadlines": false}, "reject_status": 429, "retry_after": "2s"}},
             "fixed": {"concurrency": {"algorithm": "fixed", "initial_limit": 8}}}}"#,
     )
     .unwrap();
@@ -378,10 +378,11 @@ fn concurrency_section_defaults_and_values() {
         (
             d.queue.size,
             d.queue.order,
+            d.queue.respect_deadlines,
             d.reject_status,
             d.retry_after_seconds
         ),
-        (100, Order::Fifo, 503, 1)
+        (100, Order::Fifo, true, 503, 1)
     );
     let v = get("vegas");
     assert!(matches!(v.algorithm, AlgorithmParams::Vegas(p) if p.bounds.max == 60.0));
@@ -391,10 +392,11 @@ fn concurrency_section_defaults_and_values() {
         (
             v.queue.size,
             v.queue.order,
+            v.queue.respect_deadlines,
             v.reject_status,
             v.retry_after_seconds
         ),
-        (0, Order::Lifo, 429, 2)
+        (0, Order::Lifo, false, 429, 2)
     );
     assert!(matches!(get("fixed").algorithm, AlgorithmParams::Fixed(b) if b.initial == 8.0));
 }
