@@ -1,10 +1,17 @@
 //! Adaptive concurrency limit with a bounded wait queue, enforced across Envoy's workers.
 //!
 //! Design: one [`LimiterState`] per policy set per Envoy process in shared data
-//! (`ballast.<root id>.concurrency.v<layout>.<policy set>`): requests in flight and the learned limit. Admission and
-//! release are each one compare-and-swap of that record, so in flight never exceeds the limit
-//! across workers; if every CAS attempt loses, the request is admitted anyway (fail open) and
-//! `concurrency_contended` counts it — the only way the bound can be exceeded.
+//! (`ballast.<root id>.concurrency.v<layout>.<policy set>`): requests in flight and the learned
+//! limit. Admission and release are each one compare-and-swap of that record, so in flight
+//! never exceeds the limit across workers; if every CAS attempt loses, the request is admitted
+//! anyway (fail open) and `concurrency_contended` counts it — the only way the bound can be
+//! exceeded.
+//!
+//! In flight is recorded per VM: each VM writes its own true count in every update (a lost
+//! write is thus repaired by the next one, at the latest on the next tick) and refreshes it
+//! every second while idle. Entries of a VM that stopped (crashed and was replaced under
+//! `FAIL_RELOAD`) are removed after 5 s by a surviving VM, and their slots come back
+//! (`concurrency_reclaimed`).
 //!
 //! RTT samples (request headers → response headers, or → end of stream) of admitted requests
 //! are aggregated per worker over `window`; when a window is full its summary is fed to the
@@ -20,6 +27,7 @@
 
 use crate::metrics::ConcurrencyMetrics;
 use crate::shared::{self, Update};
+use ballast_policy::concurrency::holders::{HolderId, HEARTBEAT_PERIOD};
 use ballast_policy::concurrency::queue::{Refused, WaitQueue};
 use ballast_policy::concurrency::window::SampleWindow;
 use ballast_policy::concurrency::LimiterState;
@@ -86,10 +94,14 @@ pub struct Limiter {
     tickets: RefCell<HashMap<u32, WaitingRequest>>,
     /// In flight (all workers) as last seen here; enough for the algorithm's load test.
     last_in_flight: Cell<u32>,
-    /// Changes to the shared in-flight count that lost every CAS race; applied with the next
-    /// successful update (at the latest on the next tick), so a slot is never leaked by
-    /// contention.
-    pending_delta: Cell<i64>,
+    /// This VM's entry in the shared record (`None` until its first admission).
+    holder: Cell<Option<HolderId>>,
+    /// Slots this VM truly holds; written into its entry with every update.
+    held: Cell<u32>,
+    /// When this VM last proved it is alive and looked for stopped VMs (every second).
+    last_heartbeat: Cell<Nanos>,
+    /// Whether the entry is behind `held` because every CAS attempt of an update lost.
+    behind: Cell<bool>,
 }
 
 impl Limiter {
@@ -114,27 +126,34 @@ impl Limiter {
             metrics,
             tickets: RefCell::new(HashMap::new()),
             last_in_flight: Cell::new(0),
-            pending_delta: Cell::new(0),
+            holder: Cell::new(None),
+            held: Cell::new(0),
+            last_heartbeat: Cell::new(now),
+            behind: Cell::new(false),
         }
     }
 
-    /// The shared record with this worker's unapplied changes folded in.
+    /// The shared record (a fresh one if it is missing or unreadable).
     fn state(&self, bytes: Option<&[u8]>) -> LimiterState {
-        let mut state = bytes
+        bytes
             .and_then(|b| LimiterState::decode(&self.config.algorithm, b))
-            .unwrap_or_else(|| LimiterState::new(&self.config.algorithm));
-        let adjusted = i64::from(state.in_flight) + self.pending_delta.get();
-        state.in_flight = u32::try_from(adjusted.max(0)).unwrap_or(u32::MAX);
-        state
+            .unwrap_or_else(|| LimiterState::new(&self.config.algorithm))
     }
 
-    fn applied(&self) {
-        self.pending_delta.set(0);
+    /// An update that carried this VM's entry was stored.
+    fn written(&self, holder: Option<HolderId>) {
+        self.holder.set(holder);
+        self.behind.set(false);
     }
 
-    fn defer(&self, delta: i64) {
-        self.pending_delta.set(self.pending_delta.get() + delta);
+    /// An update was lost to contention: the entry is behind until the next write.
+    fn lost(&self) {
+        self.behind.set(true);
         self.metrics.contended.increment();
+    }
+
+    fn add_held(&self, delta: i32) {
+        self.held.set(self.held.get().saturating_add_signed(delta));
     }
 
     /// Whether a caller's deadline bounds its wait (`queue.respect_deadlines`).
@@ -150,38 +169,49 @@ impl Limiter {
         dry_run: bool,
         over_limit: impl FnOnce() -> OverLimit,
     ) -> Arrival {
+        let held = self.held.get();
         let result = shared::update(&self.key, |bytes| {
             let mut state = self.state(bytes);
-            let admitted = state.try_acquire(now);
+            let (holder, admitted) = state.try_acquire(self.holder.get(), held, now);
             if !admitted && dry_run {
-                state.in_flight = state.in_flight.saturating_add(1);
+                state.set_held(holder, held.saturating_add(1), now);
             }
             (
                 state.encode(),
                 (
+                    holder,
                     admitted,
                     state.limit(now),
-                    state.in_flight,
+                    state.in_flight(),
                     state.noload_rtt(),
                 ),
             )
         });
         let mut noload_rtt = 0;
         let admitted = match result {
-            Update::Stored((admitted, limit, in_flight, noload)) => {
-                self.applied();
+            Update::Stored((holder, admitted, limit, in_flight, noload)) => {
+                self.written(holder);
                 noload_rtt = noload;
                 self.last_in_flight.set(in_flight);
                 self.metrics.limit.set(u64::from(limit));
                 self.metrics.in_flight.set(u64::from(in_flight));
-                admitted
+                if holder.is_none() {
+                    // No room to register this VM (more than MAX_HOLDERS): fail open.
+                    self.metrics.contended.increment();
+                    true
+                } else {
+                    admitted
+                }
             }
             Update::Contended | Update::Failed => {
-                // Fail open, holding a slot that is written later so the release balances.
-                self.defer(1);
+                // Fail open; the slot is written with this VM's next update.
+                self.lost();
                 true
             }
         };
+        if admitted || dry_run {
+            self.add_held(1);
+        }
         if admitted {
             return Arrival::Admitted;
         }
@@ -277,26 +307,33 @@ impl Limiter {
                 None
             }
         };
+        self.add_held(-1);
+        let held = self.held.get();
         let result = shared::update(&self.key, |bytes| {
             let mut state = self.state(bytes);
-            state.release();
+            let mut holder = state.set_held(self.holder.get(), held, now);
             if let Some(sample) = summary {
                 state.observe(sample, now);
             }
-            let handed = has_waiter && state.try_acquire(now);
+            let mut handed = false;
+            if has_waiter {
+                (holder, handed) = state.try_acquire(holder, held, now);
+            }
             (
                 state.encode(),
                 (
+                    holder,
                     handed,
                     state.limit(now),
-                    state.in_flight,
+                    state.in_flight(),
                     state.last_rtt,
                     state.noload_rtt(),
                 ),
             )
         });
         let handed = match result {
-            Update::Stored((handed, limit, in_flight, last_rtt, noload_rtt)) => {
+            Update::Stored((holder, handed, limit, in_flight, last_rtt, noload_rtt)) => {
+                self.written(holder);
                 self.last_in_flight.set(in_flight);
                 self.metrics.limit.set(u64::from(limit));
                 self.metrics.in_flight.set(u64::from(in_flight));
@@ -304,14 +341,16 @@ impl Limiter {
                     self.metrics.sample_rtt_us.set(last_rtt / 1_000);
                     self.metrics.min_rtt_us.set(noload_rtt / 1_000);
                 }
-                self.applied();
                 handed
             }
             Update::Contended | Update::Failed => {
-                self.defer(-1);
+                self.lost();
                 false
             }
         };
+        if handed {
+            self.add_held(1);
+        }
         if !handed {
             return false;
         }
@@ -343,7 +382,33 @@ impl Limiter {
         }
     }
 
-    /// Periodic work: time out waiters, admit waiters into slots freed elsewhere.
+    /// Writes this VM's entry (repairing a lost update, or proving it is alive) and returns the
+    /// slots of VMs that stopped writing theirs.
+    fn heartbeat(&self, now: Nanos) {
+        let held = self.held.get();
+        let result = shared::update(&self.key, |bytes| {
+            let mut state = self.state(bytes);
+            let holder = state.set_held(self.holder.get(), held, now);
+            let reclaimed = state.remove_dead(now, holder);
+            (state.encode(), (holder, reclaimed, state.in_flight()))
+        });
+        if let Update::Stored((holder, reclaimed, in_flight)) = result {
+            self.written(holder);
+            self.last_heartbeat.set(now);
+            self.last_in_flight.set(in_flight);
+            self.metrics.in_flight.set(u64::from(in_flight));
+            if reclaimed > 0 {
+                self.metrics.reclaimed.add(u64::from(reclaimed));
+                log::warn!(
+                    "concurrency limiter {}: reclaimed {reclaimed} slot(s) of a worker VM that stopped",
+                    self.key
+                );
+            }
+        }
+    }
+
+    /// Periodic work: time out waiters, write this VM's entry when due, admit waiters into
+    /// slots freed elsewhere.
     pub fn tick(&self, now: Nanos) {
         let expired = self.queue.borrow_mut().expire(now);
         for waiter in expired {
@@ -367,25 +432,26 @@ impl Limiter {
                 self.reject(grpc, why);
             }
         }
-        if self.pending_delta.get() != 0 && self.queue.borrow().is_empty() {
-            let result = shared::update(&self.key, |bytes| (self.state(bytes).encode(), ()));
-            if matches!(result, Update::Stored(())) {
-                self.applied();
-            }
+        let registered = self.holder.get().is_some() || self.held.get() > 0;
+        let heartbeat_due = now.saturating_sub(self.last_heartbeat.get()) >= HEARTBEAT_PERIOD;
+        if registered && (self.behind.get() || heartbeat_due) {
+            self.heartbeat(now);
         }
         while !self.queue.borrow().is_empty() {
+            let held = self.held.get();
             let result = shared::update(&self.key, |bytes| {
                 let mut state = self.state(bytes);
-                let admitted = state.try_acquire(now);
-                (state.encode(), (admitted, state.in_flight))
+                let (holder, admitted) = state.try_acquire(self.holder.get(), held, now);
+                (state.encode(), (holder, admitted, state.in_flight()))
             });
-            let Update::Stored((admitted, in_flight)) = result else {
+            let Update::Stored((holder, admitted, in_flight)) = result else {
                 break;
             };
-            self.applied();
+            self.written(holder);
             if !admitted {
                 break;
             }
+            self.add_held(1);
             self.last_in_flight.set(in_flight);
             self.metrics.in_flight.set(u64::from(in_flight));
             let next = self.queue.borrow_mut().pop();

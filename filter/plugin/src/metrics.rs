@@ -97,6 +97,8 @@ pub struct ConcurrencyMetrics {
     pub deadline_drops: Counter,
     /// Limiter updates that lost every CAS race.
     pub contended: Counter,
+    /// Slots returned from worker VMs that stopped (crashed) while holding them.
+    pub reclaimed: Counter,
 }
 
 impl Counter {
@@ -183,6 +185,7 @@ impl Metrics {
                         queue_timeouts: Counter::define(&name("concurrency_queue_timeouts")),
                         deadline_drops: Counter::define(&name("concurrency_deadline_drops")),
                         contended: Counter::define(&name("concurrency_contended")),
+                        reclaimed: Counter::define(&name("concurrency_reclaimed")),
                     }),
                 }
             })

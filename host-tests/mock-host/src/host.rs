@@ -170,6 +170,7 @@ impl HostBuilder {
             shared,
             started: false,
             recycle: self.recycle,
+            seed: self.seed,
         })
     }
 }
@@ -181,6 +182,7 @@ pub struct Host {
     pub(crate) shared: Box<Shared>,
     pub(crate) started: bool,
     pub(crate) recycle: bool,
+    pub(crate) seed: u64,
 }
 
 impl Host {
@@ -257,30 +259,7 @@ impl Host {
         let first_log = self.shared.logs.len();
         let mut workers = Vec::with_capacity(self.workers.len());
         for w in 0..self.workers.len() {
-            let has_init = self.workers[w].exports.initialize.is_some();
-            if has_init {
-                self.call_export(w, |e| e.initialize.as_ref(), 0, ())?;
-                self.call_export(w, |e| e.main.as_ref(), 0, (0, 0))?;
-            } else {
-                self.call_export(w, |e| e.start.as_ref(), 0, ())?;
-            }
-            let vm_len = self.workers[w].store.data().cfg.vm_config.len() as i32;
-            let plugin_len = self.workers[w].store.data().cfg.plugin_config.len() as i32;
-            self.call_export(w, |e| e.on_context_create.as_ref(), 1, (1, 0))?;
-            let vm_started = self
-                .call_export(w, |e| e.on_vm_start.as_ref(), 1, (1, vm_len))?
-                .is_none_or(|r| r != 0);
-            self.settle()?;
-            self.workers[w].store.data_mut().in_configure = true;
-            let configured = self.call_export(w, |e| e.on_configure.as_ref(), 1, (1, plugin_len));
-            self.workers[w].store.data_mut().in_configure = false;
-            let configured = configured?.is_none_or(|r| r != 0);
-            self.settle()?;
-            workers.push(WorkerStart {
-                worker: w,
-                vm_started,
-                configured,
-            });
+            workers.push(self.start_worker(w)?);
         }
         Ok(StartOutcome {
             workers,
@@ -291,6 +270,56 @@ impl Host {
                 .unwrap_or_default()
                 .to_vec(),
         })
+    }
+
+    /// One worker's start, as Envoy does it for a new VM.
+    fn start_worker(&mut self, w: usize) -> Result<WorkerStart> {
+        let has_init = self.workers[w].exports.initialize.is_some();
+        if has_init {
+            self.call_export(w, |e| e.initialize.as_ref(), 0, ())?;
+            self.call_export(w, |e| e.main.as_ref(), 0, (0, 0))?;
+        } else {
+            self.call_export(w, |e| e.start.as_ref(), 0, ())?;
+        }
+        let vm_len = self.workers[w].store.data().cfg.vm_config.len() as i32;
+        let plugin_len = self.workers[w].store.data().cfg.plugin_config.len() as i32;
+        self.call_export(w, |e| e.on_context_create.as_ref(), 1, (1, 0))?;
+        let vm_started = self
+            .call_export(w, |e| e.on_vm_start.as_ref(), 1, (1, vm_len))?
+            .is_none_or(|r| r != 0);
+        self.settle()?;
+        self.workers[w].store.data_mut().in_configure = true;
+        let configured = self.call_export(w, |e| e.on_configure.as_ref(), 1, (1, plugin_len));
+        self.workers[w].store.data_mut().in_configure = false;
+        let configured = configured?.is_none_or(|r| r != 0);
+        self.settle()?;
+        Ok(WorkerStart {
+            worker: w,
+            vm_started,
+            configured,
+        })
+    }
+
+    /// Marks worker `w`'s VM as crashed, as if the plugin had trapped: it gets no more calls
+    /// (no ticks, no stream callbacks) and everything it wrote to shared data stays as it was.
+    /// Envoy's `failure_policy: FAIL_RELOAD` would then start a fresh VM: [`Host::reload_worker`].
+    pub fn crash_worker(&mut self, w: usize) -> Result<()> {
+        self.check_worker(w)?;
+        self.workers[w].failed = Some("crashed by the test (Host::crash_worker)".into());
+        Ok(())
+    }
+
+    /// Replaces worker `w`'s VM with a fresh instance of the same module and configuration and
+    /// starts it (`FAIL_RELOAD`). Its streams are gone with the old VM; shared data, metrics and
+    /// the clock belong to the host and carry over.
+    pub fn reload_worker(&mut self, w: usize) -> Result<WorkerStart> {
+        self.check_worker(w)?;
+        if !self.started {
+            return Err(Error::usage("reload_worker needs a started host"));
+        }
+        let cfg = self.workers[w].store.data().cfg.clone();
+        self.workers[w] = Worker::new(&self.module, w, cfg, self.seed)?;
+        self.start_worker(w)
     }
 
     /// Carries out pending plugin requests and posted events until none is left.

@@ -381,3 +381,53 @@ fn a_deadline_shorter_than_the_no_load_rtt_is_answered_at_once() {
     }
     assert_eq!(counter(&host, "deadline_drops"), 2);
 }
+
+#[test]
+fn slots_of_a_crashed_worker_come_back_and_its_replacement_shares_the_limit() {
+    let mut host = host(2, r#"{"size": 10, "max_wait": "20s"}"#);
+    let on_survivor = open(&mut host, 0, &GET).0;
+    for _ in 0..3 {
+        open(&mut host, 1, &GET); // never answered: worker 1 crashes holding them
+    }
+    assert_eq!(gauge(&host, "in_flight"), 4);
+
+    // Live workers, idle for a long time with slots held, keep them.
+    host.advance(Duration::from_secs(30)).unwrap();
+    assert_eq!(counter(&host, "reclaimed"), 0);
+    let (waiter, action) = open(&mut host, 0, &GET);
+    assert_eq!(action, Action::Pause, "the limit of 4 is still taken");
+
+    host.crash_worker(1).unwrap();
+    host.advance(Duration::from_secs(3)).unwrap();
+    assert!(
+        host.stream(waiter).unwrap().request_paused(),
+        "a worker quiet for 3 s is not yet presumed dead"
+    );
+    host.advance(Duration::from_secs(4)).unwrap();
+    assert_eq!(
+        counter(&host, "reclaimed"),
+        3,
+        "the crashed worker's 3 slots"
+    );
+    assert!(
+        !host.stream(waiter).unwrap().request_paused(),
+        "the waiter got a reclaimed slot"
+    );
+    assert_eq!(gauge(&host, "in_flight"), 2);
+
+    // Envoy's FAIL_RELOAD: a fresh VM on worker 1 shares the same limit.
+    assert!(host.reload_worker(1).unwrap().configured);
+    let fresh: Vec<Action> = (0..3).map(|_| open(&mut host, 1, &GET).1).collect();
+    assert_eq!(
+        fresh,
+        [Action::Continue, Action::Continue, Action::Pause],
+        "2 of the 4 slots were free"
+    );
+    respond(&mut host, on_survivor);
+    host.advance(Duration::from_millis(15)).unwrap();
+    assert_eq!(
+        gauge(&host, "in_flight"),
+        4,
+        "the fresh VM's waiter took the freed slot"
+    );
+}

@@ -15,6 +15,7 @@
 
 mod aimd;
 mod gradient2;
+pub mod holders;
 pub mod noload;
 mod probed;
 pub mod queue;

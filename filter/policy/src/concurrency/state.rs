@@ -4,8 +4,10 @@
 //! through anywhere between limit/N and limit×N requests. Admission (`try_acquire`), release
 //! and feeding a window's sample to the algorithm are each one compare-and-swap of this record,
 //! so in flight never exceeds the limit across workers (except by admissions made when every
-//! CAS attempt lost, which the plugin counts).
+//! CAS attempt lost, which the plugin counts). In flight is kept per VM ([`Holders`]) so the
+//! slots of a VM that dies come back.
 
+use super::holders::{HolderId, Holders};
 use super::noload::NoLoadSnapshot;
 use super::ProbedLimit;
 use super::{
@@ -52,29 +54,35 @@ impl AlgorithmParams {
 /// Shared limiter record.
 #[derive(Debug, Clone)]
 pub struct LimiterState {
-    /// Requests admitted and not yet released, all workers.
-    pub in_flight: u32,
+    /// Requests admitted and not yet released, per VM.
+    pub holders: Holders,
     /// The algorithm with its learned state.
     pub algorithm: LimitAlgorithm,
     /// The last aggregated RTT fed to the algorithm.
     pub last_rtt: Nanos,
 }
 
-const ENCODED_LEN: usize = 1 + 4 + 8 + 8 + 8 + 8 + 8 + 8 + 4 + 8 + 8 + 1;
+/// Length of the fixed part of the encoding (the holders follow).
+const FIXED_LEN: usize = 1 + 8 + 8 + 8 + 8 + 8 + 8 + 4 + 8 + 8 + 1;
 
 impl LimiterState {
     /// Layout version of [`LimiterState::encode`]; part of the shared-data key, so VMs of two
     /// plugin versions side by side (during a reload) keep separate records instead of
     /// resetting each other's.
-    pub const VERSION: u8 = 4;
+    pub const VERSION: u8 = 5;
 
     /// A fresh record for `params`.
     pub fn new(params: &AlgorithmParams) -> LimiterState {
         LimiterState {
-            in_flight: 0,
+            holders: Holders::default(),
             algorithm: params.start(),
             last_rtt: 0,
         }
+    }
+
+    /// Requests admitted and not yet released, all VMs.
+    pub fn in_flight(&self) -> u32 {
+        self.holders.total()
     }
 
     /// The limit enforced at `now`.
@@ -92,19 +100,34 @@ impl LimiterState {
         rtt as Nanos
     }
 
-    /// Admits one request if a slot is free at `now`.
-    pub fn try_acquire(&mut self, now: Nanos) -> bool {
-        if self.in_flight < self.limit(now) {
-            self.in_flight += 1;
-            true
+    /// VM `me`, truly holding `held` slots, asks for one more at `now`: its entry is brought
+    /// up to date (registered if it has none), then one slot is added if the limit allows.
+    /// Returns its id (`None`: no room to register) and whether it was admitted.
+    pub fn try_acquire(
+        &mut self,
+        me: Option<HolderId>,
+        held: u32,
+        now: Nanos,
+    ) -> (Option<HolderId>, bool) {
+        let Some(id) = self.holders.set(me, held, now) else {
+            return (None, false);
+        };
+        if self.in_flight() < self.limit(now) {
+            self.holders.set(Some(id), held.saturating_add(1), now);
+            (Some(id), true)
         } else {
-            false
+            (Some(id), false)
         }
     }
 
-    /// Releases one admitted request.
-    pub fn release(&mut self) {
-        self.in_flight = self.in_flight.saturating_sub(1);
+    /// VM `me` now truly holds `held` slots (after releases, or as a heartbeat at `now`).
+    pub fn set_held(&mut self, me: Option<HolderId>, held: u32, now: Nanos) -> Option<HolderId> {
+        self.holders.set(me, held, now)
+    }
+
+    /// Returns the slots of VMs not seen for the holder timeout (never `me`'s); how many.
+    pub fn remove_dead(&mut self, now: Nanos, me: Option<HolderId>) -> u32 {
+        self.holders.remove_dead(now, me)
     }
 
     /// Feeds an aggregated window sample taken at `now`; returns the new limit.
@@ -121,9 +144,8 @@ impl LimiterState {
             LimitAlgorithm::Aimd(a) => (a.limit(), NoLoadSnapshot::default()),
             LimitAlgorithm::Fixed(l) => (*l, NoLoadSnapshot::default()),
         };
-        let mut out = Vec::with_capacity(ENCODED_LEN);
+        let mut out = Vec::with_capacity(FIXED_LEN + 6 + 16 * self.holders.len());
         out.push(Self::VERSION);
-        out.extend_from_slice(&self.in_flight.to_le_bytes());
         out.extend_from_slice(&self.last_rtt.to_le_bytes());
         out.extend_from_slice(&limit.to_le_bytes());
         out.extend_from_slice(&noload.rtt.to_le_bytes());
@@ -138,12 +160,13 @@ impl LimiterState {
                 | (u8::from(noload.for_rise) << 1)
                 | (u8::from(noload.pending_rise) << 2),
         );
+        self.holders.encode_into(&mut out);
         out
     }
 
     /// Parses [`LimiterState::encode`] output for `params`; `None` when malformed.
     pub fn decode(params: &AlgorithmParams, bytes: &[u8]) -> Option<LimiterState> {
-        if bytes.len() != ENCODED_LEN || bytes.first() != Some(&Self::VERSION) {
+        if bytes.len() < FIXED_LEN || bytes.first() != Some(&Self::VERSION) {
             return None;
         }
         let u32_at = |at: usize| {
@@ -159,18 +182,18 @@ impl LimiterState {
                 .map(u64::from_le_bytes)
         };
         let f64_at = |at: usize| u64_at(at).map(f64::from_bits);
-        let in_flight = u32_at(1)?;
-        let last_rtt = u64_at(5)?;
-        let limit = f64_at(13)?;
-        let flags = *bytes.get(73)?;
+        let last_rtt = u64_at(1)?;
+        let limit = f64_at(9)?;
+        let flags = *bytes.get(69)?;
+        let holders = Holders::decode(bytes.get(FIXED_LEN..)?)?;
         let noload = NoLoadSnapshot {
-            rtt: f64_at(21)?,
-            next_probe: u64_at(29)?,
-            probing_since: u64_at(37)?,
-            probe_sum: f64_at(45)?,
-            probe_windows: u32_at(53)?,
-            rise_since: u64_at(57)?,
-            last_fastest: f64_at(65)?,
+            rtt: f64_at(17)?,
+            next_probe: u64_at(25)?,
+            probing_since: u64_at(33)?,
+            probe_sum: f64_at(41)?,
+            probe_windows: u32_at(49)?,
+            rise_since: u64_at(53)?,
+            last_fastest: f64_at(61)?,
             probed: flags & 1 != 0,
             for_rise: flags & 2 != 0,
             pending_rise: flags & 4 != 0,
@@ -184,7 +207,7 @@ impl LimiterState {
             AlgorithmParams::Fixed(b) => LimitAlgorithm::Fixed(b.initial),
         };
         Some(LimiterState {
-            in_flight,
+            holders,
             algorithm,
             last_rtt,
         })
@@ -217,23 +240,43 @@ mod tests {
     }
 
     #[test]
-    fn acquire_up_to_the_limit_then_release() {
+    fn acquire_up_to_the_limit_across_vms_then_release() {
         let mut s = LimiterState::new(&gradient());
-        assert!(s.try_acquire(0) && s.try_acquire(0) && s.try_acquire(0));
-        assert!(!s.try_acquire(0), "limit 3");
-        s.release();
-        assert!(s.try_acquire(0));
-        for _ in 0..10 {
-            s.release();
-        }
-        assert_eq!(s.in_flight, 0, "release never goes below zero");
+        let (a, admitted) = s.try_acquire(None, 0, 0);
+        assert!(admitted);
+        let (b, admitted) = s.try_acquire(None, 0, 0);
+        assert!(admitted && a != b, "a second VM registers separately");
+        assert!(s.try_acquire(a, 1, 0).1);
+        assert_eq!(s.try_acquire(b, 1, 0), (b, false), "limit 3, across VMs");
+        assert_eq!(s.in_flight(), 3);
+        s.set_held(a, 1, 0); // a released one
+        assert!(s.try_acquire(b, 1, 0).1);
+        assert_eq!(
+            (s.holders.held_by(a), s.holders.held_by(b), s.in_flight()),
+            (1, 2, 3)
+        );
+    }
+
+    #[test]
+    fn a_dead_vms_slots_come_back() {
+        use crate::concurrency::holders::HOLDER_TIMEOUT;
+        let mut s = LimiterState::new(&gradient());
+        let (dead, _) = s.try_acquire(None, 0, 0);
+        s.try_acquire(dead, 1, 0);
+        let (live, _) = s.try_acquire(None, 0, 0);
+        assert_eq!(s.try_acquire(live, 1, SECOND), (live, false), "full");
+        assert_eq!(s.remove_dead(SECOND + HOLDER_TIMEOUT, live), 2);
+        assert_eq!(
+            s.try_acquire(live, 1, SECOND + HOLDER_TIMEOUT),
+            (live, true)
+        );
     }
 
     #[test]
     fn round_trips_learned_state() {
         let params = gradient();
         let mut s = LimiterState::new(&params);
-        s.in_flight = 2;
+        s.set_held(None, 2, 5);
         for (i, sample) in (1..).zip(steady(150, 10, 100)) {
             s.observe(sample, i * 100 * MILLISECOND);
         }
@@ -242,7 +285,8 @@ mod tests {
             "learned a no-load RTT"
         );
         let decoded = LimiterState::decode(&params, &s.encode()).unwrap();
-        assert_eq!(decoded.in_flight, 2);
+        assert_eq!(decoded.in_flight(), 2);
+        assert_eq!(decoded.holders, s.holders);
         assert_eq!(decoded.limit(0), s.limit(0));
         assert_eq!(decoded.last_rtt, s.last_rtt);
         assert_eq!(decoded.encode(), s.encode());
