@@ -478,3 +478,42 @@ fn body_writes_follow_envoy_start_rules_and_buffering() {
     assert_eq!(s.request_body(b"cd", true).unwrap(), Action::Continue);
     assert_eq!(s.request_body_forwarded(), b"<abcd>");
 }
+
+#[test]
+fn a_crashed_worker_stops_and_fail_reload_gives_a_fresh_vm() {
+    let mut host = fixture_host(2, "tick_ms=100");
+    let ticks_of = |h: &Host, worker: usize| {
+        h.logs()
+            .iter()
+            .filter(|l| l.worker == worker && l.message.starts_with("tick "))
+            .count()
+    };
+    host.crash_worker(1).unwrap();
+    host.advance(Duration::from_millis(300)).unwrap();
+    assert_eq!((ticks_of(&host, 0), ticks_of(&host, 1)), (3, 0));
+    let err = host
+        .http_stream(1)
+        .and_then(|mut s| s.request_headers(&req(""), true))
+        .unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::VmFailed);
+
+    // The trap path leads to the same place, and reload recovers either.
+    let mut s = host.http_stream(0).unwrap();
+    assert_eq!(
+        s.request_headers(&req("panic"), true).unwrap_err().kind(),
+        &ErrorKind::Trap
+    );
+    for worker in [0, 1] {
+        let restarted = host.reload_worker(worker).unwrap();
+        assert!(restarted.vm_started && restarted.configured);
+    }
+    host.advance(Duration::from_millis(100)).unwrap();
+    assert_eq!(
+        (ticks_of(&host, 0), ticks_of(&host, 1)),
+        (4, 1),
+        "both tick again"
+    );
+    let mut s = host.http_stream(1).unwrap();
+    assert_eq!(s.request_headers(&req(""), true).unwrap(), Action::Continue);
+    assert!(host.reload_worker(2).is_err(), "no such worker");
+}
