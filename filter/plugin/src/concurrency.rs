@@ -3,9 +3,9 @@
 //! Design: one [`LimiterState`] per policy set per Envoy process in shared data
 //! (`ballast.<root id>.concurrency.v<layout>.<policy set>`): requests in flight and the learned
 //! limit. Admission and release are each one compare-and-swap of that record, so in flight
-//! never exceeds the limit across workers; if every CAS attempt loses, the request is admitted
-//! anyway (fail open) and `concurrency_contended` counts it — the only way the bound can be
-//! exceeded.
+//! stays within the limit across workers; if every CAS attempt loses, the request is admitted
+//! anyway (fail open) and `concurrency_contended` counts it (the other, rarer ways past the
+//! limit are listed in README, "Enforcement across workers").
 //!
 //! In flight is recorded per VM: each VM writes its own true count in every update (a lost
 //! write is thus repaired by the next one, at the latest on the next tick) and refreshes it
@@ -30,8 +30,8 @@ use crate::shared::{self, Update};
 use ballast_policy::concurrency::holders::{HolderId, HEARTBEAT_PERIOD};
 use ballast_policy::concurrency::queue::{Refused, WaitQueue};
 use ballast_policy::concurrency::window::SampleWindow;
-use ballast_policy::concurrency::LimiterState;
-use ballast_policy::config::ConcurrencyConfig;
+use ballast_policy::concurrency::{Holding, LimiterState};
+use ballast_policy::config::{ConcurrencyConfig, Measure};
 use ballast_policy::duration::Nanos;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::GrpcStatusCode;
@@ -64,6 +64,16 @@ pub enum Arrival {
 /// A waiting request's ticket and whether it is gRPC (for the shape of a rejection).
 type WaitingRequest = (Rc<Cell<Ticket>>, bool);
 
+/// What a VM writes of itself when a slot it just acquired goes to one of its waiters: one more
+/// slot held, one fewer waiting.
+fn handing_over(id: Option<HolderId>, me: Holding) -> Holding {
+    Holding {
+        id,
+        held: me.held.saturating_add(1),
+        queued: me.queued.saturating_sub(1),
+    }
+}
+
 /// What the limiter needs to know of a request it cannot admit at once; read from the host only
 /// then, so admitted requests pay no header reads for it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -94,10 +104,12 @@ pub struct Limiter {
     tickets: RefCell<HashMap<u32, WaitingRequest>>,
     /// In flight (all workers) as last seen here; enough for the algorithm's load test.
     last_in_flight: Cell<u32>,
-    /// This VM's entry in the shared record (`None` until its first admission).
+    /// This VM's entry in the shared record (`None` until its first request).
     holder: Cell<Option<HolderId>>,
     /// Slots this VM truly holds; written into its entry with every update.
     held: Cell<u32>,
+    /// The queue length this VM last wrote into its entry (the gauge sums the entries).
+    written_queued: Cell<u32>,
     /// When this VM last proved it is alive and looked for stopped VMs (every second).
     last_heartbeat: Cell<Nanos>,
     /// Whether the entry is behind `held` because every CAS attempt of an update lost.
@@ -117,7 +129,7 @@ impl Limiter {
             "ballast.{scope}.concurrency.v{}.{set_name}",
             LimiterState::VERSION
         );
-        shared::ensure(&key, &LimiterState::new(&config.algorithm).encode());
+        shared::ensure(&key, &LimiterState::new(&config.algorithm, now).encode());
         Limiter {
             key,
             queue: RefCell::new(WaitQueue::new(config.queue)),
@@ -128,22 +140,38 @@ impl Limiter {
             last_in_flight: Cell::new(0),
             holder: Cell::new(None),
             held: Cell::new(0),
+            written_queued: Cell::new(0),
             last_heartbeat: Cell::new(now),
             behind: Cell::new(false),
         }
     }
 
     /// The shared record (a fresh one if it is missing or unreadable).
-    fn state(&self, bytes: Option<&[u8]>) -> LimiterState {
+    fn state(&self, bytes: Option<&[u8]>, now: Nanos) -> LimiterState {
         bytes
             .and_then(|b| LimiterState::decode(&self.config.algorithm, b))
-            .unwrap_or_else(|| LimiterState::new(&self.config.algorithm))
+            .unwrap_or_else(|| LimiterState::new(&self.config.algorithm, now))
     }
 
-    /// An update that carried this VM's entry was stored.
-    fn written(&self, holder: Option<HolderId>) {
+    /// What this VM writes of itself.
+    fn me(&self) -> Holding {
+        Holding {
+            id: self.holder.get(),
+            held: self.held.get(),
+            queued: u32::try_from(self.queue.borrow().len()).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// An update that carried this VM's entry (`me`) was stored; `in_flight` and `queued` are
+    /// the record's totals after it.
+    fn written(&self, holder: Option<HolderId>, me: Holding, in_flight: u32, queued: u32) {
         self.holder.set(holder);
-        self.behind.set(false);
+        // Without an entry (table full) nothing of this VM was stored: still behind.
+        self.behind.set(holder.is_none());
+        self.written_queued.set(me.queued);
+        self.last_in_flight.set(in_flight);
+        self.metrics.in_flight.set(u64::from(in_flight));
+        self.metrics.queued.set(u64::from(queued));
     }
 
     /// An update was lost to contention: the entry is behind until the next write.
@@ -169,12 +197,17 @@ impl Limiter {
         dry_run: bool,
         over_limit: impl FnOnce() -> OverLimit,
     ) -> Arrival {
-        let held = self.held.get();
+        let me = self.me();
         let result = shared::update(&self.key, |bytes| {
-            let mut state = self.state(bytes);
-            let (holder, admitted) = state.try_acquire(self.holder.get(), held, now);
+            let mut state = self.state(bytes, now);
+            let (holder, admitted) = state.try_acquire(me, now);
             if !admitted && dry_run {
-                state.set_held(holder, held.saturating_add(1), now);
+                let counted = Holding {
+                    id: holder,
+                    held: me.held.saturating_add(1),
+                    ..me
+                };
+                state.report(counted, now);
             }
             (
                 state.encode(),
@@ -182,19 +215,17 @@ impl Limiter {
                     holder,
                     admitted,
                     state.limit(now),
-                    state.in_flight(),
+                    (state.in_flight(), state.queued()),
                     state.noload_rtt(),
                 ),
             )
         });
         let mut noload_rtt = 0;
         let admitted = match result {
-            Update::Stored((holder, admitted, limit, in_flight, noload)) => {
-                self.written(holder);
+            Update::Stored((holder, admitted, limit, (in_flight, queued), noload)) => {
+                self.written(holder, me, in_flight, queued);
                 noload_rtt = noload;
-                self.last_in_flight.set(in_flight);
                 self.metrics.limit.set(u64::from(limit));
-                self.metrics.in_flight.set(u64::from(in_flight));
                 if holder.is_none() {
                     // No room to register this VM (more than MAX_HOLDERS): fail open.
                     self.metrics.contended.increment();
@@ -221,11 +252,17 @@ impl Limiter {
             return Arrival::Admitted;
         }
         let request = over_limit();
-        // The latest admission that can still answer in time: the deadline less the learned
-        // no-load RTT (0 for aimd and fixed, which learn none: then only the deadline itself).
+        // The latest admission that can still answer in time: the deadline less an estimate of
+        // the fastest answer, the learned no-load RTT of the fastest requests to response
+        // headers (0 for aimd and fixed, which learn none; not used when RTTs are measured to
+        // the end of the stream, which can be far longer than a caller waits for headers).
+        let margin = match self.config.measure {
+            Measure::Headers => noload_rtt,
+            Measure::EndOfStream => 0,
+        };
         let start_by = request
             .remaining
-            .map(|remaining| now.saturating_add(remaining).saturating_sub(noload_rtt));
+            .map(|remaining| now.saturating_add(remaining).saturating_sub(margin));
         let grpc = request.grpc;
         match self.queue.borrow_mut().push(context_id, now, start_by) {
             Ok(()) => {
@@ -233,7 +270,6 @@ impl Limiter {
                 self.tickets
                     .borrow_mut()
                     .insert(context_id, (ticket.clone(), grpc));
-                self.metrics.queued.add_signed(1);
                 Arrival::Waiting(ticket)
             }
             Err(Refused::Full) => {
@@ -308,16 +344,20 @@ impl Limiter {
             }
         };
         self.add_held(-1);
-        let held = self.held.get();
+        let me = self.me();
         let result = shared::update(&self.key, |bytes| {
-            let mut state = self.state(bytes);
-            let mut holder = state.set_held(self.holder.get(), held, now);
+            let mut state = self.state(bytes, now);
+            let mut holder = state.report(me, now);
             if let Some(sample) = summary {
                 state.observe(sample, now);
             }
             let mut handed = false;
             if has_waiter {
-                (holder, handed) = state.try_acquire(holder, held, now);
+                (holder, handed) = state.try_acquire(Holding { id: holder, ..me }, now);
+                if handed {
+                    // The waiter leaves the queue with the slot: write it so at once.
+                    state.report(handing_over(holder, me), now);
+                }
             }
             (
                 state.encode(),
@@ -325,18 +365,17 @@ impl Limiter {
                     holder,
                     handed,
                     state.limit(now),
-                    state.in_flight(),
+                    (state.in_flight(), state.queued()),
                     state.last_rtt,
                     state.noload_rtt(),
                 ),
             )
         });
         let handed = match result {
-            Update::Stored((holder, handed, limit, in_flight, last_rtt, noload_rtt)) => {
-                self.written(holder);
-                self.last_in_flight.set(in_flight);
+            Update::Stored((holder, handed, limit, (in_flight, queued), last_rtt, noload_rtt)) => {
+                let written = if handed { handing_over(holder, me) } else { me };
+                self.written(holder, written, in_flight, queued);
                 self.metrics.limit.set(u64::from(limit));
-                self.metrics.in_flight.set(u64::from(in_flight));
                 if summary.is_some() {
                     self.metrics.sample_rtt_us.set(last_rtt / 1_000);
                     self.metrics.min_rtt_us.set(noload_rtt / 1_000);
@@ -354,12 +393,13 @@ impl Limiter {
         if !handed {
             return false;
         }
-        let next = self.queue.borrow_mut().pop();
+        let next = self.queue.borrow_mut().pop(now);
         match next {
             Some(waiter) => {
                 self.resume(waiter.id, now);
                 true
             }
+            // Every waiter is past its time (the tick answers them): give the slot back.
             None => self.release(now, None, 0),
         }
     }
@@ -368,7 +408,6 @@ impl Limiter {
         if let Some((ticket, _)) = self.tickets.borrow_mut().remove(&context_id) {
             ticket.set(Ticket::Admitted(now));
         }
-        self.metrics.queued.add_signed(-1);
         if hostcalls::set_effective_context(context_id).is_ok() {
             let _ = hostcalls::resume_http_request();
         }
@@ -378,30 +417,34 @@ impl Limiter {
     pub fn abandon(&self, context_id: u32) {
         if self.queue.borrow_mut().remove(context_id) {
             self.tickets.borrow_mut().remove(&context_id);
-            self.metrics.queued.add_signed(-1);
         }
     }
 
-    /// Writes this VM's entry (repairing a lost update, or proving it is alive) and returns the
-    /// slots of VMs that stopped writing theirs.
+    /// Writes this VM's entry (repairing a lost update, proving it is alive, updating its
+    /// queue length) and takes back the slots of VMs that stopped writing theirs.
     fn heartbeat(&self, now: Nanos) {
-        let held = self.held.get();
+        let me = self.me();
         let result = shared::update(&self.key, |bytes| {
-            let mut state = self.state(bytes);
-            let holder = state.set_held(self.holder.get(), held, now);
-            let reclaimed = state.remove_dead(now, holder);
-            (state.encode(), (holder, reclaimed, state.in_flight()))
+            let mut state = self.state(bytes, now);
+            // Dead entries first: they may be what keeps a full table from registering `me`.
+            let removed = state.remove_dead(now, me.id);
+            let holder = state.report(me, now);
+            (
+                state.encode(),
+                (holder, removed, (state.in_flight(), state.queued())),
+            )
         });
-        if let Update::Stored((holder, reclaimed, in_flight)) = result {
-            self.written(holder);
+        if let Update::Stored((holder, removed, (in_flight, queued))) = result {
+            self.written(holder, me, in_flight, queued);
             self.last_heartbeat.set(now);
-            self.last_in_flight.set(in_flight);
-            self.metrics.in_flight.set(u64::from(in_flight));
-            if reclaimed > 0 {
-                self.metrics.reclaimed.add(u64::from(reclaimed));
+            if removed.held > 0 || removed.queued > 0 {
+                self.metrics.reclaimed.add(u64::from(removed.held));
                 log::warn!(
-                    "concurrency limiter {}: reclaimed {reclaimed} slot(s) of a worker VM that stopped",
-                    self.key
+                    "concurrency limiter {}: reclaimed {} slot(s) of a worker VM that stopped \
+                     (its {} waiting request(s) went with it)",
+                    self.key,
+                    removed.held,
+                    removed.queued
                 );
             }
         }
@@ -421,40 +464,53 @@ impl Limiter {
                     grpc
                 })
                 .unwrap_or(false);
-            self.metrics.queued.add_signed(-1);
             let why = if waiter.deadline_bound {
                 Refusal::Deadline
             } else {
-                self.metrics.queue_timeouts.increment();
                 Refusal::Limit
             };
             if hostcalls::set_effective_context(waiter.id).is_ok() {
+                if why == Refusal::Limit {
+                    self.metrics.queue_timeouts.increment();
+                }
                 self.reject(grpc, why);
             }
         }
         let registered = self.holder.get().is_some() || self.held.get() > 0;
-        let heartbeat_due = now.saturating_sub(self.last_heartbeat.get()) >= HEARTBEAT_PERIOD;
-        if registered && (self.behind.get() || heartbeat_due) {
+        let last = self.last_heartbeat.get();
+        // A clock that stepped back makes the heartbeat due at once rather than never.
+        let heartbeat_due = now < last || now.saturating_sub(last) >= HEARTBEAT_PERIOD;
+        let queue_changed = self.me().queued != self.written_queued.get();
+        if registered && (self.behind.get() || heartbeat_due || queue_changed) {
             self.heartbeat(now);
         }
         while !self.queue.borrow().is_empty() {
-            let held = self.held.get();
+            let me = self.me();
             let result = shared::update(&self.key, |bytes| {
-                let mut state = self.state(bytes);
-                let (holder, admitted) = state.try_acquire(self.holder.get(), held, now);
-                (state.encode(), (holder, admitted, state.in_flight()))
+                let mut state = self.state(bytes, now);
+                let (holder, admitted) = state.try_acquire(me, now);
+                if admitted {
+                    state.report(handing_over(holder, me), now);
+                }
+                (
+                    state.encode(),
+                    (holder, admitted, (state.in_flight(), state.queued())),
+                )
             });
-            let Update::Stored((holder, admitted, in_flight)) = result else {
+            let Update::Stored((holder, admitted, (in_flight, queued))) = result else {
                 break;
             };
-            self.written(holder);
+            let written = if admitted {
+                handing_over(holder, me)
+            } else {
+                me
+            };
+            self.written(holder, written, in_flight, queued);
             if !admitted {
                 break;
             }
             self.add_held(1);
-            self.last_in_flight.set(in_flight);
-            self.metrics.in_flight.set(u64::from(in_flight));
-            let next = self.queue.borrow_mut().pop();
+            let next = self.queue.borrow_mut().pop(now);
             match next {
                 Some(waiter) => self.resume(waiter.id, now),
                 None => {

@@ -67,13 +67,6 @@ impl Gauge {
             let _ = hostcalls::record_metric(id, value);
         }
     }
-
-    /// Adds `delta` (may be negative); sums correctly across workers.
-    pub fn add_signed(self, delta: i64) {
-        if let Some(id) = self.0 {
-            let _ = hostcalls::increment_metric(id, delta);
-        }
-    }
 }
 
 /// The concurrency metrics of one policy set (see README, "Metrics").

@@ -317,8 +317,13 @@ impl Host {
         if !self.started {
             return Err(Error::usage("reload_worker needs a started host"));
         }
-        let cfg = self.workers[w].store.data().cfg.clone();
-        self.workers[w] = Worker::new(&self.module, w, cfg, self.seed)?;
+        let old = self.workers[w].store.data();
+        let (cfg, next_context_id, rng) = (old.cfg.clone(), old.next_context_id, old.rng);
+        // Context ids keep counting, so a handle to a stream of the crashed VM never finds a
+        // stream of the new one; the new VM's WASI randomness differs from the old one's.
+        let seed = self.seed ^ rng.rotate_left(17) ^ 0xA076_1D64_78BD_642F;
+        self.workers[w] = Worker::new(&self.module, w, cfg, seed)?;
+        self.workers[w].store.data_mut().next_context_id = next_context_id;
         self.start_worker(w)
     }
 

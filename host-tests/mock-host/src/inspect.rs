@@ -93,6 +93,14 @@ impl Host {
             .map_or(0, |(_, cas)| cas)
     }
 
+    /// Makes the next `n` conditional shared-data writes (a non-zero cas) fail with
+    /// CAS_MISMATCH, as if another worker had written the key in between: the way to test
+    /// what a plugin does when it loses compare-and-swap races. Unconditional writes are not
+    /// affected.
+    pub fn fail_next_cas(&mut self, n: u32) {
+        self.shared.forced_cas_mismatches = n;
+    }
+
     /// Items waiting in a queue.
     pub fn queue_len(&self, vm_id: &str, name: &str) -> Option<usize> {
         let token = self

@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     /// Shared data of this host's vm_id: key -> (value, cas).
     pub(crate) data: HashMap<Vec<u8>, (Vec<u8>, u32)>,
     pub(crate) next_cas: u32,
+    /// Conditional writes still to fail as lost races (`Host::fail_next_cas`).
+    pub(crate) forced_cas_mismatches: u32,
     /// (vm_id, queue name) -> token.
     pub(crate) queue_tokens: HashMap<(Vec<u8>, Vec<u8>), u32>,
     pub(crate) queues: HashMap<u32, Queue>,
@@ -58,6 +60,7 @@ impl Default for Shared {
             clock: VirtualClock::new(DEFAULT_START_UNIX_NS),
             data: HashMap::new(),
             next_cas: 1,
+            forced_cas_mismatches: 0,
             queue_tokens: HashMap::new(),
             queues: HashMap::new(),
             next_queue_token: 1,
@@ -92,6 +95,11 @@ impl Shared {
     pub(crate) fn set_data(&mut self, key: &[u8], value: &[u8], cas: u32) -> Status {
         let new_cas = if let Some((_, stored)) = self.data.get(key) {
             if cas != 0 && cas != *stored {
+                return Status::CasMismatch;
+            }
+            if cas != 0 && self.forced_cas_mismatches > 0 {
+                // As if another worker had written in between.
+                self.forced_cas_mismatches -= 1;
                 return Status::CasMismatch;
             }
             self.next_cas()

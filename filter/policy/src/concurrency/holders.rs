@@ -4,14 +4,15 @@
 //! Why: the in-flight count is shared by every worker VM. A VM that crashes (Envoy's
 //! `FAIL_RELOAD` then starts a fresh one) never releases the requests it had admitted; with a
 //! bare counter those slots stay taken forever and every crash lowers the usable limit. Here the
-//! count is the sum of per-VM entries. Each VM writes its own true count (`held`) and the time
-//! (`seen`) in every update it makes anyway, plus a heartbeat while idle; an entry not seen for
-//! [`HOLDER_TIMEOUT`] is removed by whichever VM notices, returning its slots.
+//! count is the sum of per-VM entries. Each VM writes its own true count (`held`, and its queue
+//! length for the process-wide gauge) and the time (`seen`) in every update it makes anyway,
+//! plus a heartbeat while idle; an entry not seen for [`HOLDER_TIMEOUT`] is removed by
+//! whichever VM notices, returning its slots.
 //!
 //! Because each VM writes its *true* count rather than a delta, the record also heals itself:
 //! an admission made without a write (every CAS attempt lost), or a live VM removed by mistake
 //! (stalled longer than the timeout, or a clock step), is put right at that VM's next successful
-//! update.
+//! update. Until then the limit can be exceeded by that VM's count.
 
 use crate::duration::{Nanos, SECOND};
 
@@ -24,9 +25,17 @@ pub const HEARTBEAT_PERIOD: Nanos = SECOND;
 /// Most entries: more VMs than this per limiter (far beyond Envoy's worker counts) cannot
 /// register, and admit without the limit (the plugin counts them as contended).
 pub const MAX_HOLDERS: usize = 256;
+const _: () = assert!(
+    MAX_HOLDERS <= u16::MAX as usize,
+    "the entry count is encoded in 16 bits"
+);
 
-/// A VM's handle on its entry.
-pub type HolderId = u32;
+/// A VM's handle on its entry: the table's epoch (high 32 bits) and a sequence number.
+///
+/// Why the epoch: if the record is ever recreated (it could not be read), its sequence starts
+/// again, and a VM still holding an id from the old table must not share an entry with a VM
+/// registered in the new one.
+pub type HolderId = u64;
 
 /// One VM's entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,21 +44,45 @@ pub struct Holder {
     pub id: HolderId,
     /// Requests it holds slots for.
     pub held: u32,
+    /// Requests waiting in its queue when it last wrote (for the process-wide gauge).
+    pub queued: u32,
     /// When it last wrote its entry.
     pub seen: Nanos,
 }
 
+/// What [`Holders::remove_dead`] took back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// Slots the removed VMs held.
+    pub held: u32,
+    /// Requests that were waiting in their queues (gone with them).
+    pub queued: u32,
+}
+
 /// Bytes per encoded entry.
-const ENTRY_LEN: usize = 4 + 4 + 8;
+const ENTRY_LEN: usize = 8 + 4 + 4 + 8;
+/// Bytes before the entries: epoch, next sequence number, count.
+const HEADER_LEN: usize = 4 + 4 + 2;
 
 /// The entries of all VMs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Holders {
-    next_id: HolderId,
+    epoch: u32,
+    next_seq: u32,
     entries: Vec<Holder>,
 }
 
 impl Holders {
+    /// An empty table; `epoch` tells its ids from those of any earlier table (the plugin uses
+    /// the creation time).
+    pub fn new(epoch: u32) -> Holders {
+        Holders {
+            epoch,
+            next_seq: 0,
+            entries: Vec::new(),
+        }
+    }
+
     /// Slots held by all VMs.
     pub fn total(&self) -> u32 {
         self.entries
@@ -57,9 +90,17 @@ impl Holders {
             .fold(0u32, |sum, h| sum.saturating_add(h.held))
     }
 
+    /// Requests waiting in all VMs' queues, as they last wrote.
+    pub fn queued(&self) -> u32 {
+        self.entries
+            .iter()
+            .fold(0u32, |sum, h| sum.saturating_add(h.queued))
+    }
+
     /// Slots held by `id` (0 if it has no entry).
     pub fn held_by(&self, id: Option<HolderId>) -> u32 {
-        self.find(id).map_or(0, |h| h.held)
+        id.and_then(|id| self.entries.iter().find(|h| h.id == id))
+            .map_or(0, |h| h.held)
     }
 
     /// Registered VMs.
@@ -72,63 +113,82 @@ impl Holders {
         self.entries.is_empty()
     }
 
-    fn find(&self, id: Option<HolderId>) -> Option<&Holder> {
-        id.and_then(|id| self.entries.iter().find(|h| h.id == id))
-    }
-
-    /// Writes that VM `id` holds `held` slots at `now`. A VM without an entry (never
-    /// registered, or removed as dead) gets a new one. Returns the id to use from now on, or
-    /// `None` when the table is full.
-    pub fn set(&mut self, id: Option<HolderId>, held: u32, now: Nanos) -> Option<HolderId> {
+    /// Writes that VM `id` holds `held` slots and has `queued` waiters at `now`. A VM without
+    /// an entry (never registered, or removed as dead) gets a new one. Returns the id to use
+    /// from now on, or `None` when the table is full.
+    pub fn set(
+        &mut self,
+        id: Option<HolderId>,
+        held: u32,
+        queued: u32,
+        now: Nanos,
+    ) -> Option<HolderId> {
         if let Some(entry) = id.and_then(|id| self.entries.iter_mut().find(|h| h.id == id)) {
             entry.held = held;
+            entry.queued = queued;
             entry.seen = now;
             return Some(entry.id);
         }
         if self.entries.len() >= MAX_HOLDERS {
             return None;
         }
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1);
+        let id = (u64::from(self.epoch) << 32) | u64::from(self.next_seq);
+        self.next_seq = self.next_seq.wrapping_add(1);
         self.entries.push(Holder {
             id,
             held,
+            queued,
             seen: now,
         });
         Some(id)
     }
 
-    /// Removes the entries of VMs not seen for [`HOLDER_TIMEOUT`] (never `keep`'s); returns the
-    /// slots they held. An entry seen "in the future" (the clock stepped back) is kept.
-    pub fn remove_dead(&mut self, now: Nanos, keep: Option<HolderId>) -> u32 {
-        let mut freed = 0u32;
+    /// Removes the entries of VMs not seen for [`HOLDER_TIMEOUT`] (never `keep`'s) and returns
+    /// what they held. An entry seen more than the timeout *after* `now` is removed too: the
+    /// clock stepped back, and a live VM re-registers at its next write (within a second).
+    pub fn remove_dead(&mut self, now: Nanos, keep: Option<HolderId>) -> Removed {
+        let mut removed = Removed::default();
         self.entries.retain(|h| {
-            let alive = Some(h.id) == keep || now.saturating_sub(h.seen) < HOLDER_TIMEOUT;
+            let alive = Some(h.id) == keep || now.abs_diff(h.seen) < HOLDER_TIMEOUT;
             if !alive {
-                freed = freed.saturating_add(h.held);
+                removed.held = removed.held.saturating_add(h.held);
+                removed.queued = removed.queued.saturating_add(h.queued);
             }
             alive
         });
-        freed
+        removed
     }
 
-    /// Appends the encoding: next id, entry count, then each entry.
+    /// Bytes of the encoding.
+    pub fn encoded_len(&self) -> usize {
+        HEADER_LEN + ENTRY_LEN * self.entries.len()
+    }
+
+    /// Appends the encoding: epoch, next sequence number, entry count, then each entry.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.next_id.to_le_bytes());
+        out.extend_from_slice(&self.epoch.to_le_bytes());
+        out.extend_from_slice(&self.next_seq.to_le_bytes());
         let count = u16::try_from(self.entries.len()).unwrap_or(u16::MAX);
         out.extend_from_slice(&count.to_le_bytes());
         for h in self.entries.iter().take(usize::from(count)) {
             out.extend_from_slice(&h.id.to_le_bytes());
             out.extend_from_slice(&h.held.to_le_bytes());
+            out.extend_from_slice(&h.queued.to_le_bytes());
             out.extend_from_slice(&h.seen.to_le_bytes());
         }
     }
 
     /// Parses [`Holders::encode_into`] output that must fill `bytes` exactly.
     pub fn decode(bytes: &[u8]) -> Option<Holders> {
-        let next_id = u32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?);
-        let count = usize::from(u16::from_le_bytes(bytes.get(4..6)?.try_into().ok()?));
-        let body = bytes.get(6..)?;
+        let u32_at = |at: usize| {
+            bytes
+                .get(at..at + 4)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_le_bytes)
+        };
+        let (epoch, next_seq) = (u32_at(0)?, u32_at(4)?);
+        let count = usize::from(u16::from_le_bytes(bytes.get(8..10)?.try_into().ok()?));
+        let body = bytes.get(HEADER_LEN..)?;
         if count > MAX_HOLDERS || body.len() != count * ENTRY_LEN {
             return None;
         }
@@ -136,13 +196,18 @@ impl Holders {
             .chunks_exact(ENTRY_LEN)
             .map(|e| {
                 Some(Holder {
-                    id: u32::from_le_bytes(e.get(0..4)?.try_into().ok()?),
-                    held: u32::from_le_bytes(e.get(4..8)?.try_into().ok()?),
-                    seen: u64::from_le_bytes(e.get(8..16)?.try_into().ok()?),
+                    id: u64::from_le_bytes(e.get(0..8)?.try_into().ok()?),
+                    held: u32::from_le_bytes(e.get(8..12)?.try_into().ok()?),
+                    queued: u32::from_le_bytes(e.get(12..16)?.try_into().ok()?),
+                    seen: u64::from_le_bytes(e.get(16..24)?.try_into().ok()?),
                 })
             })
             .collect::<Option<Vec<_>>>()?;
-        Some(Holders { next_id, entries })
+        Some(Holders {
+            epoch,
+            next_seq,
+            entries,
+        })
     }
 }
 
@@ -153,69 +218,96 @@ mod tests {
 
     #[test]
     fn each_vm_writes_its_true_count_and_the_total_is_their_sum() {
-        let mut h = Holders::default();
-        let a = h.set(None, 3, 0);
-        let b = h.set(None, 2, 0);
+        let mut h = Holders::new(7);
+        let a = h.set(None, 3, 1, 0);
+        let b = h.set(None, 2, 0, 0);
         assert_ne!(a, b);
-        assert_eq!(h.total(), 5);
-        assert_eq!(h.set(a, 4, 10), a, "an existing entry keeps its id");
-        assert_eq!((h.total(), h.held_by(a), h.len()), (6, 4, 2));
+        assert_eq!((h.total(), h.queued()), (5, 1));
+        assert_eq!(h.set(a, 4, 2, 10), a, "an existing entry keeps its id");
+        assert_eq!((h.total(), h.queued(), h.held_by(a), h.len()), (6, 2, 4, 2));
     }
 
     #[test]
     fn dead_vms_give_their_slots_back_and_the_living_re_register() {
-        let mut h = Holders::default();
-        let live = h.set(None, 2, 0);
-        h.set(None, 7, 0); // stops writing
-        h.set(live, 2, 4 * SECOND);
-        assert_eq!(h.remove_dead(HOLDER_TIMEOUT - 1, live), 0, "not yet");
-        assert_eq!(h.remove_dead(HOLDER_TIMEOUT, live), 7);
+        let mut h = Holders::new(1);
+        let live = h.set(None, 2, 0, 0);
+        h.set(None, 7, 3, 0); // stops writing
+        h.set(live, 2, 0, 4 * SECOND);
+        assert_eq!(h.remove_dead(HOLDER_TIMEOUT - 1, live), Removed::default());
+        assert_eq!(
+            h.remove_dead(HOLDER_TIMEOUT, live),
+            Removed { held: 7, queued: 3 }
+        );
         assert_eq!((h.total(), h.len()), (2, 1));
         // `live` stalls past the timeout and another VM removes it; at its next write it
         // registers again with its true count, so nothing is lost or counted twice.
-        let other = h.set(None, 1, 9 * SECOND + 1);
-        assert_eq!(h.remove_dead(9 * SECOND + 1, other), 2);
-        let again = h.set(live, 2, 9 * SECOND + 2);
+        let other = h.set(None, 1, 0, 9 * SECOND + 1);
+        assert_eq!(h.remove_dead(9 * SECOND + 1, other).held, 2);
+        let again = h.set(live, 2, 0, 9 * SECOND + 2);
         assert_ne!(again, live, "a removed entry comes back under a new id");
         assert_eq!(h.total(), 3);
     }
 
     #[test]
-    fn own_entry_and_entries_from_the_future_are_kept() {
-        let mut h = Holders::default();
-        let me = h.set(None, 1, 0);
-        let ahead = h.set(None, 1, 100 * SECOND);
+    fn a_clock_step_back_keeps_near_entries_and_drops_far_ones() {
+        let mut h = Holders::new(1);
+        let me = h.set(None, 1, 0, 0);
+        h.set(None, 1, 0, 3 * SECOND);
+        h.set(None, 5, 0, 100 * SECOND);
+        let removed = h.remove_dead(0, me);
         assert_eq!(
-            h.remove_dead(50 * SECOND, me),
-            0,
-            "clock stepped back: keep"
+            removed.held, 5,
+            "seen 100 s 'ahead': the clock stepped back"
         );
-        assert_eq!(h.total(), 2);
-        assert!(ahead.is_some());
+        assert_eq!(
+            (h.total(), h.len()),
+            (2, 2),
+            "3 s ahead is within the timeout"
+        );
+    }
+
+    #[test]
+    fn ids_of_a_recreated_table_never_match_the_old_ones() {
+        let mut old = Holders::new(1);
+        let kept_by_a_vm = old.set(None, 4, 0, 0);
+        let mut fresh = Holders::new(2);
+        let newcomer = fresh.set(None, 1, 0, 0);
+        assert_ne!(kept_by_a_vm, newcomer, "same sequence number, other epoch");
+        let rejoined = fresh.set(kept_by_a_vm, 4, 0, 0);
+        assert_ne!(rejoined, newcomer, "the old VM gets its own entry");
+        assert_eq!(fresh.total(), 5);
     }
 
     #[test]
     fn a_full_table_refuses_new_vms() {
-        let mut h = Holders::default();
+        let mut h = Holders::new(0);
         for _ in 0..MAX_HOLDERS {
-            assert!(h.set(None, 0, 0).is_some());
+            assert!(h.set(None, 0, 0, 0).is_some());
         }
-        assert_eq!(h.set(None, 1, 0), None);
-        assert_eq!(h.set(Some(0), 1, 0), Some(0), "registered VMs still write");
+        assert_eq!(h.set(None, 1, 0, 0), None);
+        assert_eq!(
+            h.set(Some(0), 1, 0, 0),
+            Some(0),
+            "registered VMs still write"
+        );
     }
 
     #[test]
     fn round_trip_and_malformed_input() {
-        let mut h = Holders::default();
-        h.set(None, 3, 17);
-        h.set(None, 0, u64::MAX);
+        let mut h = Holders::new(9);
+        h.set(None, 3, 1, 17);
+        h.set(None, 0, 0, u64::MAX);
         let mut bytes = Vec::new();
         h.encode_into(&mut bytes);
+        assert_eq!(bytes.len(), h.encoded_len());
         assert_eq!(Holders::decode(&bytes), Some(h.clone()));
         assert_eq!(Holders::decode(&bytes[..bytes.len() - 1]), None);
         assert_eq!(Holders::decode(&[0, 0, 0]), None);
-        let mut too_many = vec![0u8; 4];
-        too_many.extend_from_slice(&u16::MAX.to_le_bytes());
+        // A count over the maximum is refused even when the body has that many entries.
+        let over = MAX_HOLDERS + 1;
+        let mut too_many = vec![0u8; 8];
+        too_many.extend_from_slice(&u16::try_from(over).unwrap().to_le_bytes());
+        too_many.resize(HEADER_LEN + over * ENTRY_LEN, 0);
         assert_eq!(Holders::decode(&too_many), None);
     }
 }

@@ -26,7 +26,7 @@ pub mod window;
 pub use aimd::{Aimd, AimdParams};
 pub use gradient2::{Gradient2, Gradient2Params};
 pub use probed::ProbedLimit;
-pub use state::{AlgorithmParams, LimiterState};
+pub use state::{AlgorithmParams, Holding, LimiterState};
 pub use vegas::{Vegas, VegasParams};
 
 use crate::duration::Nanos;

@@ -97,12 +97,16 @@ impl<T: Copy + PartialEq> WaitQueue<T> {
         Ok(())
     }
 
-    /// The next waiter to admit (by order), removed from the queue.
-    pub fn pop(&mut self) -> Option<Waiter<T>> {
-        match self.params.order {
-            Order::Fifo => self.waiters.pop_front(),
-            Order::Lifo => self.waiters.pop_back(),
-        }
+    /// The next waiter to admit at `now` (by order), removed from the queue. Waiters that
+    /// had to leave by `now` are passed over (a slot must not go to a request that can no
+    /// longer be answered in time) and left for [`WaitQueue::expire`].
+    pub fn pop(&mut self, now: Nanos) -> Option<Waiter<T>> {
+        let live = |w: &Waiter<T>| w.leave_by > now;
+        let index = match self.params.order {
+            Order::Fifo => self.waiters.iter().position(live),
+            Order::Lifo => self.waiters.iter().rposition(live),
+        }?;
+        self.waiters.remove(index)
     }
 
     /// Removes and returns the waiters that must leave by `now` (timed out).
@@ -160,8 +164,8 @@ mod tests {
             lifo.push(id, id.into(), None).unwrap();
         }
         assert_eq!(fifo.push(4, 4, None), Err(Refused::Full));
-        assert_eq!(fifo.pop().map(|w| w.id), Some(1));
-        assert_eq!(lifo.pop().map(|w| w.id), Some(3));
+        assert_eq!(fifo.pop(4).map(|w| w.id), Some(1));
+        assert_eq!(lifo.pop(4).map(|w| w.id), Some(3));
         assert_eq!(fifo.len(), 2);
     }
 
@@ -200,6 +204,30 @@ mod tests {
         }
         assert_eq!(queue.push(9, 5, Some(5)), Err(Refused::DeadlineTooClose));
         assert_eq!(queue.push(9, 5, Some(6)), Err(Refused::Full));
+        let mut off: WaitQueue<u32> = WaitQueue::new(QueueParams {
+            size: 0,
+            max_wait: 100,
+            order: Order::Fifo,
+            respect_deadlines: true,
+        });
+        assert_eq!(off.push(1, 5, Some(5)), Err(Refused::DeadlineTooClose));
+        assert_eq!(off.push(1, 5, None), Err(Refused::Full));
+    }
+
+    #[test]
+    fn a_waiter_past_its_time_is_passed_over() {
+        for (order, first) in [(Order::Fifo, 1), (Order::Lifo, 2)] {
+            let mut queue = q(order);
+            queue.push(1, 0, Some(30)).unwrap();
+            queue.push(2, 0, None).unwrap();
+            queue.push(3, 0, Some(20)).unwrap(); // must leave by 20
+            assert_eq!(queue.pop(25).map(|w| w.id), Some(first), "{order:?}");
+            assert_eq!(
+                queue.expire(25).iter().map(|w| w.id).collect::<Vec<_>>(),
+                [3],
+                "{order:?}: left for expire"
+            );
+        }
     }
 
     #[test]

@@ -3,11 +3,11 @@
 //! Why one shared record: Envoy runs one VM per worker; a limit enforced per worker would let
 //! through anywhere between limit/N and limit×N requests. Admission (`try_acquire`), release
 //! and feeding a window's sample to the algorithm are each one compare-and-swap of this record,
-//! so in flight never exceeds the limit across workers (except by admissions made when every
-//! CAS attempt lost, which the plugin counts). In flight is kept per VM ([`Holders`]) so the
-//! slots of a VM that dies come back.
+//! so in flight stays within the limit across workers. In flight is kept per VM ([`Holders`])
+//! so the slots of a VM that dies come back; the ways the limit can still be exceeded (lost
+//! CAS races, a VM wrongly presumed dead) are described there.
 
-use super::holders::{HolderId, Holders};
+use super::holders::{HolderId, Holders, Removed};
 use super::noload::NoLoadSnapshot;
 use super::ProbedLimit;
 use super::{
@@ -62,6 +62,18 @@ pub struct LimiterState {
     pub last_rtt: Nanos,
 }
 
+/// What one VM says of itself in an update: its entry (`None` before it has one), the slots it
+/// truly holds and the requests waiting in its queue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Holding {
+    /// Its entry, if it has one.
+    pub id: Option<HolderId>,
+    /// Slots it holds.
+    pub held: u32,
+    /// Requests waiting in its queue.
+    pub queued: u32,
+}
+
 /// Length of the fixed part of the encoding (the holders follow).
 const FIXED_LEN: usize = 1 + 8 + 8 + 8 + 8 + 8 + 8 + 4 + 8 + 8 + 1;
 
@@ -71,10 +83,12 @@ impl LimiterState {
     /// resetting each other's.
     pub const VERSION: u8 = 5;
 
-    /// A fresh record for `params`.
-    pub fn new(params: &AlgorithmParams) -> LimiterState {
+    /// A fresh record for `params`, created at `now` (which tells its holder ids apart from
+    /// those of any earlier record).
+    pub fn new(params: &AlgorithmParams, now: Nanos) -> LimiterState {
+        let epoch = (now ^ (now >> 32)) as u32;
         LimiterState {
-            holders: Holders::default(),
+            holders: Holders::new(epoch),
             algorithm: params.start(),
             last_rtt: 0,
         }
@@ -100,33 +114,36 @@ impl LimiterState {
         rtt as Nanos
     }
 
-    /// VM `me`, truly holding `held` slots, asks for one more at `now`: its entry is brought
-    /// up to date (registered if it has none), then one slot is added if the limit allows.
-    /// Returns its id (`None`: no room to register) and whether it was admitted.
-    pub fn try_acquire(
-        &mut self,
-        me: Option<HolderId>,
-        held: u32,
-        now: Nanos,
-    ) -> (Option<HolderId>, bool) {
-        let Some(id) = self.holders.set(me, held, now) else {
+    /// Requests waiting in all VMs' queues, as each last wrote.
+    pub fn queued(&self) -> u32 {
+        self.holders.queued()
+    }
+
+    /// A VM asks for one more slot at `now`: its entry is brought up to date with `me`
+    /// (registered if it has none), then one slot is added if the limit allows. Returns its id
+    /// (`None`: no room to register) and whether it was admitted.
+    pub fn try_acquire(&mut self, me: Holding, now: Nanos) -> (Option<HolderId>, bool) {
+        let Some(id) = self.holders.set(me.id, me.held, me.queued, now) else {
             return (None, false);
         };
         if self.in_flight() < self.limit(now) {
-            self.holders.set(Some(id), held.saturating_add(1), now);
+            self.holders
+                .set(Some(id), me.held.saturating_add(1), me.queued, now);
             (Some(id), true)
         } else {
             (Some(id), false)
         }
     }
 
-    /// VM `me` now truly holds `held` slots (after releases, or as a heartbeat at `now`).
-    pub fn set_held(&mut self, me: Option<HolderId>, held: u32, now: Nanos) -> Option<HolderId> {
-        self.holders.set(me, held, now)
+    /// Writes what a VM says of itself at `now` (after releases, or as a heartbeat); returns
+    /// its id (`None`: no room to register).
+    pub fn report(&mut self, me: Holding, now: Nanos) -> Option<HolderId> {
+        self.holders.set(me.id, me.held, me.queued, now)
     }
 
-    /// Returns the slots of VMs not seen for the holder timeout (never `me`'s); how many.
-    pub fn remove_dead(&mut self, now: Nanos, me: Option<HolderId>) -> u32 {
+    /// Removes the entries of VMs not seen for the holder timeout (never `me`'s) and returns
+    /// what they held.
+    pub fn remove_dead(&mut self, now: Nanos, me: Option<HolderId>) -> Removed {
         self.holders.remove_dead(now, me)
     }
 
@@ -144,7 +161,7 @@ impl LimiterState {
             LimitAlgorithm::Aimd(a) => (a.limit(), NoLoadSnapshot::default()),
             LimitAlgorithm::Fixed(l) => (*l, NoLoadSnapshot::default()),
         };
-        let mut out = Vec::with_capacity(FIXED_LEN + 6 + 16 * self.holders.len());
+        let mut out = Vec::with_capacity(FIXED_LEN + self.holders.encoded_len());
         out.push(Self::VERSION);
         out.extend_from_slice(&self.last_rtt.to_le_bytes());
         out.extend_from_slice(&limit.to_le_bytes());
@@ -239,18 +256,30 @@ mod tests {
         })
     }
 
+    fn vm(id: Option<HolderId>, held: u32) -> Holding {
+        Holding {
+            id,
+            held,
+            queued: 0,
+        }
+    }
+
     #[test]
     fn acquire_up_to_the_limit_across_vms_then_release() {
-        let mut s = LimiterState::new(&gradient());
-        let (a, admitted) = s.try_acquire(None, 0, 0);
+        let mut s = LimiterState::new(&gradient(), 0);
+        let (a, admitted) = s.try_acquire(vm(None, 0), 0);
         assert!(admitted);
-        let (b, admitted) = s.try_acquire(None, 0, 0);
+        let (b, admitted) = s.try_acquire(vm(None, 0), 0);
         assert!(admitted && a != b, "a second VM registers separately");
-        assert!(s.try_acquire(a, 1, 0).1);
-        assert_eq!(s.try_acquire(b, 1, 0), (b, false), "limit 3, across VMs");
+        assert!(s.try_acquire(vm(a, 1), 0).1);
+        assert_eq!(
+            s.try_acquire(vm(b, 1), 0),
+            (b, false),
+            "limit 3, across VMs"
+        );
         assert_eq!(s.in_flight(), 3);
-        s.set_held(a, 1, 0); // a released one
-        assert!(s.try_acquire(b, 1, 0).1);
+        s.report(vm(a, 1), 0); // a released one
+        assert!(s.try_acquire(vm(b, 1), 0).1);
         assert_eq!(
             (s.holders.held_by(a), s.holders.held_by(b), s.in_flight()),
             (1, 2, 3)
@@ -260,14 +289,14 @@ mod tests {
     #[test]
     fn a_dead_vms_slots_come_back() {
         use crate::concurrency::holders::HOLDER_TIMEOUT;
-        let mut s = LimiterState::new(&gradient());
-        let (dead, _) = s.try_acquire(None, 0, 0);
-        s.try_acquire(dead, 1, 0);
-        let (live, _) = s.try_acquire(None, 0, 0);
-        assert_eq!(s.try_acquire(live, 1, SECOND), (live, false), "full");
-        assert_eq!(s.remove_dead(SECOND + HOLDER_TIMEOUT, live), 2);
+        let mut s = LimiterState::new(&gradient(), 0);
+        let (dead, _) = s.try_acquire(vm(None, 0), 0);
+        s.try_acquire(vm(dead, 1), 0);
+        let (live, _) = s.try_acquire(vm(None, 0), 0);
+        assert_eq!(s.try_acquire(vm(live, 1), SECOND), (live, false), "full");
+        assert_eq!(s.remove_dead(SECOND + HOLDER_TIMEOUT, live).held, 2);
         assert_eq!(
-            s.try_acquire(live, 1, SECOND + HOLDER_TIMEOUT),
+            s.try_acquire(vm(live, 1), SECOND + HOLDER_TIMEOUT),
             (live, true)
         );
     }
@@ -275,8 +304,15 @@ mod tests {
     #[test]
     fn round_trips_learned_state() {
         let params = gradient();
-        let mut s = LimiterState::new(&params);
-        s.set_held(None, 2, 5);
+        let mut s = LimiterState::new(&params, 0);
+        s.report(
+            Holding {
+                id: None,
+                held: 2,
+                queued: 1,
+            },
+            5,
+        );
         for (i, sample) in (1..).zip(steady(150, 10, 100)) {
             s.observe(sample, i * 100 * MILLISECOND);
         }
@@ -285,7 +321,7 @@ mod tests {
             "learned a no-load RTT"
         );
         let decoded = LimiterState::decode(&params, &s.encode()).unwrap();
-        assert_eq!(decoded.in_flight(), 2);
+        assert_eq!((decoded.in_flight(), decoded.queued()), (2, 1));
         assert_eq!(decoded.holders, s.holders);
         assert_eq!(decoded.limit(0), s.limit(0));
         assert_eq!(decoded.last_rtt, s.last_rtt);
@@ -296,6 +332,6 @@ mod tests {
             min: 7.0,
             max: 7.0,
         });
-        assert_eq!(LimiterState::new(&fixed).limit(0), 7);
+        assert_eq!(LimiterState::new(&fixed, 0).limit(0), 7);
     }
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod limiter;
+
 use std::path::PathBuf;
 
 use ballast_mock_host::{Host, PluginModule};
