@@ -326,7 +326,9 @@ impl Limiter {
     /// local reply). Frees its slot, or hands it to a local waiter; returns whether a waiter
     /// was resumed (the effective context then points at it: callers restore their own).
     pub fn release(&self, now: Nanos, rtt: Option<Nanos>, status: u16) -> bool {
-        let has_waiter = !self.queue.borrow().is_empty();
+        // Only a waiter that can still be answered in time may take the slot; those past their
+        // time are answered by the tick.
+        let has_waiter = self.queue.borrow().has_live(now);
         let summary = {
             let mut window = self.window.borrow_mut();
             if let Some(rtt) = rtt {
@@ -399,8 +401,32 @@ impl Limiter {
                 self.resume(waiter.id, now);
                 true
             }
-            // Every waiter is past its time (the tick answers them): give the slot back.
-            None => self.release(now, None, 0),
+            // Not reached (`has_live` found one, and nothing ran since): give the slot back,
+            // without a hand-off so this cannot recurse.
+            None => {
+                self.give_back(now);
+                false
+            }
+        }
+    }
+
+    /// Returns one slot this VM took for a waiter it then could not find.
+    fn give_back(&self, now: Nanos) {
+        self.add_held(-1);
+        let me = self.me();
+        let result = shared::update(&self.key, |bytes| {
+            let mut state = self.state(bytes, now);
+            let holder = state.report(me, now);
+            (
+                state.encode(),
+                (holder, (state.in_flight(), state.queued())),
+            )
+        });
+        match result {
+            Update::Stored((holder, (in_flight, queued))) => {
+                self.written(holder, me, in_flight, queued);
+            }
+            Update::Contended | Update::Failed => self.lost(),
         }
     }
 
@@ -484,7 +510,7 @@ impl Limiter {
         if registered && (self.behind.get() || heartbeat_due || queue_changed) {
             self.heartbeat(now);
         }
-        while !self.queue.borrow().is_empty() {
+        while self.queue.borrow().has_live(now) {
             let me = self.me();
             let result = shared::update(&self.key, |bytes| {
                 let mut state = self.state(bytes, now);
@@ -514,7 +540,7 @@ impl Limiter {
             match next {
                 Some(waiter) => self.resume(waiter.id, now),
                 None => {
-                    let _ = self.release(now, None, 0);
+                    self.give_back(now);
                     break;
                 }
             }

@@ -236,3 +236,30 @@ fn a_freed_slot_skips_a_waiter_already_past_its_deadline() {
     );
     assert_eq!(gauge(&host, "in_flight"), 4);
 }
+
+#[test]
+fn a_freed_slot_with_only_late_waiters_is_simply_freed() {
+    let mut host = host(1, r#"{"size": 10, "max_wait": "1s"}"#);
+    let held: Vec<StreamId> = (0..4).map(|_| open(&mut host, 0, &GET).0).collect();
+    let mut short = GET.to_vec();
+    short.push(("grpc-timeout", "3m"));
+    let late: Vec<StreamId> = (0..2).map(|_| open(&mut host, 0, &short).0).collect();
+    host.advance(Duration::from_millis(6)).unwrap(); // past their time, before the tick
+    respond(&mut host, held[0]);
+    assert_eq!(
+        gauge(&host, "in_flight"),
+        3,
+        "the slot is free, nobody took it"
+    );
+    host.advance(Duration::from_millis(5)).unwrap();
+    for id in late {
+        assert_eq!(
+            host.stream(id)
+                .unwrap()
+                .local_response()
+                .map(|r| r.status_code),
+            Some(504)
+        );
+    }
+    assert_eq!(open(&mut host, 0, &GET).1, Action::Continue);
+}

@@ -109,6 +109,11 @@ impl<T: Copy + PartialEq> WaitQueue<T> {
         self.waiters.remove(index)
     }
 
+    /// Whether some waiter can still be admitted at `now` (what [`WaitQueue::pop`] would find).
+    pub fn has_live(&self, now: Nanos) -> bool {
+        self.waiters.iter().any(|w| w.leave_by > now)
+    }
+
     /// Removes and returns the waiters that must leave by `now` (timed out).
     pub fn expire(&mut self, now: Nanos) -> Vec<Waiter<T>> {
         let mut expired = Vec::new();
@@ -221,12 +226,15 @@ mod tests {
             queue.push(1, 0, Some(30)).unwrap();
             queue.push(2, 0, None).unwrap();
             queue.push(3, 0, Some(20)).unwrap(); // must leave by 20
+            assert!(queue.has_live(25));
             assert_eq!(queue.pop(25).map(|w| w.id), Some(first), "{order:?}");
             assert_eq!(
                 queue.expire(25).iter().map(|w| w.id).collect::<Vec<_>>(),
                 [3],
                 "{order:?}: left for expire"
             );
+            assert!(queue.has_live(25), "one is left");
+            assert!(!queue.has_live(100), "all past their time at 100");
         }
     }
 
