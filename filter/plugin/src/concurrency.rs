@@ -27,7 +27,7 @@
 
 use crate::metrics::ConcurrencyMetrics;
 use crate::shared::{self, Update};
-use ballast_policy::concurrency::holders::{HolderId, HEARTBEAT_PERIOD};
+use ballast_policy::concurrency::holders::{HolderId, Removed, HEARTBEAT_PERIOD};
 use ballast_policy::concurrency::queue::{Refused, WaitQueue};
 use ballast_policy::concurrency::window::SampleWindow;
 use ballast_policy::concurrency::{Holding, LimiterState};
@@ -200,6 +200,9 @@ impl Limiter {
         let me = self.me();
         let result = shared::update(&self.key, |bytes| {
             let mut state = self.state(bytes, now);
+            // A worker that stopped must not keep its slots just because no registered worker
+            // is left to notice (one worker; or all traffic on one worker's connection).
+            let removed = state.remove_dead(now, me.id);
             let (holder, admitted) = state.try_acquire(me, now);
             if !admitted && dry_run {
                 let counted = Holding {
@@ -212,8 +215,7 @@ impl Limiter {
             (
                 state.encode(),
                 (
-                    holder,
-                    admitted,
+                    (holder, admitted, removed),
                     state.limit(now),
                     (state.in_flight(), state.queued()),
                     state.noload_rtt(),
@@ -222,8 +224,9 @@ impl Limiter {
         });
         let mut noload_rtt = 0;
         let admitted = match result {
-            Update::Stored((holder, admitted, limit, (in_flight, queued), noload)) => {
+            Update::Stored(((holder, admitted, removed), limit, (in_flight, queued), noload)) => {
                 self.written(holder, me, in_flight, queued);
+                self.note_reclaimed(removed);
                 noload_rtt = noload;
                 self.metrics.limit.set(u64::from(limit));
                 if holder.is_none() {
@@ -264,7 +267,9 @@ impl Limiter {
             .remaining
             .map(|remaining| now.saturating_add(remaining).saturating_sub(margin));
         let grpc = request.grpc;
-        match self.queue.borrow_mut().push(context_id, now, start_by) {
+        // The queue's borrow ends here: `reject` below makes host calls.
+        let pushed = self.queue.borrow_mut().push(context_id, now, start_by);
+        match pushed {
             Ok(()) => {
                 let ticket = Rc::new(Cell::new(Ticket::Waiting));
                 self.tickets
@@ -325,11 +330,16 @@ impl Limiter {
     /// An admitted request finished (`rtt` is `None` when it is not a sample: cancelled, or a
     /// local reply). Frees its slot, or hands it to a local waiter; returns whether a waiter
     /// was resumed (the effective context then points at it: callers restore their own).
+    ///
+    /// Never answer another stream's waiter from here: this runs inside an HTTP callback, and a
+    /// local reply sent during one makes the host stop iteration of the *current* stream
+    /// (proxy-wasm-cpp-host's `stopNextIteration`). Waiters past their time are answered by
+    /// the tick.
     pub fn release(&self, now: Nanos, rtt: Option<Nanos>, status: u16) -> bool {
         // Only a waiter that can still be answered in time may take the slot; those past their
         // time are answered by the tick.
         let has_waiter = self.queue.borrow().has_live(now);
-        let summary = {
+        let (window_done, summary) = {
             let mut window = self.window.borrow_mut();
             if let Some(rtt) = rtt {
                 let in_flight = self.last_in_flight.get();
@@ -338,11 +348,9 @@ impl Limiter {
             let due = now.saturating_sub(window.started) >= self.config.window
                 && window.count() >= self.config.min_samples;
             if due {
-                let summary = window.summarize(self.config.aggregate);
-                *window = SampleWindow::new(now);
-                summary
+                (true, window.summarize(self.config.aggregate))
             } else {
-                None
+                (false, None)
             }
         };
         self.add_held(-1);
@@ -377,6 +385,10 @@ impl Limiter {
             Update::Stored((holder, handed, limit, (in_flight, queued), last_rtt, noload_rtt)) => {
                 let written = if handed { handing_over(holder, me) } else { me };
                 self.written(holder, written, in_flight, queued);
+                if window_done {
+                    // Only now: a window whose summary was not stored keeps its samples.
+                    *self.window.borrow_mut() = SampleWindow::new(now);
+                }
                 self.metrics.limit.set(u64::from(limit));
                 if summary.is_some() {
                     self.metrics.sample_rtt_us.set(last_rtt / 1_000);
@@ -463,17 +475,48 @@ impl Limiter {
         if let Update::Stored((holder, removed, (in_flight, queued))) = result {
             self.written(holder, me, in_flight, queued);
             self.last_heartbeat.set(now);
-            if removed.held > 0 || removed.queued > 0 {
-                self.metrics.reclaimed.add(u64::from(removed.held));
-                log::warn!(
-                    "concurrency limiter {}: reclaimed {} slot(s) of a worker VM that stopped \
-                     (its {} waiting request(s) went with it)",
-                    self.key,
-                    removed.held,
-                    removed.queued
-                );
-            }
+            self.note_reclaimed(removed);
         }
+    }
+
+    /// A VM that has no entry yet (it has not served a request) still looks for stopped VMs
+    /// once a second: read only, and a write only when there is an entry to remove.
+    fn sweep(&self, now: Nanos) {
+        self.last_heartbeat.set(now);
+        let dead = shared::read(&self.key)
+            .and_then(|b| LimiterState::decode(&self.config.algorithm, &b))
+            .is_some_and(|state| state.holders.has_dead(now, None));
+        if !dead {
+            return;
+        }
+        let result = shared::update(&self.key, |bytes| {
+            let mut state = self.state(bytes, now);
+            let removed = state.remove_dead(now, None);
+            (
+                state.encode(),
+                (removed, (state.in_flight(), state.queued())),
+            )
+        });
+        if let Update::Stored((removed, (in_flight, queued))) = result {
+            self.last_in_flight.set(in_flight);
+            self.metrics.in_flight.set(u64::from(in_flight));
+            self.metrics.queued.set(u64::from(queued));
+            self.note_reclaimed(removed);
+        }
+    }
+
+    fn note_reclaimed(&self, removed: Removed) {
+        if removed.held == 0 && removed.queued == 0 {
+            return;
+        }
+        self.metrics.reclaimed.add(u64::from(removed.held));
+        log::warn!(
+            "concurrency limiter {}: reclaimed {} slot(s) of a worker VM that stopped \
+             (its {} waiting request(s) went with it)",
+            self.key,
+            removed.held,
+            removed.queued
+        );
     }
 
     /// Periodic work: time out waiters, write this VM's entry when due, admit waiters into
@@ -509,8 +552,18 @@ impl Limiter {
         let queue_changed = self.me().queued != self.written_queued.get();
         if registered && (self.behind.get() || heartbeat_due || queue_changed) {
             self.heartbeat(now);
+        } else if !registered && heartbeat_due {
+            self.sweep(now);
         }
         while self.queue.borrow().has_live(now) {
+            // Under overload the record is usually full: look before writing, so waiting
+            // workers do not add a CAS every tick to the races arrivals must win.
+            let full = shared::read(&self.key)
+                .and_then(|b| LimiterState::decode(&self.config.algorithm, &b))
+                .is_some_and(|state| state.in_flight() >= state.limit(now));
+            if full {
+                break;
+            }
             let me = self.me();
             let result = shared::update(&self.key, |bytes| {
                 let mut state = self.state(bytes, now);

@@ -241,6 +241,44 @@ fn slots_of_a_crashed_worker_come_back_and_its_replacement_shares_the_limit() {
 }
 
 #[test]
+fn a_lone_worker_replaced_after_a_crash_gets_its_slots_back() {
+    let mut host = host(1, r#"{"size": 0}"#);
+    for _ in 0..4 {
+        open(&mut host, 0, &GET);
+    }
+    host.crash_worker(0).unwrap();
+    assert!(host.reload_worker(0).unwrap().configured);
+    // The fresh VM has served nothing yet (no entry of its own) and still sweeps.
+    host.advance(Duration::from_secs(10)).unwrap();
+    assert_eq!(counter(&host, "reclaimed"), 4);
+    assert_eq!(gauge(&host, "in_flight"), 0);
+    assert_eq!(open(&mut host, 0, &GET).1, Action::Continue);
+}
+
+#[test]
+fn an_arrival_removes_a_stopped_worker_it_finds_in_the_way() {
+    let mut host = host(2, r#"{"size": 0}"#);
+    let first = open(&mut host, 1, &GET).0;
+    for _ in 0..3 {
+        open(&mut host, 1, &GET);
+    }
+    host.advance(Duration::from_millis(500)).unwrap();
+    respond(&mut host, first); // worker 1's last write: at 0.5 s
+    open(&mut host, 1, &GET);
+    host.crash_worker(1).unwrap();
+    // Worker 0 has served nothing; it sweeps once a second (at 5 s the entry is only 4.5 s
+    // old). At 5.6 s the arrival itself finds the entry over 5 s old and removes it.
+    host.advance(Duration::from_millis(5_100)).unwrap();
+    assert_eq!(
+        counter(&host, "reclaimed"),
+        0,
+        "no sweep has removed it yet"
+    );
+    assert_eq!(open(&mut host, 0, &GET).1, Action::Continue);
+    assert_eq!(counter(&host, "reclaimed"), 4);
+}
+
+#[test]
 fn updates_lost_to_contention_fail_open_and_are_repaired_at_the_next_tick() {
     let mut host = host(1, r#"{"size": 10, "max_wait": "1s"}"#);
     // The plugin tries 8 times per update; 8 lost races make the update give up.

@@ -143,13 +143,18 @@ impl Holders {
         Some(id)
     }
 
+    /// Whether [`Holders::remove_dead`] would remove anything.
+    pub fn has_dead(&self, now: Nanos, keep: Option<HolderId>) -> bool {
+        self.entries.iter().any(|h| !is_alive(h, now, keep))
+    }
+
     /// Removes the entries of VMs not seen for [`HOLDER_TIMEOUT`] (never `keep`'s) and returns
     /// what they held. An entry seen more than the timeout *after* `now` is removed too: the
     /// clock stepped back, and a live VM re-registers at its next write (within a second).
     pub fn remove_dead(&mut self, now: Nanos, keep: Option<HolderId>) -> Removed {
         let mut removed = Removed::default();
         self.entries.retain(|h| {
-            let alive = Some(h.id) == keep || now.abs_diff(h.seen) < HOLDER_TIMEOUT;
+            let alive = is_alive(h, now, keep);
             if !alive {
                 removed.held = removed.held.saturating_add(h.held);
                 removed.queued = removed.queued.saturating_add(h.queued);
@@ -211,6 +216,12 @@ impl Holders {
     }
 }
 
+/// An entry is alive if it is `keep`'s or was written within the timeout of `now` (either
+/// side: a clock that stepped back far makes old writes look far ahead).
+fn is_alive(h: &Holder, now: Nanos, keep: Option<HolderId>) -> bool {
+    Some(h.id) == keep || now.abs_diff(h.seen) < HOLDER_TIMEOUT
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,7 +244,9 @@ mod tests {
         let live = h.set(None, 2, 0, 0);
         h.set(None, 7, 3, 0); // stops writing
         h.set(live, 2, 0, 4 * SECOND);
+        assert!(!h.has_dead(HOLDER_TIMEOUT - 1, live));
         assert_eq!(h.remove_dead(HOLDER_TIMEOUT - 1, live), Removed::default());
+        assert!(h.has_dead(HOLDER_TIMEOUT, live));
         assert_eq!(
             h.remove_dead(HOLDER_TIMEOUT, live),
             Removed { held: 7, queued: 3 }
