@@ -25,16 +25,20 @@
 //! a deadline leaves by that deadline less the learned no-load RTT (504 / DEADLINE_EXCEEDED):
 //! a slot it got later would serve nobody.
 
+mod entry;
+mod reply;
+
 use crate::metrics::ConcurrencyMetrics;
 use crate::shared::{self, Update};
-use ballast_policy::concurrency::holders::{HolderId, Removed, HEARTBEAT_PERIOD};
+use ballast_policy::concurrency::holders::{HolderId, HEARTBEAT_PERIOD};
 use ballast_policy::concurrency::queue::{Refused, WaitQueue};
 use ballast_policy::concurrency::window::SampleWindow;
 use ballast_policy::concurrency::{Holding, LimiterState};
 use ballast_policy::config::{ConcurrencyConfig, Measure};
 use ballast_policy::duration::Nanos;
+use entry::handing_over;
 use proxy_wasm::hostcalls;
-use proxy_wasm::types::GrpcStatusCode;
+use reply::Refusal;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -64,16 +68,6 @@ pub enum Arrival {
 /// A waiting request's ticket and whether it is gRPC (for the shape of a rejection).
 type WaitingRequest = (Rc<Cell<Ticket>>, bool);
 
-/// What a VM writes of itself when a slot it just acquired goes to one of its waiters: one more
-/// slot held, one fewer waiting.
-fn handing_over(id: Option<HolderId>, me: Holding) -> Holding {
-    Holding {
-        id,
-        held: me.held.saturating_add(1),
-        queued: me.queued.saturating_sub(1),
-    }
-}
-
 /// What the limiter needs to know of a request it cannot admit at once; read from the host only
 /// then, so admitted requests pay no header reads for it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -82,15 +76,6 @@ pub struct OverLimit {
     pub grpc: bool,
     /// The caller's remaining time, if its headers state one.
     pub remaining: Option<Nanos>,
-}
-
-/// Why the limiter answers a request itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refusal {
-    /// No slot, and the queue was full or the wait ran out.
-    Limit,
-    /// The caller's deadline would pass before the request could be served.
-    Deadline,
 }
 
 /// One policy set's limiter as this VM sees it.
@@ -144,44 +129,6 @@ impl Limiter {
             last_heartbeat: Cell::new(now),
             behind: Cell::new(false),
         }
-    }
-
-    /// The shared record (a fresh one if it is missing or unreadable).
-    fn state(&self, bytes: Option<&[u8]>, now: Nanos) -> LimiterState {
-        bytes
-            .and_then(|b| LimiterState::decode(&self.config.algorithm, b))
-            .unwrap_or_else(|| LimiterState::new(&self.config.algorithm, now))
-    }
-
-    /// What this VM writes of itself.
-    fn me(&self) -> Holding {
-        Holding {
-            id: self.holder.get(),
-            held: self.held.get(),
-            queued: u32::try_from(self.queue.borrow().len()).unwrap_or(u32::MAX),
-        }
-    }
-
-    /// An update that carried this VM's entry (`me`) was stored; `in_flight` and `queued` are
-    /// the record's totals after it.
-    fn written(&self, holder: Option<HolderId>, me: Holding, in_flight: u32, queued: u32) {
-        self.holder.set(holder);
-        // Without an entry (table full) nothing of this VM was stored: still behind.
-        self.behind.set(holder.is_none());
-        self.written_queued.set(me.queued);
-        self.last_in_flight.set(in_flight);
-        self.metrics.in_flight.set(u64::from(in_flight));
-        self.metrics.queued.set(u64::from(queued));
-    }
-
-    /// An update was lost to contention: the entry is behind until the next write.
-    fn lost(&self) {
-        self.behind.set(true);
-        self.metrics.contended.increment();
-    }
-
-    fn add_held(&self, delta: i32) {
-        self.held.set(self.held.get().saturating_add_signed(delta));
     }
 
     /// Whether a caller's deadline bounds its wait (`queue.respect_deadlines`).
@@ -288,45 +235,6 @@ impl Limiter {
         }
     }
 
-    /// Sends the limiter's local reply. Over the limit: `reject_status` (gRPC: UNAVAILABLE,
-    /// which clients may retry) with `retry-after`. Past the caller's deadline: 504 (gRPC:
-    /// DEADLINE_EXCEEDED), as Envoy and gRPC answer a request whose time ran out, and no
-    /// `retry-after`: a retry cannot help a caller that has given up.
-    fn reject(&self, grpc: bool, why: Refusal) {
-        self.metrics.rejected.increment();
-        let retry_after = self.config.retry_after_seconds.to_string();
-        let (status, grpc_status, tag, message) = match why {
-            Refusal::Limit => (
-                self.config.reject_status,
-                GrpcStatusCode::Unavailable,
-                "concurrency",
-                "ballast: concurrency limit reached",
-            ),
-            Refusal::Deadline => {
-                self.metrics.deadline_drops.increment();
-                (
-                    504,
-                    GrpcStatusCode::DeadlineExceeded,
-                    "deadline",
-                    "ballast: the caller's deadline passes before a concurrency slot frees",
-                )
-            }
-        };
-        let mut headers: Vec<(&str, &str)> = vec![("x-ballast-rejected", tag)];
-        if why == Refusal::Limit && self.config.retry_after_seconds > 0 {
-            headers.push(("retry-after", retry_after.as_str()));
-        }
-        if grpc {
-            let metadata: Vec<(&str, &[u8])> =
-                headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
-            let _ = hostcalls::send_grpc_response(grpc_status, Some(message), metadata);
-        } else {
-            let body = format!("{message}\n");
-            let _ =
-                hostcalls::send_http_response(u32::from(status), headers, Some(body.as_bytes()));
-        }
-    }
-
     /// An admitted request finished (`rtt` is `None` when it is not a sample: cancelled, or a
     /// local reply). Frees its slot, or hands it to a local waiter; returns whether a waiter
     /// was resumed (the effective context then points at it: callers restore their own).
@@ -422,26 +330,6 @@ impl Limiter {
         }
     }
 
-    /// Returns one slot this VM took for a waiter it then could not find.
-    fn give_back(&self, now: Nanos) {
-        self.add_held(-1);
-        let me = self.me();
-        let result = shared::update(&self.key, |bytes| {
-            let mut state = self.state(bytes, now);
-            let holder = state.report(me, now);
-            (
-                state.encode(),
-                (holder, (state.in_flight(), state.queued())),
-            )
-        });
-        match result {
-            Update::Stored((holder, (in_flight, queued))) => {
-                self.written(holder, me, in_flight, queued);
-            }
-            Update::Contended | Update::Failed => self.lost(),
-        }
-    }
-
     fn resume(&self, context_id: u32, now: Nanos) {
         if let Some((ticket, _)) = self.tickets.borrow_mut().remove(&context_id) {
             ticket.set(Ticket::Admitted(now));
@@ -456,67 +344,6 @@ impl Limiter {
         if self.queue.borrow_mut().remove(context_id) {
             self.tickets.borrow_mut().remove(&context_id);
         }
-    }
-
-    /// Writes this VM's entry (repairing a lost update, proving it is alive, updating its
-    /// queue length) and takes back the slots of VMs that stopped writing theirs.
-    fn heartbeat(&self, now: Nanos) {
-        let me = self.me();
-        let result = shared::update(&self.key, |bytes| {
-            let mut state = self.state(bytes, now);
-            // Dead entries first: they may be what keeps a full table from registering `me`.
-            let removed = state.remove_dead(now, me.id);
-            let holder = state.report(me, now);
-            (
-                state.encode(),
-                (holder, removed, (state.in_flight(), state.queued())),
-            )
-        });
-        if let Update::Stored((holder, removed, (in_flight, queued))) = result {
-            self.written(holder, me, in_flight, queued);
-            self.last_heartbeat.set(now);
-            self.note_reclaimed(removed);
-        }
-    }
-
-    /// A VM that has no entry yet (it has not served a request) still looks for stopped VMs
-    /// once a second: read only, and a write only when there is an entry to remove.
-    fn sweep(&self, now: Nanos) {
-        self.last_heartbeat.set(now);
-        let dead = shared::read(&self.key)
-            .and_then(|b| LimiterState::decode(&self.config.algorithm, &b))
-            .is_some_and(|state| state.holders.has_dead(now, None));
-        if !dead {
-            return;
-        }
-        let result = shared::update(&self.key, |bytes| {
-            let mut state = self.state(bytes, now);
-            let removed = state.remove_dead(now, None);
-            (
-                state.encode(),
-                (removed, (state.in_flight(), state.queued())),
-            )
-        });
-        if let Update::Stored((removed, (in_flight, queued))) = result {
-            self.last_in_flight.set(in_flight);
-            self.metrics.in_flight.set(u64::from(in_flight));
-            self.metrics.queued.set(u64::from(queued));
-            self.note_reclaimed(removed);
-        }
-    }
-
-    fn note_reclaimed(&self, removed: Removed) {
-        if removed.held == 0 && removed.queued == 0 {
-            return;
-        }
-        self.metrics.reclaimed.add(u64::from(removed.held));
-        log::warn!(
-            "concurrency limiter {}: reclaimed {} slot(s) of a worker VM that stopped \
-             (its {} waiting request(s) went with it)",
-            self.key,
-            removed.held,
-            removed.queued
-        );
     }
 
     /// Periodic work: time out waiters, write this VM's entry when due, admit waiters into
