@@ -65,24 +65,18 @@ impl Limiter {
         self.held.set(self.held.get().saturating_add_signed(delta));
     }
 
-    /// Returns one slot this VM took for a waiter it then could not find.
+    /// Returns one slot this VM took for a waiter it then could not find: the entry is written
+    /// at once by the heartbeat's update, and stays marked behind (repaired at the next tick)
+    /// if that write loses its race.
     pub(super) fn give_back(&self, now: Nanos) {
         self.add_held(-1);
-        let me = self.me();
-        let result = shared::update(&self.key, |bytes| {
-            let mut state = self.state(bytes, now);
-            let holder = state.report(me, now);
-            (
-                state.encode(),
-                (holder, (state.in_flight(), state.queued())),
-            )
-        });
-        match result {
-            Update::Stored((holder, (in_flight, queued))) => {
-                self.written(holder, me, in_flight, queued);
-            }
-            Update::Contended | Update::Failed => self.lost(),
-        }
+        self.behind.set(true);
+        self.heartbeat(now);
+    }
+
+    /// The shared record as it is now, read without writing (`None` if missing or unreadable).
+    pub(super) fn peek(&self) -> Option<LimiterState> {
+        shared::read(&self.key).and_then(|b| LimiterState::decode(&self.config.algorithm, &b))
     }
 
     /// Writes this VM's entry (repairing a lost update, proving it is alive, updating its
@@ -110,8 +104,8 @@ impl Limiter {
     /// once a second: read only, and a write only when there is an entry to remove.
     pub(super) fn sweep(&self, now: Nanos) {
         self.last_heartbeat.set(now);
-        let dead = shared::read(&self.key)
-            .and_then(|b| LimiterState::decode(&self.config.algorithm, &b))
+        let dead = self
+            .peek()
             .is_some_and(|state| state.holders.has_dead(now, None));
         if !dead {
             return;

@@ -385,8 +385,8 @@ impl Limiter {
         while self.queue.borrow().has_live(now) {
             // Under overload the record is usually full: look before writing, so waiting
             // workers do not add a CAS every tick to the races arrivals must win.
-            let full = shared::read(&self.key)
-                .and_then(|b| LimiterState::decode(&self.config.algorithm, &b))
+            let full = self
+                .peek()
                 .is_some_and(|state| state.in_flight() >= state.limit(now));
             if full {
                 break;
