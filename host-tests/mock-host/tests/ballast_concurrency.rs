@@ -9,7 +9,7 @@
 mod common;
 
 use ballast_mock_host::{Action, Host, StreamId};
-use common::limiter::{counter, gauge, host, open, plugin, respond, GET};
+use common::limiter::{counter, gauge, host, open, respond, started, GET};
 use std::time::Duration;
 
 #[test]
@@ -148,12 +148,7 @@ fn cancelled_waiters_give_their_retry_reservation_back() {
         "retry_budget": {"ratio": 0, "min_retries_per_second": 1, "ttl": "10s"},
         "retry": {"max_retries_per_request": 3}}},
         "default_policy_set": "api"}"#;
-    let mut host = Host::builder(&plugin())
-        .workers(1)
-        .plugin_config(config)
-        .build()
-        .unwrap();
-    assert!(host.start().unwrap().all_ok());
+    let mut host = started(1, config);
     let reserved = |host: &mut Host, id: StreamId| -> u32 {
         host.stream(id)
             .unwrap()
@@ -315,12 +310,7 @@ fn updates_lost_to_contention_fail_open_and_are_repaired_at_the_next_tick() {
 fn dry_run_counts_but_never_holds_a_request_back() {
     let config = r#"{"dry_run": true, "policy_sets": {"api": {"concurrency": {"algorithm": "fixed",
         "initial_limit": 2}}}, "default_policy_set": "api"}"#;
-    let mut host = Host::builder(&plugin())
-        .workers(1)
-        .plugin_config(config)
-        .build()
-        .unwrap();
-    assert!(host.start().unwrap().all_ok());
+    let mut host = started(1, config);
     let streams: Vec<(StreamId, Action)> = (0..3).map(|_| open(&mut host, 0, &GET)).collect();
     assert!(streams.iter().all(|(_, a)| *a == Action::Continue));
     assert_eq!(

@@ -7,7 +7,7 @@
 mod common;
 
 use ballast_mock_host::{Action, Host, StreamId};
-use common::limiter::{counter, gauge, host, open, plugin, respond, GET};
+use common::limiter::{counter, gauge, host, open, respond, started, GET};
 use std::time::Duration;
 
 #[test]
@@ -131,12 +131,7 @@ fn host_that_learned_50ms(measure: &str) -> Host {
         "measure": "{measure}", "window": "100ms", "min_samples": 5,
         "queue": {{"size": 10, "max_wait": "1s"}}}}}}}}, "default_policy_set": "api"}}"#
     );
-    let mut host = Host::builder(&plugin())
-        .workers(1)
-        .plugin_config(config)
-        .build()
-        .unwrap();
-    assert!(host.start().unwrap().all_ok());
+    let mut host = started(1, &config);
     for _ in 0..12 {
         let (id, _) = open(&mut host, 0, &GET);
         host.advance(Duration::from_millis(50)).unwrap();

@@ -14,7 +14,7 @@
 mod common;
 
 use ballast_mock_host::{Host, StreamId};
-use common::limiter::{counter, gauge, plugin, GET};
+use common::limiter::{counter, gauge, started, GET};
 use std::time::Duration;
 
 const WORKERS: usize = 3;
@@ -73,12 +73,7 @@ fn run(seed: u64, dry_run: bool, measure: &str, order: &str) {
             "queue": {{"size": 4, "max_wait": "40ms", "order": "{order}"}}}}}}}},
             "default_policy_set": "api"}}"#
     );
-    let mut host = Host::builder(&plugin())
-        .workers(WORKERS)
-        .plugin_config(config)
-        .build()
-        .unwrap();
-    assert!(host.start().unwrap().all_ok(), "{:?}", host.logs());
+    let mut host = started(WORKERS, &config);
     let mut streams: Vec<StreamId> = Vec::new();
     for step in 0..STEPS {
         match rng.below(10) {

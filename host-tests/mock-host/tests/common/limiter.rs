@@ -8,11 +8,8 @@ pub fn plugin() -> PluginModule {
     super::ballast_plugin()
 }
 
-pub fn host(workers: usize, queue: &str) -> Host {
-    let config = format!(
-        r#"{{"policy_sets": {{"api": {{"concurrency": {{"algorithm": "fixed", "initial_limit": 4, "queue": {queue}}}}}}},
-            "default_policy_set": "api"}}"#
-    );
+/// A started host running the real plugin on `workers` VMs with plugin configuration `config`.
+pub fn started(workers: usize, config: &str) -> Host {
     let mut host = Host::builder(&plugin())
         .workers(workers)
         .plugin_config(config)
@@ -20,6 +17,17 @@ pub fn host(workers: usize, queue: &str) -> Host {
         .unwrap();
     assert!(host.start().unwrap().all_ok(), "{:?}", host.logs());
     host
+}
+
+/// A fixed limit of 4 with the given `queue` section.
+pub fn host(workers: usize, queue: &str) -> Host {
+    started(
+        workers,
+        &format!(
+            r#"{{"policy_sets": {{"api": {{"concurrency": {{"algorithm": "fixed", "initial_limit": 4, "queue": {queue}}}}}}},
+            "default_policy_set": "api"}}"#
+        ),
+    )
 }
 
 pub const GET: [(&str, &str); 3] = [(":method", "GET"), (":path", "/a"), (":authority", "x")];
