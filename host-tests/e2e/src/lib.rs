@@ -14,6 +14,7 @@ pub mod load;
 pub mod paced;
 pub mod paths;
 pub mod prometheus;
+pub mod skipped;
 
 pub use client::{get, request, Response};
 pub use envoy::{Envoy, EnvoyConfig};
