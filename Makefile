@@ -41,13 +41,15 @@ rust-targets:
 	 rustup target add wasm32-wasip1 wasm32-unknown-unknown
 
 # wasm-opt (binaryen) shrinks the plugin; node runs wasm-bindgen-test and the Istio schema check
-# (npm installs its packages); curl is used by `make run`.
+# (npm installs its packages); curl is used by `make run`; the demo upstream's test stops the
+# binary with kill(1), which minimal images lack (procps).
 apt-deps:
 	@missing=""; \
 	 command -v wasm-opt >/dev/null || missing="$$missing binaryen"; \
 	 command -v node >/dev/null     || missing="$$missing nodejs"; \
 	 command -v npm >/dev/null      || missing="$$missing npm"; \
 	 command -v curl >/dev/null     || missing="$$missing curl"; \
+	 [ -x /bin/kill ] || [ -x /usr/bin/kill ] || missing="$$missing procps"; \
 	 python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
 	 if [ -n "$$missing" ]; then \
 	   echo "installing:$$missing"; \

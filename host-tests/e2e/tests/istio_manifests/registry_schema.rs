@@ -150,7 +150,7 @@ fn broken_copies_of_a_shipped_manifest_fail_istios_published_schema() {
             broken("no url", &|d| {
                 d["spec"].as_object_mut().unwrap().remove("url");
             }),
-            "schema: spec: must have required property 'url'",
+            "schema: spec: must have required property url",
         ),
         (
             broken("port out of range", &|d| {
