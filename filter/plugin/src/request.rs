@@ -4,8 +4,8 @@
 //! Routing asks for attributes rule by rule; a table that decides on the path never pays for the
 //! authority, a header or the route-name property.
 
+use crate::host::{header, property};
 use ballast_policy::routing::{host_of, path_without_query, RequestView};
-use proxy_wasm::hostcalls;
 use proxy_wasm::types::MapType;
 
 /// Memoised request attributes for one `on_http_request_headers` call.
@@ -15,33 +15,13 @@ pub struct HostRequest {
     path: Option<Option<String>>,
     method: Option<Option<String>>,
     route_name: Option<Option<String>>,
+    source_address: Option<Option<String>>,
+    peer_principal: Option<Option<String>>,
     headers: Vec<(String, Option<String>)>,
 }
 
-/// Reads a request header as text. Non-UTF-8 bytes are replaced (U+FFFD) instead of failing:
-/// HTTP allows obs-text in values, and the SDK's `String` getters would panic on it.
-pub fn request_header(name: &str) -> Option<String> {
-    header_text(MapType::HttpRequestHeaders, name)
-}
-
-/// Reads a response header as text, like [`request_header`].
-pub fn response_header(name: &str) -> Option<String> {
-    header_text(MapType::HttpResponseHeaders, name)
-}
-
-fn header_text(map: MapType, name: &str) -> Option<String> {
-    match hostcalls::get_map_value_bytes(map, name) {
-        Ok(Some(bytes)) => Some(String::from_utf8_lossy(&bytes).into_owned()),
-        Ok(None) | Err(_) => None,
-    }
-}
-
-/// Reads a property as text (`None` when absent or not available in this phase).
-pub fn property_text(path: &[&str]) -> Option<String> {
-    match hostcalls::get_property(path.to_vec()) {
-        Ok(Some(bytes)) => Some(String::from_utf8_lossy(&bytes).into_owned()),
-        Ok(None) | Err(_) => None,
-    }
+fn request_header(name: &str) -> Option<String> {
+    header(MapType::HttpRequestHeaders, name)
 }
 
 fn memo(slot: &mut Option<Option<String>>, fetch: impl FnOnce() -> Option<String>) -> Option<&str> {
@@ -79,8 +59,18 @@ impl RequestView for HostRequest {
     }
 
     fn route_name(&mut self) -> Option<&str> {
-        memo(&mut self.route_name, || {
-            property_text(&["xds", "route_name"])
+        memo(&mut self.route_name, || property(&["xds", "route_name"]))
+    }
+
+    fn source_address(&mut self) -> Option<&str> {
+        memo(&mut self.source_address, || {
+            property(&["source", "address"])
+        })
+    }
+
+    fn peer_principal(&mut self) -> Option<&str> {
+        memo(&mut self.peer_principal, || {
+            property(&["connection", "uri_san_peer_certificate"])
         })
     }
 }

@@ -1,52 +1,32 @@
-//! The root context: configuration in, compiled policy out.
+//! The root context: configuration in, the policy pipeline out, ticks through.
 //!
 //! Why reject loudly: `on_configure` is the only moment a bad configuration can be refused
 //! before it meets traffic. Returning `false` makes Envoy fail the listener update (or refuse to
 //! start), and the error-level log line carries the JSON path and reason from the policy crate.
 
-use crate::concurrency::Limiter;
+use crate::host::{self, HostStore};
 use crate::http::BallastHttp;
-use crate::metrics::Metrics;
-use crate::retry::Budget;
+use crate::metrics::{define_unmatched, SetTelemetry};
 use ballast_policy::config::Config;
-use ballast_policy::duration::Nanos;
+use ballast_policy::pipeline::{Pipeline, TickNeed};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 use std::rc::Rc;
+use std::time::Duration;
 
-/// What every HTTP context of this VM shares: the configuration and its metric handles.
-pub struct Compiled {
-    /// The validated configuration.
-    pub config: Config,
-    /// Metric handles, indexed like `config.policy_sets`.
-    pub metrics: Metrics,
-    /// Retry budgets, indexed like `config.policy_sets` (`None` where a set has none).
-    pub budgets: Vec<Option<Budget>>,
-    /// Concurrency limiters, indexed like `config.policy_sets`.
-    pub limiters: Vec<Option<Limiter>>,
+/// What every HTTP context of this VM shares.
+pub struct Plugin {
+    /// The configured policy sets.
+    pub pipeline: Pipeline<SetTelemetry>,
+    /// Requests no rule matched and no default policy set covered.
+    pub unmatched: Option<u32>,
 }
-
-/// The host's clock in nanoseconds since the Unix epoch (0 if the host cannot tell).
-pub fn now() -> Nanos {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .and_then(|d| u64::try_from(d.as_nanos()).ok())
-        .unwrap_or(0)
-}
-
-/// How often budgets flush locally counted first attempts and refresh their gauges.
-const BUDGET_FLUSH_PERIOD: Nanos = 1_000_000_000;
-/// Tick period without limiters (budgets only) and with them (queued requests wait on ticks).
-const SLOW_TICK: std::time::Duration = std::time::Duration::from_secs(1);
-const FAST_TICK: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The plugin's root context (one per VM and plugin instance).
 #[derive(Default)]
 pub struct BallastRoot {
-    compiled: Option<Rc<Compiled>>,
-    last_budget_flush: Nanos,
+    plugin: Option<Rc<Plugin>>,
 }
 
 impl Context for BallastRoot {}
@@ -65,83 +45,58 @@ impl RootContext for BallastRoot {
                 return false;
             }
         };
-        match Config::from_json(&bytes) {
-            Ok(config) => {
-                let metrics = Metrics::define(&config);
-                // Shared-data keys are scoped by root id: two filter configurations on one VM
-                // (e.g. a sidecar's inbound and outbound) must not share a budget or a limit.
-                let scope = crate::request::property_text(&["plugin_root_id"])
-                    .filter(|id| !id.is_empty())
-                    .unwrap_or_else(|| "ballast".to_string());
-                let budgets: Vec<Option<Budget>> = config
-                    .policy_sets
-                    .iter()
-                    .map(|set| {
-                        set.retry_budget
-                            .map(|params| Budget::open(&scope, &set.name, params))
-                    })
-                    .collect();
-                let started = now();
-                let limiters: Vec<Option<Limiter>> = config
-                    .policy_sets
-                    .iter()
-                    .zip(&metrics.policy_sets)
-                    .map(|(set, m)| match (&set.concurrency, m.concurrency) {
-                        (Some(c), Some(cm)) => {
-                            Some(Limiter::open(&scope, &set.name, c.clone(), cm, started))
-                        }
-                        _ => None,
-                    })
-                    .collect();
-                if limiters.iter().any(Option::is_some) {
-                    let _ = hostcalls::set_tick_period(FAST_TICK);
-                } else if budgets.iter().any(Option::is_some) {
-                    let _ = hostcalls::set_tick_period(SLOW_TICK);
-                }
-                log::info!("{}", summary(&config));
-                self.compiled = Some(Rc::new(Compiled {
-                    config,
-                    metrics,
-                    budgets,
-                    limiters,
-                }));
-                true
-            }
+        let config = match Config::from_json(&bytes) {
+            Ok(config) => config,
             Err(err) => {
                 log::error!("invalid configuration: {err}");
-                false
+                return false;
             }
+        };
+        log::info!("{}", summary(&config));
+        // Shared-data keys are scoped by root id: two filter configurations on one VM (e.g. a
+        // sidecar's inbound and outbound) must not share a budget or a limit.
+        let scope = host::property(&["plugin_root_id"])
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| "ballast".to_string());
+        let prefix = config.metric_prefix.clone();
+        let unmatched = define_unmatched(&prefix);
+        let pipeline = Pipeline::open(config, &HostStore, &scope, host::now(), |set| {
+            SetTelemetry::define(&prefix, set)
+        });
+        let period = match pipeline.tick_need() {
+            TickNeed::Fast => Some(Duration::from_millis(10)),
+            TickNeed::Slow => Some(Duration::from_secs(1)),
+            TickNeed::None => None,
+        };
+        if let Some(period) = period {
+            let _ = hostcalls::set_tick_period(period);
         }
+        self.plugin = Some(Rc::new(Plugin {
+            pipeline,
+            unmatched,
+        }));
+        true
     }
 
     fn on_tick(&mut self) {
-        let Some(compiled) = &self.compiled else {
+        let Some(plugin) = &self.plugin else {
             return;
         };
-        let now = now();
-        for limiter in compiled.limiters.iter().flatten() {
-            limiter.tick(now);
+        let outcome = plugin.pipeline.tick(&HostStore, host::now());
+        for (stream, reply) in &outcome.reject {
+            if host::switch_to(*stream) {
+                host::send_reply(reply);
+            }
         }
-        if now.saturating_sub(self.last_budget_flush) < BUDGET_FLUSH_PERIOD {
-            return;
-        }
-        self.last_budget_flush = now;
-        for (budget, metrics) in compiled.budgets.iter().zip(&compiled.metrics.policy_sets) {
-            if let (Some(budget), Some(retry)) = (budget, metrics.retry) {
-                if let Some(available) = budget.flush(now) {
-                    if let Some(gauge) = retry.budget_available {
-                        gauge.set(available);
-                    }
-                }
+        for stream in outcome.resume {
+            if host::switch_to(stream) {
+                host::resume_request();
             }
         }
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(BallastHttp::new(
-            self.compiled.clone(),
-            context_id,
-        )))
+        Some(Box::new(BallastHttp::new(self.plugin.clone(), context_id)))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -17,8 +17,13 @@ pub mod concurrency;
 pub mod config;
 pub mod deadline;
 pub mod duration;
+pub mod env;
+pub mod metrics;
+pub mod pipeline;
+pub mod reply;
 pub mod retry;
 pub mod routing;
+pub mod store;
 pub mod trust;
 
 #[cfg(test)]

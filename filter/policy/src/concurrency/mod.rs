@@ -16,6 +16,7 @@
 mod aimd;
 mod gradient2;
 pub mod holders;
+pub mod limiter;
 pub mod noload;
 mod probed;
 pub mod queue;

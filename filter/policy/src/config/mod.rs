@@ -27,9 +27,17 @@ pub use error::ConfigError;
 use crate::routing::RouteTable;
 use crate::trust::TrustedPeers;
 
-/// Index of a policy set in [`Config::policy_sets`].
+/// A policy set of one [`Config`], as routing names it. Opaque: ids come only from the config
+/// they belong to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PolicySetId(pub usize);
+pub struct PolicySetId(pub(crate) usize);
+
+impl PolicySetId {
+    /// Its position in [`Config::policy_sets`].
+    pub(crate) fn index(self) -> usize {
+        self.0
+    }
+}
 
 /// Index of a priority class in [`PriorityClasses::classes`]; 0 is the most important.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -8,6 +8,7 @@
 
 pub mod budget;
 mod marks;
+pub mod policy;
 
 pub use budget::{BudgetParams, BudgetState};
 pub use marks::{attempt_of, AttemptMark};

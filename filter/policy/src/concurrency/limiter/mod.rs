@@ -1,56 +1,59 @@
-//! Adaptive concurrency limit with a bounded wait queue, enforced across Envoy's workers.
+//! One policy set's adaptive concurrency limiter as one worker VM runs it: admission, the wait
+//! queue, releases and the tick, enforced across workers through a [`SharedStore`].
 //!
-//! Design: one [`LimiterState`] per policy set per Envoy process in shared data
-//! (`ballast.<root id>.concurrency.v<layout>.<policy set>`): requests in flight and the learned
-//! limit. Admission and release are each one compare-and-swap of that record, so in flight
-//! stays within the limit across workers; if every CAS attempt loses, the request is admitted
-//! anyway (fail open) and `concurrency_contended` counts it (the other, rarer ways past the
-//! limit are listed in README, "Enforcement across workers").
+//! Design: one [`LimiterState`] per policy set per proxy process in the store: requests in
+//! flight (per VM) and the learned limit. Admission and release are each one compare-and-swap
+//! of that record, so in flight stays within the limit across workers; if every CAS attempt
+//! loses, the request is admitted anyway (fail open) and `concurrency_contended` counts it (the
+//! other, rarer ways past the limit are listed in README, "Enforcement across workers").
 //!
 //! In flight is recorded per VM: each VM writes its own true count in every update (a lost
 //! write is thus repaired by the next one, at the latest on the next tick) and refreshes it
-//! every second while idle. Entries of a VM that stopped (crashed and was replaced under
-//! `FAIL_RELOAD`) are removed after 5 s by a surviving VM, and their slots come back
-//! (`concurrency_reclaimed`).
+//! every second while idle. Entries of a VM that stopped (crashed and was replaced) are removed
+//! after 5 s by a surviving VM, and their slots come back (`concurrency_reclaimed`).
 //!
 //! RTT samples (request headers → response headers, or → end of stream) of admitted requests
 //! are aggregated per worker over `window`; when a window is full its summary is fed to the
 //! shared algorithm in the same CAS as the release. Local replies and cancelled requests are
 //! not samples.
 //!
-//! A request over the limit waits (paused) in this worker's queue; a slot freed by a release
-//! on this worker is handed to a waiter in the same CAS, and `on_tick` (every 10 ms) admits
-//! waiters when other workers freed slots and rejects those whose wait ran out. A paused stream
-//! is resumed with `set_effective_context` + `resume_http_request`. A waiter whose caller stated
-//! a deadline leaves by that deadline less the learned no-load RTT (504 / DEADLINE_EXCEEDED):
-//! a slot it got later would serve nobody.
+//! A request over the limit waits in this worker's queue ([`Arrival::Waiting`]: the caller
+//! pauses it). A slot freed by a release on this worker is handed to a waiter in the same CAS
+//! ([`Limiter::release`] names the stream to resume), and [`Limiter::tick`] (every 10 ms)
+//! admits waiters when other workers freed slots and answers those whose wait ran out. A waiter
+//! whose caller stated a deadline leaves by that deadline less the learned no-load RTT (504 /
+//! DEADLINE_EXCEEDED): a slot it got later would serve nobody.
 
 mod entry;
-mod reply;
+mod refusal;
 
-use crate::metrics::ConcurrencyMetrics;
-use crate::shared::{self, Update};
-use ballast_policy::concurrency::holders::{HolderId, HEARTBEAT_PERIOD};
-use ballast_policy::concurrency::queue::{Refused, WaitQueue};
-use ballast_policy::concurrency::window::SampleWindow;
-use ballast_policy::concurrency::{Holding, LimiterState};
-use ballast_policy::config::{ConcurrencyConfig, Measure};
-use ballast_policy::duration::Nanos;
+use super::holders::HolderId;
+use super::queue::{Refused, WaitQueue};
+use super::window::SampleWindow;
+use super::{Holding, LimiterState};
+use crate::config::{ConcurrencyConfig, Measure};
+use crate::duration::Nanos;
+use crate::env::Env;
+use crate::metrics::Metric;
+use crate::reply::LocalReply;
+use crate::store::{self, Update};
 use entry::handing_over;
-use proxy_wasm::hostcalls;
-use reply::Refusal;
+use refusal::Refusal;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// Where a paused request stands; shared between its HTTP context and the root.
+/// A stream, as the host names it (proxy-wasm's context id).
+pub type StreamId = u32;
+
+/// Where a paused request stands; shared between its stream and the limiter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ticket {
     /// Still waiting.
     Waiting,
     /// Admitted at this time (holds a slot).
     Admitted(Nanos),
-    /// Rejected (a local reply was sent).
+    /// Rejected (answered with a local reply).
     Rejected,
 }
 
@@ -61,15 +64,12 @@ pub enum Arrival {
     Admitted,
     /// Waiting: pause the request; the ticket changes when it leaves the queue.
     Waiting(Rc<Cell<Ticket>>),
-    /// Rejected: a local reply was sent; pause the request.
-    Rejected,
+    /// Rejected: send this reply (the request stays paused).
+    Rejected(LocalReply),
 }
 
-/// A waiting request's ticket and whether it is gRPC (for the shape of a rejection).
-type WaitingRequest = (Rc<Cell<Ticket>>, bool);
-
-/// What the limiter needs to know of a request it cannot admit at once; read from the host only
-/// then, so admitted requests pay no header reads for it.
+/// What the limiter needs to know of a request it cannot admit at once; the caller reads it
+/// only then, so admitted requests pay no header reads for it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OverLimit {
     /// gRPC requests are answered with a grpc-status.
@@ -78,15 +78,27 @@ pub struct OverLimit {
     pub remaining: Option<Nanos>,
 }
 
+/// What a tick decided: streams to answer (whose wait ran out), then streams to resume
+/// (admitted into slots freed elsewhere).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TickOutcome {
+    /// Answer each of these streams with its reply.
+    pub reject: Vec<(StreamId, LocalReply)>,
+    /// Resume each of these streams: it holds a slot now.
+    pub resume: Vec<StreamId>,
+}
+
+/// A waiting request's ticket and whether it is gRPC (for the shape of a rejection).
+type WaitingRequest = (Rc<Cell<Ticket>>, bool);
+
 /// One policy set's limiter as this VM sees it.
 pub struct Limiter {
     key: String,
     config: ConcurrencyConfig,
-    metrics: ConcurrencyMetrics,
     window: RefCell<SampleWindow>,
-    queue: RefCell<WaitQueue<u32>>,
-    /// Waiting requests by context id: their ticket and whether they are gRPC.
-    tickets: RefCell<HashMap<u32, WaitingRequest>>,
+    queue: RefCell<WaitQueue<StreamId>>,
+    /// Waiting requests by stream: their ticket and whether they are gRPC.
+    tickets: RefCell<HashMap<StreamId, WaitingRequest>>,
     /// In flight (all workers) as last seen here; enough for the algorithm's load test.
     last_in_flight: Cell<u32>,
     /// This VM's entry in the shared record (`None` until its first request).
@@ -102,25 +114,19 @@ pub struct Limiter {
 }
 
 impl Limiter {
-    /// The limiter of policy set `set_name`; creates its shared record if missing.
-    pub fn open(
-        scope: &str,
-        set_name: &str,
-        config: ConcurrencyConfig,
-        metrics: ConcurrencyMetrics,
-        now: Nanos,
-    ) -> Limiter {
-        let key = format!(
-            "ballast.{scope}.concurrency.v{}.{set_name}",
-            LimiterState::VERSION
+    /// The limiter stored under `key` (one per policy set and plugin instance); creates its
+    /// shared record if missing.
+    pub fn open(env: Env<'_>, key: String, config: ConcurrencyConfig, now: Nanos) -> Limiter {
+        store::ensure(
+            env.store,
+            &key,
+            &LimiterState::new(&config.algorithm, now).encode(),
         );
-        shared::ensure(&key, &LimiterState::new(&config.algorithm, now).encode());
         Limiter {
             key,
             queue: RefCell::new(WaitQueue::new(config.queue)),
             window: RefCell::new(SampleWindow::new(now)),
             config,
-            metrics,
             tickets: RefCell::new(HashMap::new()),
             last_in_flight: Cell::new(0),
             holder: Cell::new(None),
@@ -131,21 +137,33 @@ impl Limiter {
         }
     }
 
+    /// The shared-data key of its record, `<prefix>.concurrency.v<layout>.<policy set>`.
+    pub fn key_for(prefix: &str, set_name: &str) -> String {
+        format!("{prefix}.concurrency.v{}.{set_name}", LimiterState::VERSION)
+    }
+
     /// Whether a caller's deadline bounds its wait (`queue.respect_deadlines`).
     pub fn respects_deadlines(&self) -> bool {
         self.config.queue.respect_deadlines
     }
 
-    /// A request arrives: admit it, queue it, or reject it (with a local reply).
+    /// Whether RTTs end at the response headers (else at the end of the stream).
+    pub fn measures_at_headers(&self) -> bool {
+        self.config.measure == Measure::Headers
+    }
+
+    /// A request arrives: admit it, queue it, or reject it. `over_limit` is asked only when it
+    /// cannot be admitted at once.
     pub fn arrive(
         &self,
-        context_id: u32,
+        env: Env<'_>,
+        stream: StreamId,
         now: Nanos,
         dry_run: bool,
         over_limit: impl FnOnce() -> OverLimit,
     ) -> Arrival {
         let me = self.me();
-        let result = shared::update(&self.key, |bytes| {
+        let result = store::update(env.store, &self.key, |bytes| {
             let mut state = self.state(bytes, now);
             // A worker that stopped must not keep its slots just because no registered worker
             // is left to notice (one worker; or all traffic on one worker's connection).
@@ -159,34 +177,31 @@ impl Limiter {
                 };
                 state.report(counted, now);
             }
+            let seen = Seen::of(&state, now);
             (
                 state.encode(),
-                (
-                    (holder, admitted, removed),
-                    state.limit(now),
-                    (state.in_flight(), state.queued()),
-                    state.noload_rtt(),
-                ),
+                (Acquired { holder, admitted }, removed, seen),
             )
         });
         let mut noload_rtt = 0;
         let admitted = match result {
-            Update::Stored(((holder, admitted, removed), limit, (in_flight, queued), noload)) => {
-                self.written(holder, me, in_flight, queued);
-                self.note_reclaimed(removed);
-                noload_rtt = noload;
-                self.metrics.limit.set(u64::from(limit));
-                if holder.is_none() {
+            Update::Stored((acquired, removed, seen)) => {
+                self.written(env, acquired.holder, me, seen);
+                env.metrics
+                    .set(Metric::ConcurrencyLimit, u64::from(seen.limit));
+                self.note_reclaimed(env, removed);
+                noload_rtt = seen.noload_rtt;
+                if acquired.holder.is_none() {
                     // No room to register this VM (more than MAX_HOLDERS): fail open.
-                    self.metrics.contended.increment();
+                    env.metrics.add(Metric::ConcurrencyContended, 1);
                     true
                 } else {
-                    admitted
+                    acquired.admitted
                 }
             }
             Update::Contended | Update::Failed => {
                 // Fail open; the slot is written with this VM's next update.
-                self.lost();
+                self.lost(env);
                 true
             }
         };
@@ -198,7 +213,7 @@ impl Limiter {
         }
         self.window.borrow_mut().mark_turned_away();
         if dry_run {
-            self.metrics.rejected.increment();
+            env.metrics.add(Metric::ConcurrencyRejected, 1);
             return Arrival::Admitted;
         }
         let request = over_limit();
@@ -213,45 +228,44 @@ impl Limiter {
         let start_by = request
             .remaining
             .map(|remaining| now.saturating_add(remaining).saturating_sub(margin));
-        let grpc = request.grpc;
-        // The queue's borrow ends here: `reject` below makes host calls.
-        let pushed = self.queue.borrow_mut().push(context_id, now, start_by);
+        let pushed = self.queue.borrow_mut().push(stream, now, start_by);
         match pushed {
             Ok(()) => {
                 let ticket = Rc::new(Cell::new(Ticket::Waiting));
                 self.tickets
                     .borrow_mut()
-                    .insert(context_id, (ticket.clone(), grpc));
+                    .insert(stream, (ticket.clone(), request.grpc));
                 Arrival::Waiting(ticket)
             }
-            Err(Refused::Full) => {
-                self.reject(grpc, Refusal::Limit);
-                Arrival::Rejected
-            }
+            Err(Refused::Full) => Arrival::Rejected(self.refuse(env, request.grpc, Refusal::Limit)),
             Err(Refused::DeadlineTooClose) => {
-                self.reject(grpc, Refusal::Deadline);
-                Arrival::Rejected
+                Arrival::Rejected(self.refuse(env, request.grpc, Refusal::Deadline))
             }
         }
     }
 
     /// An admitted request finished (`rtt` is `None` when it is not a sample: cancelled, or a
-    /// local reply). Frees its slot, or hands it to a local waiter; returns whether a waiter
-    /// was resumed (the effective context then points at it: callers restore their own).
+    /// local reply). Frees its slot, or hands it to a local waiter: returns the stream to
+    /// resume, if any.
     ///
-    /// Never answer another stream's waiter from here: this runs inside an HTTP callback, and a
-    /// local reply sent during one makes the host stop iteration of the *current* stream
+    /// Never answers another stream's waiter: this runs inside an HTTP callback, and a local
+    /// reply sent during one makes the host stop iteration of the *current* stream
     /// (proxy-wasm-cpp-host's `stopNextIteration`). Waiters past their time are answered by
     /// the tick.
-    pub fn release(&self, now: Nanos, rtt: Option<Nanos>, status: u16) -> bool {
-        // Only a waiter that can still be answered in time may take the slot; those past their
-        // time are answered by the tick.
+    pub fn release(
+        &self,
+        env: Env<'_>,
+        now: Nanos,
+        rtt: Option<Nanos>,
+        status: u16,
+    ) -> Option<StreamId> {
+        // Only a waiter that can still be answered in time may take the slot.
         let has_waiter = self.queue.borrow().has_live(now);
         let (window_done, summary) = {
             let mut window = self.window.borrow_mut();
             if let Some(rtt) = rtt {
                 let in_flight = self.last_in_flight.get();
-                window.add(rtt, in_flight, status == 503 || status == 504);
+                window.add(rtt, in_flight, is_congestion(status));
             }
             let due = now.saturating_sub(window.started) >= self.config.window
                 && window.count() >= self.config.min_samples;
@@ -263,7 +277,7 @@ impl Limiter {
         };
         self.add_held(-1);
         let me = self.me();
-        let result = shared::update(&self.key, |bytes| {
+        let result = store::update(env.store, &self.key, |bytes| {
             let mut state = self.state(bytes, now);
             let mut holder = state.report(me, now);
             if let Some(sample) = summary {
@@ -277,78 +291,72 @@ impl Limiter {
                     state.report(handing_over(holder, me), now);
                 }
             }
+            let seen = Seen::of(&state, now);
             (
                 state.encode(),
                 (
-                    holder,
-                    handed,
-                    state.limit(now),
-                    (state.in_flight(), state.queued()),
-                    state.last_rtt,
-                    state.noload_rtt(),
+                    Acquired {
+                        holder,
+                        admitted: handed,
+                    },
+                    seen,
                 ),
             )
         });
         let handed = match result {
-            Update::Stored((holder, handed, limit, (in_flight, queued), last_rtt, noload_rtt)) => {
-                let written = if handed { handing_over(holder, me) } else { me };
-                self.written(holder, written, in_flight, queued);
+            Update::Stored((acquired, seen)) => {
+                let written = if acquired.admitted {
+                    handing_over(acquired.holder, me)
+                } else {
+                    me
+                };
+                self.written(env, acquired.holder, written, seen);
                 if window_done {
                     // Only now: a window whose summary was not stored keeps its samples.
                     *self.window.borrow_mut() = SampleWindow::new(now);
                 }
-                self.metrics.limit.set(u64::from(limit));
+                env.metrics
+                    .set(Metric::ConcurrencyLimit, u64::from(seen.limit));
                 if summary.is_some() {
-                    self.metrics.sample_rtt_us.set(last_rtt / 1_000);
-                    self.metrics.min_rtt_us.set(noload_rtt / 1_000);
+                    env.metrics
+                        .set(Metric::ConcurrencySampleRttUs, seen.last_rtt / 1_000);
+                    env.metrics
+                        .set(Metric::ConcurrencyMinRttUs, seen.noload_rtt / 1_000);
                 }
-                handed
+                acquired.admitted
             }
             Update::Contended | Update::Failed => {
-                self.lost();
+                self.lost(env);
                 false
             }
         };
-        if handed {
-            self.add_held(1);
-        }
         if !handed {
-            return false;
+            return None;
         }
+        self.add_held(1);
         let next = self.queue.borrow_mut().pop(now);
         match next {
-            Some(waiter) => {
-                self.resume(waiter.id, now);
-                true
-            }
+            Some(waiter) => Some(self.admit_waiter(waiter.id, now)),
             // Not reached (`has_live` found one, and nothing ran since): give the slot back,
             // without a hand-off so this cannot recurse.
             None => {
-                self.give_back(now);
-                false
+                self.give_back(env, now);
+                None
             }
-        }
-    }
-
-    fn resume(&self, context_id: u32, now: Nanos) {
-        if let Some((ticket, _)) = self.tickets.borrow_mut().remove(&context_id) {
-            ticket.set(Ticket::Admitted(now));
-        }
-        if hostcalls::set_effective_context(context_id).is_ok() {
-            let _ = hostcalls::resume_http_request();
         }
     }
 
     /// A waiting request's stream went away.
-    pub fn abandon(&self, context_id: u32) {
-        if self.queue.borrow_mut().remove(context_id) {
-            self.tickets.borrow_mut().remove(&context_id);
+    pub fn abandon(&self, stream: StreamId) {
+        if self.queue.borrow_mut().remove(stream) {
+            self.tickets.borrow_mut().remove(&stream);
         }
     }
 
-    /// Periodic work: time out waiters, write this VM's entry when due, admit waiters into
-    /// slots freed elsewhere.
-    pub fn tick(&self, now: Nanos) {
+    /// Periodic work: answer waiters whose time ran out, write this VM's entry when due, admit
+    /// waiters into slots freed elsewhere.
+    pub fn tick(&self, env: Env<'_>, now: Nanos) -> TickOutcome {
+        let mut outcome = TickOutcome::default();
         let expired = self.queue.borrow_mut().expire(now);
         for waiter in expired {
             let grpc = self
@@ -363,67 +371,108 @@ impl Limiter {
             let why = if waiter.deadline_bound {
                 Refusal::Deadline
             } else {
+                env.metrics.add(Metric::ConcurrencyQueueTimeouts, 1);
                 Refusal::Limit
             };
-            if hostcalls::set_effective_context(waiter.id).is_ok() {
-                if why == Refusal::Limit {
-                    self.metrics.queue_timeouts.increment();
-                }
-                self.reject(grpc, why);
-            }
+            outcome
+                .reject
+                .push((waiter.id, self.refuse(env, grpc, why)));
         }
         let registered = self.holder.get().is_some() || self.held.get() > 0;
         let last = self.last_heartbeat.get();
         // A clock that stepped back makes the heartbeat due at once rather than never.
-        let heartbeat_due = now < last || now.saturating_sub(last) >= HEARTBEAT_PERIOD;
+        let heartbeat_due =
+            now < last || now.saturating_sub(last) >= super::holders::HEARTBEAT_PERIOD;
         let queue_changed = self.me().queued != self.written_queued.get();
         if registered && (self.behind.get() || heartbeat_due || queue_changed) {
-            self.heartbeat(now);
+            self.heartbeat(env, now);
         } else if !registered && heartbeat_due {
-            self.sweep(now);
+            self.sweep(env, now);
         }
         while self.queue.borrow().has_live(now) {
             // Under overload the record is usually full: look before writing, so waiting
             // workers do not add a CAS every tick to the races arrivals must win.
             let full = self
-                .peek()
+                .peek(env)
                 .is_some_and(|state| state.in_flight() >= state.limit(now));
             if full {
                 break;
             }
             let me = self.me();
-            let result = shared::update(&self.key, |bytes| {
+            let result = store::update(env.store, &self.key, |bytes| {
                 let mut state = self.state(bytes, now);
                 let (holder, admitted) = state.try_acquire(me, now);
                 if admitted {
                     state.report(handing_over(holder, me), now);
                 }
-                (
-                    state.encode(),
-                    (holder, admitted, (state.in_flight(), state.queued())),
-                )
+                let seen = Seen::of(&state, now);
+                (state.encode(), (Acquired { holder, admitted }, seen))
             });
-            let Update::Stored((holder, admitted, (in_flight, queued))) = result else {
+            let Update::Stored((acquired, seen)) = result else {
                 break;
             };
-            let written = if admitted {
-                handing_over(holder, me)
+            let written = if acquired.admitted {
+                handing_over(acquired.holder, me)
             } else {
                 me
             };
-            self.written(holder, written, in_flight, queued);
-            if !admitted {
+            self.written(env, acquired.holder, written, seen);
+            if !acquired.admitted {
                 break;
             }
             self.add_held(1);
             let next = self.queue.borrow_mut().pop(now);
             match next {
-                Some(waiter) => self.resume(waiter.id, now),
+                Some(waiter) => outcome.resume.push(self.admit_waiter(waiter.id, now)),
                 None => {
-                    self.give_back(now);
+                    self.give_back(env, now);
                     break;
                 }
             }
+        }
+        outcome
+    }
+
+    /// A waiter leaves the queue holding a slot: its ticket says so.
+    fn admit_waiter(&self, stream: StreamId, now: Nanos) -> StreamId {
+        if let Some((ticket, _)) = self.tickets.borrow_mut().remove(&stream) {
+            ticket.set(Ticket::Admitted(now));
+        }
+        stream
+    }
+}
+
+/// The response statuses that say the upstream is congested (a sample of a dropped request).
+fn is_congestion(status: u16) -> bool {
+    status == 503 || status == 504
+}
+
+/// What an update acquired: this VM's entry (`None`: no room to register) and whether a slot
+/// was added.
+#[derive(Debug, Clone, Copy)]
+struct Acquired {
+    holder: Option<HolderId>,
+    admitted: bool,
+}
+
+/// The record as an update left it, for this VM's view and the gauges.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    limit: u32,
+    in_flight: u32,
+    queued: u32,
+    last_rtt: Nanos,
+    noload_rtt: Nanos,
+}
+
+impl Seen {
+    fn of(state: &LimiterState, now: Nanos) -> Seen {
+        Seen {
+            limit: state.limit(now),
+            in_flight: state.in_flight(),
+            queued: state.queued(),
+            last_rtt: state.last_rtt,
+            noload_rtt: state.noload_rtt(),
         }
     }
 }

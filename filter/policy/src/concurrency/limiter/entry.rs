@@ -2,13 +2,15 @@
 //! length), how a lost write is repaired, the heartbeat, and the removal of stopped VMs.
 //!
 //! Why apart from `mod.rs`: admission and release decide; this part keeps the shared count
-//! true across workers and crashes (see `ballast_policy::concurrency::holders`).
+//! true across workers and crashes (see `concurrency::holders`).
 
-use super::Limiter;
-use crate::shared::{self, Update};
-use ballast_policy::concurrency::holders::{HolderId, Removed};
-use ballast_policy::concurrency::{Holding, LimiterState};
-use ballast_policy::duration::Nanos;
+use super::{Limiter, Seen};
+use crate::concurrency::holders::{HolderId, Removed};
+use crate::concurrency::{Holding, LimiterState};
+use crate::duration::Nanos;
+use crate::env::Env;
+use crate::metrics::Metric;
+use crate::store::{self, Update};
 
 /// What a VM writes of itself when a slot it just acquired goes to one of its waiters: one more
 /// slot held, one fewer waiting.
@@ -37,28 +39,28 @@ impl Limiter {
         }
     }
 
-    /// An update that carried this VM's entry (`me`) was stored; `in_flight` and `queued` are
-    /// the record's totals after it.
-    pub(super) fn written(
-        &self,
-        holder: Option<HolderId>,
-        me: Holding,
-        in_flight: u32,
-        queued: u32,
-    ) {
+    /// An update that carried this VM's entry (`me`) was stored and left the record as `seen`.
+    pub(super) fn written(&self, env: Env<'_>, holder: Option<HolderId>, me: Holding, seen: Seen) {
         self.holder.set(holder);
         // Without an entry (table full) nothing of this VM was stored: still behind.
         self.behind.set(holder.is_none());
         self.written_queued.set(me.queued);
-        self.last_in_flight.set(in_flight);
-        self.metrics.in_flight.set(u64::from(in_flight));
-        self.metrics.queued.set(u64::from(queued));
+        self.saw_totals(env, seen);
+    }
+
+    /// Keeps the record's totals as this VM last saw them, and their gauges.
+    fn saw_totals(&self, env: Env<'_>, seen: Seen) {
+        self.last_in_flight.set(seen.in_flight);
+        env.metrics
+            .set(Metric::ConcurrencyInFlight, u64::from(seen.in_flight));
+        env.metrics
+            .set(Metric::ConcurrencyQueued, u64::from(seen.queued));
     }
 
     /// An update was lost to contention: the entry is behind until the next write.
-    pub(super) fn lost(&self) {
+    pub(super) fn lost(&self, env: Env<'_>) {
         self.behind.set(true);
-        self.metrics.contended.increment();
+        env.metrics.add(Metric::ConcurrencyContended, 1);
     }
 
     pub(super) fn add_held(&self, delta: i32) {
@@ -68,75 +70,70 @@ impl Limiter {
     /// Returns one slot this VM took for a waiter it then could not find: the entry is written
     /// at once by the heartbeat's update, and stays marked behind (repaired at the next tick)
     /// if that write loses its race.
-    pub(super) fn give_back(&self, now: Nanos) {
+    pub(super) fn give_back(&self, env: Env<'_>, now: Nanos) {
         self.add_held(-1);
         self.behind.set(true);
-        self.heartbeat(now);
+        self.heartbeat(env, now);
     }
 
     /// The shared record as it is now, read without writing (`None` if missing or unreadable).
-    pub(super) fn peek(&self) -> Option<LimiterState> {
-        shared::read(&self.key).and_then(|b| LimiterState::decode(&self.config.algorithm, &b))
+    pub(super) fn peek(&self, env: Env<'_>) -> Option<LimiterState> {
+        store::read(env.store, &self.key)
+            .and_then(|b| LimiterState::decode(&self.config.algorithm, &b))
     }
 
     /// Writes this VM's entry (repairing a lost update, proving it is alive, updating its
     /// queue length) and takes back the slots of VMs that stopped writing theirs.
-    pub(super) fn heartbeat(&self, now: Nanos) {
+    pub(super) fn heartbeat(&self, env: Env<'_>, now: Nanos) {
         let me = self.me();
-        let result = shared::update(&self.key, |bytes| {
+        let result = store::update(env.store, &self.key, |bytes| {
             let mut state = self.state(bytes, now);
             // Dead entries first: they may be what keeps a full table from registering `me`.
             let removed = state.remove_dead(now, me.id);
             let holder = state.report(me, now);
-            (
-                state.encode(),
-                (holder, removed, (state.in_flight(), state.queued())),
-            )
+            let seen = Seen::of(&state, now);
+            (state.encode(), (holder, removed, seen))
         });
-        if let Update::Stored((holder, removed, (in_flight, queued))) = result {
-            self.written(holder, me, in_flight, queued);
+        if let Update::Stored((holder, removed, seen)) = result {
+            self.written(env, holder, me, seen);
             self.last_heartbeat.set(now);
-            self.note_reclaimed(removed);
+            self.note_reclaimed(env, removed);
         }
     }
 
     /// A VM that has no entry yet (it has not served a request) still looks for stopped VMs
     /// once a second: read only, and a write only when there is an entry to remove.
-    pub(super) fn sweep(&self, now: Nanos) {
+    pub(super) fn sweep(&self, env: Env<'_>, now: Nanos) {
         self.last_heartbeat.set(now);
         let dead = self
-            .peek()
+            .peek(env)
             .is_some_and(|state| state.holders.has_dead(now, None));
         if !dead {
             return;
         }
-        let result = shared::update(&self.key, |bytes| {
+        let result = store::update(env.store, &self.key, |bytes| {
             let mut state = self.state(bytes, now);
             let removed = state.remove_dead(now, None);
-            (
-                state.encode(),
-                (removed, (state.in_flight(), state.queued())),
-            )
+            let seen = Seen::of(&state, now);
+            (state.encode(), (removed, seen))
         });
-        if let Update::Stored((removed, (in_flight, queued))) = result {
-            self.last_in_flight.set(in_flight);
-            self.metrics.in_flight.set(u64::from(in_flight));
-            self.metrics.queued.set(u64::from(queued));
-            self.note_reclaimed(removed);
+        if let Update::Stored((removed, seen)) = result {
+            self.saw_totals(env, seen);
+            self.note_reclaimed(env, removed);
         }
     }
 
-    pub(super) fn note_reclaimed(&self, removed: Removed) {
+    /// Counts the slots of stopped VMs that an update took back.
+    pub(super) fn note_reclaimed(&self, env: Env<'_>, removed: Removed) {
         if removed.held == 0 && removed.queued == 0 {
             return;
         }
-        self.metrics.reclaimed.add(u64::from(removed.held));
-        log::warn!(
+        env.metrics
+            .add(Metric::ConcurrencyReclaimed, u64::from(removed.held));
+        env.metrics.warn(&format!(
             "concurrency limiter {}: reclaimed {} slot(s) of a worker VM that stopped \
              (its {} waiting request(s) went with it)",
-            self.key,
-            removed.held,
-            removed.queued
-        );
+            self.key, removed.held, removed.queued
+        ));
     }
 }

@@ -1,0 +1,128 @@
+//! Every metric ballast exports, by name, and where policies report them (and warnings).
+//!
+//! Why here and not in the plugin: which numbers a policy reports, and when, is part of the
+//! policy (a rejection counted twice is a policy bug). Policies report to a [`Telemetry`];
+//! the plugin's turns each [`Metric`] into a proxy-wasm metric of the policy set and each
+//! warning into a log line, tests use [`Recorded`]. Names are rendered by the plugin with the
+//! policy-set tag.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+/// Counter or gauge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only grows.
+    Counter,
+    /// Set to a value.
+    Gauge,
+}
+
+/// Which section of a policy set needs a metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Every policy set.
+    Always,
+    /// A set with retry rules (`retry` or `retry_budget`).
+    Retry,
+    /// A set with a retry budget.
+    RetryBudget,
+    /// A set with a concurrency limiter.
+    Concurrency,
+}
+
+macro_rules! metrics {
+    ($($variant:ident => $name:literal, $kind:ident, $needs:ident, $doc:literal;)*) => {
+        /// A metric of one policy set (README, "Metrics", says what each means).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Metric {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl Metric {
+            /// Every metric, in declaration order (`metric as usize` indexes it).
+            pub const ALL: &'static [Metric] = &[$(Metric::$variant,)*];
+
+            /// Its name without prefix and tag, e.g. `concurrency_rejected`.
+            pub fn name(self) -> &'static str {
+                match self { $(Metric::$variant => $name,)* }
+            }
+
+            /// Counter or gauge.
+            pub fn kind(self) -> Kind {
+                match self { $(Metric::$variant => Kind::$kind,)* }
+            }
+
+            /// Which section makes a policy set export it.
+            pub fn needs(self) -> Needs {
+                match self { $(Metric::$variant => Needs::$needs,)* }
+            }
+        }
+    };
+}
+
+metrics! {
+    RequestsTotal => "requests_total", Counter, Always, "Requests routed to the policy set.";
+    RetriesAllowed => "retries_allowed", Counter, Retry, "Retries Envoy made within the budget.";
+    RetriesDeniedBudget => "retries_denied_budget", Counter, Retry, "Failed requests a spent budget kept from a retry.";
+    RetriesDeniedNotIdempotent => "retries_denied_not_idempotent", Counter, Retry, "Failed requests not retried because they are not idempotent.";
+    RetryBudgetContended => "retry_budget_contended", Counter, Retry, "Budget updates that lost every CAS race.";
+    RetriedRequestsReceived => "retried_requests_received", Counter, Retry, "Requests marked as retries by a trusted peer.";
+    RetryMarksMalformed => "retry_marks_malformed", Counter, Retry, "Retry marks that did not parse.";
+    RetryBudgetAvailable => "retry_budget_available", Gauge, RetryBudget, "Whole retries available in the budget.";
+    ConcurrencyLimit => "concurrency_limit", Gauge, Concurrency, "The current limit.";
+    ConcurrencyInFlight => "concurrency_in_flight", Gauge, Concurrency, "Requests in flight, all workers.";
+    ConcurrencyQueued => "concurrency_queued", Gauge, Concurrency, "Requests waiting, all workers.";
+    ConcurrencySampleRttUs => "concurrency_sample_rtt_us", Gauge, Concurrency, "The last window RTT fed to the algorithm.";
+    ConcurrencyMinRttUs => "concurrency_min_rtt_us", Gauge, Concurrency, "The learned no-load RTT.";
+    ConcurrencyRejected => "concurrency_rejected", Counter, Concurrency, "Requests the limiter answered itself.";
+    ConcurrencyQueueTimeouts => "concurrency_queue_timeouts", Counter, Concurrency, "Requests whose wait ran out.";
+    ConcurrencyDeadlineDrops => "concurrency_deadline_drops", Counter, Concurrency, "Requests answered because their deadline would pass first.";
+    ConcurrencyContended => "concurrency_contended", Counter, Concurrency, "Limiter updates that lost every CAS race.";
+    ConcurrencyReclaimed => "concurrency_reclaimed", Counter, Concurrency, "Slots returned from worker VMs that stopped.";
+}
+
+/// Where a policy set's policies report their numbers and what an operator must hear of.
+pub trait Telemetry {
+    /// Adds `n` to a counter.
+    fn add(&self, metric: Metric, n: u64);
+    /// Sets a gauge.
+    fn set(&self, metric: Metric, value: u64);
+    /// Something an operator should know (a log line at warning level in the plugin).
+    fn warn(&self, message: &str);
+}
+
+/// Telemetry that keeps what it is told, for tests.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    values: RefCell<BTreeMap<Metric, u64>>,
+    warnings: RefCell<Vec<String>>,
+}
+
+impl Recorded {
+    /// The counter's total or the gauge's last value (0 if never reported).
+    pub fn get(&self, metric: Metric) -> u64 {
+        self.values.borrow().get(&metric).copied().unwrap_or(0)
+    }
+
+    /// The warnings so far.
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings.borrow().clone()
+    }
+}
+
+impl Telemetry for Recorded {
+    fn add(&self, metric: Metric, n: u64) {
+        let mut values = self.values.borrow_mut();
+        let total = values.entry(metric).or_insert(0);
+        *total = total.saturating_add(n);
+    }
+
+    fn set(&self, metric: Metric, value: u64) {
+        self.values.borrow_mut().insert(metric, value);
+    }
+
+    fn warn(&self, message: &str) {
+        self.warnings.borrow_mut().push(message.to_string());
+    }
+}

@@ -1,0 +1,292 @@
+//! One policy set's retry policy as a worker VM runs it: the decision at the request (how many
+//! retries Envoy's router may make, through `x-envoy-max-retries`) and the settlement at the
+//! response (refund of unused reservations, metrics, the explain header), with the budget kept
+//! across workers in a [`SharedStore`].
+//!
+//! Mechanism (measured in Envoy 1.40, see README "Retry budgets"): the router honours
+//! `x-envoy-max-retries` over the route's `num_retries`; with
+//! `include_attempt_count_in_response: true` the final response carries `x-envoy-attempt-count`,
+//! and the unused part of the reservation is refunded. Reserving up front is what makes the
+//! bound hold across workers: a retry can only happen if its token was taken from the shared
+//! budget first. First attempts that reserve nothing are counted locally and flushed once a
+//! second ([`RetryPolicy::flush`]).
+
+use super::{
+    attempt_of, AttemptMark, BudgetParams, BudgetState, Eligibility, RetryPlan, RetryRules,
+};
+use crate::duration::Nanos;
+use crate::env::Env;
+use crate::metrics::Metric;
+use crate::routing::{peer_is_trusted, RequestView};
+use crate::store::{self, Update};
+use crate::trust::TrustedPeers;
+use std::cell::Cell;
+
+/// Request header through which Envoy's router takes the retry count.
+pub const MAX_RETRIES_HEADER: &str = "x-envoy-max-retries";
+/// Attempt count: on requests from Envoy's router upstream, on responses when enabled.
+pub const ATTEMPT_COUNT_HEADER: &str = "x-envoy-attempt-count";
+/// gRPC's retry mark on requests.
+pub const GRPC_PREVIOUS_ATTEMPTS_HEADER: &str = "grpc-previous-rpc-attempts";
+
+/// What to do with a request's retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryDecision {
+    /// Carried to the response.
+    pub plan: RetryPlan,
+    /// Set `x-envoy-max-retries` to this (`None`: leave the route's retry policy alone).
+    pub max_retries: Option<u32>,
+}
+
+/// A response header explaining why a failed request was not retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    /// The configured header name.
+    pub header: String,
+    /// e.g. `retry-denied=budget; retries=1`.
+    pub value: String,
+}
+
+/// The shared budget of one policy set, as this VM sees it.
+#[derive(Debug)]
+struct SharedBudget {
+    key: String,
+    params: BudgetParams,
+    /// First attempts counted here but not yet written to the store.
+    pending_firsts: Cell<u32>,
+}
+
+impl SharedBudget {
+    fn state(bytes: Option<&[u8]>) -> BudgetState {
+        bytes.and_then(BudgetState::decode).unwrap_or_default()
+    }
+
+    fn count_first(&self) {
+        self.pending_firsts
+            .set(self.pending_firsts.get().saturating_add(1));
+    }
+
+    /// Counts this first attempt (and pending ones) and reserves up to `wanted` retries;
+    /// returns the grant and the budget second it was booked in.
+    fn reserve(&self, env: Env<'_>, now: Nanos, wanted: u32) -> Update<(u32, u64)> {
+        let pending = self.pending_firsts.get().saturating_add(1);
+        let result = store::update(env.store, &self.key, |bytes| {
+            let mut state = Self::state(bytes);
+            state.record_firsts(&self.params, now, pending);
+            let grant = state.withdraw_at(&self.params, now, wanted);
+            (state.encode(), grant)
+        });
+        match result {
+            Update::Stored(_) => self.pending_firsts.set(0),
+            // The first attempt still counts: keep it for the next flush.
+            Update::Contended | Update::Failed => self.count_first(),
+        }
+        result
+    }
+
+    /// Gives back `n` unused retries to the bucket `reserved_in` they came from.
+    fn refund(&self, env: Env<'_>, now: Nanos, reserved_in: u64, n: u32) -> Update<()> {
+        if n == 0 {
+            return Update::Stored(());
+        }
+        store::update(env.store, &self.key, |bytes| {
+            let mut state = Self::state(bytes);
+            state.refund(&self.params, now, reserved_in, n);
+            (state.encode(), ())
+        })
+    }
+
+    /// Writes pending first attempts (if any) and returns the whole retries available now.
+    fn flush(&self, env: Env<'_>, now: Nanos) -> Option<u64> {
+        let available = |state: &BudgetState| {
+            u64::try_from(state.available_milli(&self.params, now).max(0) / 1_000).ok()
+        };
+        let pending = self.pending_firsts.get();
+        if pending == 0 {
+            return available(&Self::state(store::read(env.store, &self.key).as_deref()));
+        }
+        let result = store::update(env.store, &self.key, |bytes| {
+            let mut state = Self::state(bytes);
+            state.record_firsts(&self.params, now, pending);
+            let left = available(&state);
+            (state.encode(), left)
+        });
+        let left = result.stored()?;
+        self.pending_firsts.set(0);
+        left
+    }
+}
+
+/// One policy set's retry rules and budget.
+#[derive(Debug)]
+pub struct RetryPolicy {
+    rules: RetryRules,
+    budget: Option<SharedBudget>,
+}
+
+impl RetryPolicy {
+    /// The policy of a set with `rules` and, if it has one, a budget stored under
+    /// `<prefix>.retry_budget.<set>` (created if missing).
+    pub fn open(
+        env: Env<'_>,
+        prefix: &str,
+        set_name: &str,
+        rules: RetryRules,
+        budget: Option<BudgetParams>,
+    ) -> RetryPolicy {
+        let budget = budget.map(|params| {
+            let key = format!("{prefix}.retry_budget.{set_name}");
+            store::ensure(env.store, &key, &BudgetState::default().encode());
+            SharedBudget {
+                key,
+                params,
+                pending_firsts: Cell::new(0),
+            }
+        });
+        RetryPolicy { rules, budget }
+    }
+
+    /// Recognises a request that is itself a retry and counts it. Marks are believed only from
+    /// `trusted_peers` (the peer is looked up only when a mark is present).
+    pub fn observe_mark(
+        &self,
+        env: Env<'_>,
+        request: &mut dyn RequestView,
+        trusted_peers: &TrustedPeers,
+    ) -> AttemptMark {
+        let envoy = request.header(ATTEMPT_COUNT_HEADER).map(str::to_owned);
+        let grpc = request
+            .header(GRPC_PREVIOUS_ATTEMPTS_HEADER)
+            .map(str::to_owned);
+        if envoy.is_none() && grpc.is_none() {
+            return AttemptMark::First;
+        }
+        if !peer_is_trusted(trusted_peers, request) {
+            return AttemptMark::First;
+        }
+        let mark = attempt_of(envoy.as_deref(), grpc.as_deref());
+        match mark {
+            AttemptMark::Retry(_) => env.metrics.add(Metric::RetriedRequestsReceived, 1),
+            AttemptMark::Malformed => env.metrics.add(Metric::RetryMarksMalformed, 1),
+            AttemptMark::First => {}
+        }
+        mark
+    }
+
+    /// Whether the set has a retry budget (else only eligibility is enforced).
+    pub fn has_budget(&self) -> bool {
+        self.budget.is_some()
+    }
+
+    /// Decides a request's retries: eligibility, the reservation from the budget, and the
+    /// `x-envoy-max-retries` value (none in dry run, or without a budget for an idempotent
+    /// request, whose route then retries as configured).
+    pub fn on_request(
+        &self,
+        env: Env<'_>,
+        request: &mut dyn RequestView,
+        now: Nanos,
+        dry_run: bool,
+    ) -> RetryDecision {
+        let eligibility = self.rules.eligibility_of(request);
+        let wanted = if eligibility.allows_retry() {
+            self.rules.max_retries_per_request
+        } else {
+            0
+        };
+        let (reserved, reserved_in) = match &self.budget {
+            Some(budget) if wanted > 0 => match budget.reserve(env, now, wanted) {
+                Update::Stored(grant) => grant,
+                Update::Contended | Update::Failed => {
+                    env.metrics.add(Metric::RetryBudgetContended, 1);
+                    (0, 0)
+                }
+            },
+            Some(budget) => {
+                budget.count_first();
+                (0, 0)
+            }
+            None => (wanted, 0),
+        };
+        let enforce = !dry_run && (self.budget.is_some() || !eligibility.allows_retry());
+        RetryDecision {
+            plan: RetryPlan {
+                eligibility,
+                reserved,
+                wanted,
+                reserved_in,
+            },
+            max_retries: enforce.then_some(reserved),
+        }
+    }
+
+    /// Settles a plan at the final response (`attempt_count`: its `x-envoy-attempt-count`):
+    /// refunds unused retries, counts, and explains a refusal if configured.
+    pub fn on_response(
+        &self,
+        env: Env<'_>,
+        plan: &RetryPlan,
+        status: u16,
+        attempt_count: Option<&str>,
+        now: Nanos,
+    ) -> Option<Explanation> {
+        let outcome = plan.settle(status, attempt_count);
+        if let Some(budget) = &self.budget {
+            let refund = budget.refund(env, now, plan.reserved_in, outcome.refund);
+            if refund.stored().is_none() {
+                env.metrics.add(Metric::RetryBudgetContended, 1);
+            }
+        }
+        env.metrics
+            .add(Metric::RetriesAllowed, u64::from(outcome.used));
+        if outcome.denied_budget {
+            env.metrics.add(Metric::RetriesDeniedBudget, 1);
+        }
+        if outcome.denied_not_idempotent {
+            env.metrics.add(Metric::RetriesDeniedNotIdempotent, 1);
+        }
+        let header = self.rules.explain_header.as_ref()?;
+        let reason = if outcome.denied_budget {
+            "budget"
+        } else if outcome.denied_not_idempotent {
+            "not-idempotent"
+        } else {
+            return None;
+        };
+        Some(Explanation {
+            header: header.clone(),
+            value: format!("retry-denied={reason}; retries={}", outcome.used),
+        })
+    }
+
+    /// A request that never reached the router (answered locally, or cancelled while queued)
+    /// gives its whole reservation back.
+    pub fn never_routed(&self, env: Env<'_>, plan: &RetryPlan, now: Nanos) {
+        if let Some(budget) = &self.budget {
+            let _ = budget.refund(env, now, plan.reserved_in, plan.reserved);
+        }
+    }
+
+    /// Once a second: writes first attempts counted locally and sets the budget gauge.
+    pub fn flush(&self, env: Env<'_>, now: Nanos) {
+        if let Some(available) = self.budget.as_ref().and_then(|b| b.flush(env, now)) {
+            env.metrics.set(Metric::RetryBudgetAvailable, available);
+        }
+    }
+}
+
+impl RetryRules {
+    /// Whether a request may be retried; its idempotency key header is read only when the
+    /// method alone does not allow it.
+    pub fn eligibility_of(&self, request: &mut dyn RequestView) -> Eligibility {
+        let method_allows = request
+            .method()
+            .is_some_and(|m| self.idempotent_methods.iter().any(|i| i == m));
+        let has_key = !method_allows
+            && match &self.idempotency_key_header {
+                Some(name) => request.header(name).is_some(),
+                None => false,
+            };
+        self.eligibility(request.method(), has_key)
+    }
+}
