@@ -16,9 +16,13 @@ mod metrics;
 mod request;
 mod root;
 
-proxy_wasm::main! {{
-    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
-    proxy_wasm::set_root_context(|_context_id| -> Box<dyn proxy_wasm::traits::RootContext> {
-        Box::new(root::BallastRoot::default())
-    });
-}}
+/// The module's entry point: the host calls `_initialize` once per VM, which registers the root
+/// context.
+mod entry {
+    proxy_wasm::main! {{
+        proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+        proxy_wasm::set_root_context(|_context_id| -> Box<dyn proxy_wasm::traits::RootContext> {
+            Box::new(crate::root::BallastRoot::default())
+        });
+    }}
+}

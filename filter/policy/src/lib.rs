@@ -19,6 +19,7 @@ pub mod deadline;
 pub mod duration;
 pub mod env;
 pub mod metrics;
+pub mod numeric;
 pub mod pipeline;
 pub mod reply;
 pub mod retry;

@@ -122,7 +122,7 @@ fn learned(value: f64) -> f64 {
 
 fn to_whole(limit: f64) -> u32 {
     if limit.is_finite() && limit >= 1.0 {
-        (limit.floor() as u32).max(1)
+        crate::numeric::saturating_u32(limit.floor()).max(1)
     } else {
         1
     }

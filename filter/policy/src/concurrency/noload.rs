@@ -274,6 +274,11 @@ impl NoLoadRtt {
 
 #[cfg(test)]
 mod tests {
+    #![allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )] // test arithmetic
     use super::*;
     use crate::duration::{MILLISECOND, SECOND};
     use crate::test_support::test;

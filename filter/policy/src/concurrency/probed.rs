@@ -62,7 +62,7 @@ pub trait ProbedLimit {
     /// Feeds a window's fastest requests to the tracker: `None` when the window has none,
     /// else the phase and the fastest RTT (ns) for the algorithm to compare.
     fn track(&mut self, sample: &Sample, now: Nanos) -> Option<(Phase, f64)> {
-        let fastest = sample.fastest as f64;
+        let fastest = crate::numeric::approx_f64(sample.fastest);
         if fastest <= 0.0 {
             return None;
         }

@@ -86,7 +86,7 @@ impl LimiterState {
     /// A fresh record for `params`, created at `now` (which tells its holder ids apart from
     /// those of any earlier record).
     pub fn new(params: &AlgorithmParams, now: Nanos) -> LimiterState {
-        let epoch = (now ^ (now >> 32)) as u32;
+        let epoch = crate::numeric::low_bits(now ^ (now >> 32));
         LimiterState {
             holders: Holders::new(epoch),
             algorithm: params.start(),
@@ -111,7 +111,7 @@ impl LimiterState {
             LimitAlgorithm::Vegas(v) => v.noload_rtt(),
             LimitAlgorithm::Aimd(_) | LimitAlgorithm::Fixed(_) => 0.0,
         };
-        rtt as Nanos
+        crate::numeric::saturating_u64(rtt)
     }
 
     /// Requests waiting in all VMs' queues, as each last wrote.

@@ -41,10 +41,10 @@ pub struct SampleWindow {
 }
 
 fn bucket_of(rtt: Nanos) -> usize {
-    let ratio = (rtt as f64 / BASE_NS).max(1.0);
+    let ratio = (crate::numeric::approx_f64(rtt) / BASE_NS).max(1.0);
     let index = (ratio.ln() / GROWTH.ln()).floor();
     if index.is_finite() && index >= 0.0 {
-        (index as usize).min(BUCKETS - 1)
+        crate::numeric::saturating_usize(index).min(BUCKETS - 1)
     } else {
         0
     }
@@ -110,7 +110,7 @@ impl SampleWindow {
             if n > 0 && seen + n >= rank {
                 let within = f64::from(rank - seen) / f64::from(n);
                 let (lower, upper) = (bucket_lower(index), bucket_upper(index));
-                let value = (lower + (upper - lower) * within) as Nanos;
+                let value = crate::numeric::saturating_u64(lower + (upper - lower) * within);
                 return value.clamp(self.min_rtt, self.max_rtt.max(self.min_rtt));
             }
             seen += n;
@@ -135,9 +135,10 @@ impl SampleWindow {
             Aggregate::Average => {
                 u64::try_from(self.sum / u128::from(self.count)).unwrap_or(u64::MAX)
             }
-            Aggregate::Percentile(p) => {
-                self.at_rank(((f64::from(self.count) * p).ceil() as u32).clamp(1, self.count))
-            }
+            Aggregate::Percentile(p) => self.at_rank(
+                crate::numeric::saturating_u32((f64::from(self.count) * p).ceil())
+                    .clamp(1, self.count),
+            ),
         };
         Some(Sample {
             rtt,
@@ -152,6 +153,11 @@ impl SampleWindow {
 
 #[cfg(test)]
 mod tests {
+    #![allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )] // test arithmetic
     use super::*;
     use crate::duration::MILLISECOND;
     use crate::test_support::test;

@@ -1,5 +1,6 @@
 //! Validation of the `concurrency` section. Defaults are documented in README.
 
+use super::checks;
 use super::error::Path;
 use super::raw::{RawConcurrency, RawQueue};
 use super::{ConcurrencyConfig, ConfigError, Measure};
@@ -190,11 +191,7 @@ pub(super) fn build(
         }
     };
     let reject_status = raw.reject_status.unwrap_or(503);
-    if !(400..=599).contains(&reject_status) {
-        return Err(path
-            .field("reject_status")
-            .error("must be an HTTP error status (400..=599)"));
-    }
+    checks::error_status(reject_status).map_err(|r| path.field("reject_status").error(r))?;
     let retry_after = duration(
         raw.retry_after,
         SECOND,

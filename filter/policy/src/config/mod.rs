@@ -16,6 +16,7 @@
 //!   "default_policy_set": "api" }
 //! ```
 
+mod checks;
 mod concurrency;
 mod error;
 mod raw;

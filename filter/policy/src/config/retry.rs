@@ -1,8 +1,8 @@
 //! Validation of the `retry_budget` and `retry` sections.
 
+use super::checks;
 use super::error::Path;
 use super::raw::{RawRetry, RawRetryBudget};
-use super::validate::check_header_name;
 use super::ConfigError;
 use crate::duration::{parse_duration, SECOND};
 use crate::retry::{BudgetParams, RetryRules};
@@ -45,7 +45,7 @@ pub(super) fn build_budget(
         }
     };
     Ok(BudgetParams {
-        ratio_ppm: (ratio * 1_000_000.0).round() as u32,
+        ratio_ppm: crate::numeric::saturating_u32((ratio * 1_000_000.0).round()),
         min_retries_per_second: min,
         ttl_seconds,
     })
@@ -64,11 +64,7 @@ pub(super) fn build_rules(raw: RawRetry, path: &Path<'_>) -> Result<RetryRules, 
             let serde_json::Value::String(method) = item else {
                 return Err(item_path.error("must be a string"));
             };
-            if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-                return Err(item_path.error(format!(
-                    "`{method}` is not an upper-case HTTP method such as GET"
-                )));
-            }
+            checks::method(&method).map_err(|r| item_path.error(r))?;
             if methods.contains(&method) {
                 return Err(item_path.error(format!("duplicate method `{method}`")));
             }
@@ -77,7 +73,7 @@ pub(super) fn build_rules(raw: RawRetry, path: &Path<'_>) -> Result<RetryRules, 
         rules.idempotent_methods = methods;
     }
     if let Some(header) = raw.idempotency_key_header {
-        check_header_name(&header).map_err(|r| path.field("idempotency_key_header").error(r))?;
+        checks::header_name(&header).map_err(|r| path.field("idempotency_key_header").error(r))?;
         rules.idempotency_key_header = Some(header);
     }
     if let Some(max) = raw.max_retries_per_request {
@@ -90,7 +86,7 @@ pub(super) fn build_rules(raw: RawRetry, path: &Path<'_>) -> Result<RetryRules, 
     }
     if let Some(header) = raw.explain_header {
         let header_path = path.field("explain_header");
-        check_header_name(&header).map_err(|r| header_path.error(r))?;
+        checks::header_name(&header).map_err(|r| header_path.error(r))?;
         let reserved = [
             "content-length",
             "transfer-encoding",

@@ -4,6 +4,7 @@
 //! `routes[2].match.path.prefix: must start with "/"`. Shape errors (types, unknown fields)
 //! come from serde with `serde_path_to_error`; everything else is checked here.
 
+use super::checks;
 use super::error::Path;
 use super::raw::{
     RawConfig, RawHeaderMatch, RawPolicySet, RawPriority, RawRoute, RawStringMatch, RawTrustedPeers,
@@ -186,7 +187,7 @@ fn build_priority(
     let header = match raw.header {
         None => DEFAULT_PRIORITY_HEADER.to_string(),
         Some(header) => {
-            check_header_name(&header).map_err(|reason| path.field("header").error(reason))?;
+            checks::header_name(&header).map_err(|reason| path.field("header").error(reason))?;
             header
         }
     };
@@ -301,11 +302,7 @@ fn build_methods(value: serde_json::Value, path: &Path<'_>) -> Result<Vec<String
         let serde_json::Value::String(method) = item else {
             return Err(item_path.error("must be a string"));
         };
-        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(item_path.error(format!(
-                "`{method}` is not an upper-case HTTP method such as GET"
-            )));
-        }
+        checks::method(&method).map_err(|r| item_path.error(r))?;
         methods.push(method);
     }
     Ok(methods)
@@ -386,7 +383,7 @@ fn compile_operator(
 }
 
 fn build_header_match(raw: RawHeaderMatch, path: &Path<'_>) -> Result<HeaderMatch, ConfigError> {
-    check_header_name(&raw.name).map_err(|reason| path.field("name").error(reason))?;
+    checks::header_name(&raw.name).map_err(|reason| path.field("name").error(reason))?;
     let operators = [
         ("exact", raw.exact),
         ("prefix", raw.prefix),
@@ -448,25 +445,6 @@ fn check_metric_prefix(prefix: &str) -> Result<(), String> {
         return Err(format!(
             "`{prefix}` must match [A-Za-z_][A-Za-z0-9_]* (at most {MAX_NAME_LEN} characters), as Prometheus requires"
         ));
-    }
-    Ok(())
-}
-
-pub(super) fn check_header_name(name: &str) -> Result<(), String> {
-    if name.is_empty() {
-        return Err("must not be empty".to_string());
-    }
-    if name.starts_with(':') {
-        return Err(format!(
-            "`{name}` is a pseudo-header: use match.authority, match.path or match.method"
-        ));
-    }
-    if name.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(format!("`{name}` must be lower-case"));
-    }
-    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
-    if !name.bytes().all(token) {
-        return Err(format!("`{name}` is not a valid header name"));
     }
     Ok(())
 }

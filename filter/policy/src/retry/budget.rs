@@ -183,6 +183,11 @@ impl BudgetState {
 
 #[cfg(test)]
 mod tests {
+    #![allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )] // test arithmetic
     use super::*;
     use crate::test_support::test;
 
