@@ -5,14 +5,21 @@
 //! file only knows which host call carries out which effect.
 
 use crate::host::{self, HostResponse, HostStore};
-use crate::metrics::increment;
+use crate::metrics::{increment, SetTelemetry};
 use crate::request::HostRequest;
-use crate::root::Plugin;
 use ballast_policy::concurrency::limiter::StreamId;
-use ballast_policy::pipeline::{Exchange, Verdict};
+use ballast_policy::pipeline::{Exchange, Pipeline, Verdict};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
 use std::rc::Rc;
+
+/// What every HTTP context of this VM shares (built by the root context).
+pub struct Plugin {
+    /// The configured policy sets.
+    pub pipeline: Pipeline<SetTelemetry>,
+    /// Requests no rule matched and no default policy set covered.
+    pub unmatched: Option<u32>,
+}
 
 /// One HTTP stream.
 pub struct BallastHttp {

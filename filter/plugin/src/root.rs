@@ -5,7 +5,7 @@
 //! start), and the error-level log line carries the JSON path and reason from the policy crate.
 
 use crate::host::{self, HostStore};
-use crate::http::BallastHttp;
+use crate::http::{BallastHttp, Plugin};
 use crate::metrics::{define_unmatched, SetTelemetry};
 use ballast_policy::config::Config;
 use ballast_policy::pipeline::{Pipeline, TickNeed};
@@ -14,14 +14,6 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType};
 use std::rc::Rc;
 use std::time::Duration;
-
-/// What every HTTP context of this VM shares.
-pub struct Plugin {
-    /// The configured policy sets.
-    pub pipeline: Pipeline<SetTelemetry>,
-    /// Requests no rule matched and no default policy set covered.
-    pub unmatched: Option<u32>,
-}
 
 /// The plugin's root context (one per VM and plugin instance).
 #[derive(Default)]

@@ -6,7 +6,7 @@
 //! `x-envoy-*` headers (internal vs external peers). A peer is trusted when its source address is
 //! in one of `source_cidrs` or its mTLS principal (e.g. a SPIFFE ID) matches one of `principals`.
 
-use crate::routing::StringMatch;
+use crate::routing::{RequestView, StringMatch};
 use std::net::IpAddr;
 
 /// An IP network such as `10.0.0.0/8` or `fc00::/7`.
@@ -118,6 +118,18 @@ fn parse_peer_ip(address: &str) -> Option<IpAddr> {
         return rest.split_once(']').and_then(|(ip, _)| ip.parse().ok());
     }
     address.rsplit_once(':').and_then(|(ip, _)| ip.parse().ok())
+}
+
+/// Whether the request's peer is one whose hints (priority, deadline, retry marks) are
+/// believed; its principal is looked up only when `trusted` names principals.
+pub fn peer_is_trusted(trusted: &TrustedPeers, request: &mut dyn RequestView) -> bool {
+    let address = request.source_address().map(str::to_owned);
+    let principal = if trusted.needs_principal() {
+        request.peer_principal().map(str::to_owned)
+    } else {
+        None
+    };
+    trusted.is_trusted(address.as_deref(), principal.as_deref())
 }
 
 #[cfg(test)]

@@ -5,12 +5,12 @@
 //! be settled exactly once whichever way the stream ends (answered, reset while queued, answered
 //! locally). [`Exchange`] holds them and its methods are the only place that settles them.
 
+use super::context::RequestContext;
 use crate::concurrency::limiter::{Arrival, Limiter, OverLimit, StreamId, Ticket};
 use crate::config::PolicySetId;
-use crate::deadline;
 use crate::duration::Nanos;
 use crate::env::Env;
-use crate::reply::{is_grpc, LocalReply};
+use crate::reply::LocalReply;
 use crate::retry::policy::{RetryPolicy, ATTEMPT_COUNT_HEADER, MAX_RETRIES_HEADER};
 use crate::retry::{AttemptMark, RetryPlan};
 use crate::routing::RequestView;
@@ -141,9 +141,14 @@ impl Exchange {
             set_headers: Vec::new(),
             verdict: Verdict::Continue,
         };
+        let mut context = RequestContext::new(request, stages.trusted_peers);
         if let Some(limiter) = stages.limiter {
-            let arrival = limiter.arrive(stages.env, stream, now, stages.dry_run, || {
-                over_limit(request, limiter.respects_deadlines())
+            let arrival = limiter.arrive(stages.env, stream, now, stages.dry_run, || OverLimit {
+                grpc: context.grpc(),
+                remaining: limiter
+                    .respects_deadlines()
+                    .then(|| context.remaining())
+                    .flatten(),
             });
             match arrival {
                 Arrival::Admitted => exchange.slot = Slot::Held(now),
@@ -159,8 +164,9 @@ impl Exchange {
             }
         }
         if let Some(retry) = stages.retry {
-            exchange.attempt = retry.observe_mark(stages.env, request, stages.trusted_peers);
-            let decision = retry.on_request(stages.env, request, now, stages.dry_run);
+            let marks = context.attempt_marks();
+            exchange.attempt = retry.observe_mark(stages.env, marks, || context.peer_trusted());
+            let decision = retry.on_request(stages.env, context.request(), now, stages.dry_run);
             if let Some(n) = decision.max_retries {
                 effects
                     .set_headers
@@ -261,17 +267,4 @@ impl Exchange {
         }
         None
     }
-}
-
-/// What the limiter asks of a request it cannot admit at once.
-fn over_limit(request: &mut dyn RequestView, read_deadline: bool) -> OverLimit {
-    let grpc = is_grpc(request.header("content-type"));
-    let remaining = if read_deadline {
-        let grpc_timeout = request.header(deadline::GRPC_TIMEOUT).map(str::to_owned);
-        let envoy_expected = request.header(deadline::ENVOY_EXPECTED_TIMEOUT_MS);
-        deadline::remaining(grpc_timeout.as_deref(), envoy_expected)
-    } else {
-        None
-    };
-    OverLimit { grpc, remaining }
 }

@@ -8,7 +8,8 @@
 //!
 //! Order (a stage runs only if its policy is on for the request's set):
 //! 1. **route**: the request's policy set ([`Pipeline::begin`]); unmatched requests pass untouched;
-//! 2. **classify**: the attempt mark (a retry, believed only from trusted peers);
+//! 2. **classify**: the attempt mark (a retry, believed only from trusted peers), for the stages
+//!    that use it (retry today);
 //! 3. **concurrency**: admit, wait (pause) or answer locally;
 //! 4. **retry**: the reservation and `x-envoy-max-retries` (also for a request that waits, so
 //!    its reservation is booked in the second it arrived).
@@ -16,6 +17,7 @@
 //! Deadline, shedding and rate-limit stages come between classify and concurrency when they
 //! land. `dry_run` is applied by each stage in one way: count what it would do, change nothing.
 
+mod context;
 mod exchange;
 
 use crate::concurrency::limiter::{Limiter, StreamId, TickOutcome};

@@ -17,9 +17,8 @@ use super::{
 use crate::duration::Nanos;
 use crate::env::Env;
 use crate::metrics::Metric;
-use crate::routing::{peer_is_trusted, RequestView};
+use crate::routing::RequestView;
 use crate::store::{self, Update};
-use crate::trust::TrustedPeers;
 use std::cell::Cell;
 
 /// Request header through which Envoy's router takes the retry count.
@@ -146,22 +145,19 @@ impl RetryPolicy {
         RetryPolicy { rules, budget }
     }
 
-    /// Recognises a request that is itself a retry and counts it. Marks are believed only from
-    /// `trusted_peers` (the peer is looked up only when a mark is present).
+    /// Recognises a request that is itself a retry from its marks (`x-envoy-attempt-count`,
+    /// `grpc-previous-rpc-attempts`) and counts it. Marks are believed only from trusted peers
+    /// (`is_trusted` is asked only when a mark is present).
     pub fn observe_mark(
         &self,
         env: Env<'_>,
-        request: &mut dyn RequestView,
-        trusted_peers: &TrustedPeers,
+        (envoy, grpc): (Option<String>, Option<String>),
+        is_trusted: impl FnOnce() -> bool,
     ) -> AttemptMark {
-        let envoy = request.header(ATTEMPT_COUNT_HEADER).map(str::to_owned);
-        let grpc = request
-            .header(GRPC_PREVIOUS_ATTEMPTS_HEADER)
-            .map(str::to_owned);
         if envoy.is_none() && grpc.is_none() {
             return AttemptMark::First;
         }
-        if !peer_is_trusted(trusted_peers, request) {
+        if !is_trusted() {
             return AttemptMark::First;
         }
         let mark = attempt_of(envoy.as_deref(), grpc.as_deref());

@@ -8,8 +8,6 @@
 //! each attribute only when a rule actually needs it, in rule order; the plugin memoises what it
 //! has fetched. A table whose first rule matches on path never reads the authority.
 
-use crate::trust::TrustedPeers;
-
 mod matchers;
 mod table;
 
@@ -38,18 +36,6 @@ pub trait RequestView {
     fn peer_principal(&mut self) -> Option<&str> {
         None
     }
-}
-
-/// Whether the request's peer is one whose hints (priority, deadline, retry marks) are
-/// believed; its principal is looked up only when `trusted` names principals.
-pub fn peer_is_trusted(trusted: &TrustedPeers, request: &mut dyn RequestView) -> bool {
-    let address = request.source_address().map(str::to_owned);
-    let principal = if trusted.needs_principal() {
-        request.peer_principal().map(str::to_owned)
-    } else {
-        None
-    };
-    trusted.is_trusted(address.as_deref(), principal.as_deref())
 }
 
 /// Removes the port from an authority (`example.com:8080` → `example.com`,

@@ -1,0 +1,80 @@
+//! What the stages know of a request: each fact is computed once, when a stage first asks.
+//!
+//! Why lazy and shared: every fact costs host calls (a header read, a property lookup), and
+//! most requests need few of them: an admitted request never reads its deadline, a request
+//! without a retry mark never looks up its peer. Stages ask the context instead of the request,
+//! so two stages that need the same fact (the deadline for the queue today, for propagation
+//! next) pay for it once and agree on it.
+
+use crate::deadline;
+use crate::duration::Nanos;
+use crate::reply::is_grpc;
+use crate::retry::policy::{ATTEMPT_COUNT_HEADER, GRPC_PREVIOUS_ATTEMPTS_HEADER};
+use crate::routing::RequestView;
+use crate::trust::peer_is_trusted;
+use crate::trust::TrustedPeers;
+
+/// The request and the facts derived from it so far.
+pub(super) struct RequestContext<'r> {
+    request: &'r mut dyn RequestView,
+    trusted_peers: &'r TrustedPeers,
+    trusted: Option<bool>,
+    remaining: Option<Option<Nanos>>,
+}
+
+impl<'r> RequestContext<'r> {
+    pub(super) fn new(request: &'r mut dyn RequestView, trusted_peers: &'r TrustedPeers) -> Self {
+        RequestContext {
+            request,
+            trusted_peers,
+            trusted: None,
+            remaining: None,
+        }
+    }
+
+    /// The request itself, for what only one stage reads.
+    pub(super) fn request(&mut self) -> &mut dyn RequestView {
+        self.request
+    }
+
+    /// Whether the peer's hints (priority, deadline, retry marks) are believed.
+    pub(super) fn peer_trusted(&mut self) -> bool {
+        if let Some(trusted) = self.trusted {
+            return trusted;
+        }
+        let trusted = peer_is_trusted(self.trusted_peers, self.request);
+        self.trusted = Some(trusted);
+        trusted
+    }
+
+    /// The retry marks as sent: (`x-envoy-attempt-count`, `grpc-previous-rpc-attempts`).
+    pub(super) fn attempt_marks(&mut self) -> (Option<String>, Option<String>) {
+        let envoy = self.request.header(ATTEMPT_COUNT_HEADER).map(str::to_owned);
+        let grpc = self
+            .request
+            .header(GRPC_PREVIOUS_ATTEMPTS_HEADER)
+            .map(str::to_owned);
+        (envoy, grpc)
+    }
+
+    /// The caller's remaining time as its headers state it (`grpc-timeout`,
+    /// `x-envoy-expected-rq-timeout-ms`; the shorter wins).
+    pub(super) fn remaining(&mut self) -> Option<Nanos> {
+        if let Some(remaining) = self.remaining {
+            return remaining;
+        }
+        let grpc_timeout = self
+            .request
+            .header(deadline::GRPC_TIMEOUT)
+            .map(str::to_owned);
+        let envoy_expected = self.request.header(deadline::ENVOY_EXPECTED_TIMEOUT_MS);
+        let remaining = deadline::remaining(grpc_timeout.as_deref(), envoy_expected);
+        self.remaining = Some(remaining);
+        remaining
+    }
+
+    /// Whether the request is gRPC (its `content-type`), for the shape of a local reply.
+    pub(super) fn grpc(&mut self) -> bool {
+        is_grpc(self.request.header("content-type"))
+    }
+}
