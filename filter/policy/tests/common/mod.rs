@@ -1,0 +1,43 @@
+//! What the model tests share: a seedable random source and a metrics handle the test can read.
+#![allow(dead_code)] // each test binary uses its own part
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)] // test code
+
+use ballast_policy::metrics::{Metric, Recorded, Telemetry};
+use std::rc::Rc;
+
+/// xorshift64: small, seedable, good enough to pick operations.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+
+    pub fn index(&mut self, len: usize) -> usize {
+        usize::try_from(self.below(u64::try_from(len).unwrap())).unwrap()
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.index(items.len())]
+    }
+}
+
+/// One worker's metrics, shared between its pipeline (which reports) and the test (which
+/// reads): the pipeline owns its telemetry, so it gets a handle on a [`Recorded`] kept here.
+#[derive(Clone, Default)]
+pub struct Metrics(pub Rc<Recorded>);
+
+impl Telemetry for Metrics {
+    fn add(&self, metric: Metric, n: u64) {
+        self.0.add(metric, n);
+    }
+    fn set(&self, metric: Metric, value: u64) {
+        self.0.set(metric, value);
+    }
+    fn warn(&self, message: &str) {
+        self.0.warn(message);
+    }
+}
