@@ -1,0 +1,193 @@
+//! The model's world: the process's shared data (a store that also notices when an update lost
+//! every race), the worker VMs, the requests in flight, and the model that holds them with the
+//! clock, the ledger and the counters it expects, with the constructor and the accessors (the
+//! current second, `ttl`, the floor, the decoded budget) that the operations and the checks go
+//! through. It is apart from both so that what the model is can be read in one place, before
+//! what is done to it (`operations`) and what is asserted about it (`checks`).
+
+use crate::checks::Ledger;
+use crate::common::{Metrics, Rng};
+use crate::coverage::Coverage;
+use crate::{SCOPE, START_SECOND, TICK, WORKERS};
+use ballast_policy::config::Config;
+use ballast_policy::duration::{Nanos, SECOND};
+use ballast_policy::metrics::Metric;
+use ballast_policy::pipeline::{Exchange, Pipeline};
+use ballast_policy::retry::{BudgetParams, BudgetState};
+use ballast_policy::store::{self, Cas, MemoryStore, SharedStore, StoreError, MAX_CAS_ATTEMPTS};
+use std::cell::Cell;
+
+/// The process's shared data: a [`MemoryStore`] that also notices when an update lost every
+/// race (as many refused writes in a row as an update makes), which no metric reports for a
+/// budget flush.
+#[derive(Default)]
+pub(crate) struct Store {
+    pub(crate) inner: MemoryStore,
+    pub(crate) refused_in_a_row: Cell<u32>,
+    pub(crate) contended_updates: Cell<u64>,
+}
+
+impl SharedStore for Store {
+    fn get(&self, key: &str) -> Result<store::Versioned, StoreError> {
+        self.inner.get(key)
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<Cas>) -> Result<(), StoreError> {
+        let result = self.inner.set(key, value, cas);
+        if result.is_ok() {
+            self.refused_in_a_row.set(0);
+        } else {
+            let refused = self.refused_in_a_row.get() + 1;
+            self.refused_in_a_row.set(refused);
+            if refused.is_multiple_of(MAX_CAS_ATTEMPTS) {
+                self.contended_updates.set(self.contended_updates.get() + 1);
+            }
+        }
+        result
+    }
+}
+
+pub(crate) struct Worker {
+    pub(crate) pipeline: Pipeline<Metrics>,
+    pub(crate) metrics: Metrics,
+    pub(crate) next_tick: Nanos,
+}
+
+/// A request between its first attempt and its end.
+pub(crate) struct InFlight {
+    pub(crate) worker: usize,
+    pub(crate) exchange: Exchange,
+    pub(crate) get: bool,
+    /// Retries granted (`x-envoy-max-retries`).
+    pub(crate) granted: u32,
+    /// The second it was granted in (the bucket of its reservation).
+    pub(crate) second: u64,
+}
+
+pub(crate) struct Model {
+    pub(crate) seed: u64,
+    pub(crate) step: usize,
+    pub(crate) rng: Rng,
+    pub(crate) config: Config,
+    pub(crate) params: BudgetParams,
+    pub(crate) max_retries: u32,
+    pub(crate) key: String,
+    pub(crate) store: Store,
+    /// When an update of the budget last lost every race (then first attempts may reach the
+    /// shared budget a flush later than usual).
+    pub(crate) last_contended: Option<Nanos>,
+    pub(crate) contended_seen: u64,
+    pub(crate) workers: Vec<Worker>,
+    pub(crate) in_flight: Vec<InFlight>,
+    pub(crate) now: Nanos,
+    pub(crate) next_id: u32,
+    pub(crate) ledger: Ledger,
+    /// Expected totals of counters over all workers: allowed, denied by the budget, denied as
+    /// not idempotent.
+    pub(crate) allowed: u64,
+    pub(crate) denied_budget: u64,
+    pub(crate) denied_not_idempotent: u64,
+    pub(crate) seen: Coverage,
+}
+
+impl Model {
+    pub(crate) fn new(seed: u64) -> Model {
+        let mut rng = Rng(seed | 1);
+        let (ratio, ratio_ppm) = *rng.pick(&[("0.1", 100_000), ("0.2", 200_000), ("0.5", 500_000)]);
+        let min = *rng.pick(&[0u32, 1, 2]);
+        let ttl = *rng.pick(&[1u32, 2, 3, 5, 10]);
+        let max_retries = *rng.pick(&[1u32, 2, 3]);
+        let json = format!(
+            r#"{{"policy_sets": {{"api": {{
+                "retry_budget": {{"ratio": {ratio}, "min_retries_per_second": {min}, "ttl": "{ttl}s"}},
+                "retry": {{"max_retries_per_request": {max_retries}}}}}}},
+                "default_policy_set": "api"}}"#
+        );
+        let config = Config::from_json(json.as_bytes()).unwrap();
+        let params = config.policy_sets[0].retry_budget.unwrap();
+        assert_eq!(
+            params,
+            BudgetParams {
+                ratio_ppm,
+                min_retries_per_second: min,
+                ttl_seconds: ttl,
+            },
+            "seed {seed}: {json}"
+        );
+        let mut model = Model {
+            seed,
+            step: 0,
+            rng,
+            config,
+            params,
+            max_retries,
+            key: format!("ballast.{SCOPE}.retry_budget.api"),
+            store: Store::default(),
+            last_contended: None,
+            contended_seen: 0,
+            workers: Vec::new(),
+            in_flight: Vec::new(),
+            now: START_SECOND * SECOND,
+            next_id: 1,
+            ledger: Ledger::default(),
+            allowed: 0,
+            denied_budget: 0,
+            denied_not_idempotent: 0,
+            seen: Coverage::default(),
+        };
+        for _ in 0..WORKERS {
+            let worker = model.open_worker();
+            model.workers.push(worker);
+        }
+        assert!(
+            model.store.inner.keys().contains(&model.key),
+            "seed {seed}: the budget is stored under {}",
+            model.key
+        );
+        model
+    }
+
+    fn open_worker(&mut self) -> Worker {
+        let metrics = Metrics::default();
+        let handle = metrics.clone();
+        let pipeline = Pipeline::open(self.config.clone(), &self.store, SCOPE, self.now, |_| {
+            handle.clone()
+        });
+        let phase = 1 + self.rng.below(TICK);
+        Worker {
+            pipeline,
+            metrics,
+            next_tick: self.now + phase,
+        }
+    }
+
+    pub(crate) fn ctx(&self) -> String {
+        format!("seed {} step {}", self.seed, self.step)
+    }
+
+    pub(crate) fn ttl(&self) -> u64 {
+        u64::from(self.params.ttl_seconds)
+    }
+
+    /// The floor of the budget: `min_retries_per_second × ttl` retries.
+    pub(crate) fn floor(&self) -> u64 {
+        u64::from(self.params.min_retries_per_second) * self.ttl()
+    }
+
+    /// The current second, relative to the start.
+    pub(crate) fn second(&self) -> u64 {
+        self.now / SECOND - START_SECOND
+    }
+
+    /// The shared budget, decoded (read-only: the test takes no part in what it observes).
+    pub(crate) fn budget(&self) -> BudgetState {
+        BudgetState::decode(&store::read(&self.store, &self.key).unwrap()).unwrap()
+    }
+
+    pub(crate) fn contended(&self, worker: usize) -> u64 {
+        self.workers[worker]
+            .metrics
+            .0
+            .get(Metric::RetryBudgetContended)
+    }
+}
