@@ -249,3 +249,36 @@ fn retry_marks_from_trusted_peers_are_counted() {
         Some(1)
     );
 }
+
+/// A dry run changes no response either: the explanation of a refused retry is counted, not
+/// written (and written when not in dry run, so the check can fail).
+#[test]
+fn dry_run_adds_no_explanation_to_the_response() {
+    for dry_run in [false, true] {
+        let config = format!(
+            r#"{{"dry_run": {dry_run},
+                "policy_sets": {{"api": {{"retry": {{"explain_header": "x-ballast-retry"}}}}}},
+                "default_policy_set": "api"}}"#
+        );
+        let mut host = host(1, &config);
+        let mut stream = host.http_stream(0).unwrap();
+        stream
+            .request_headers(
+                &[(":method", "POST"), (":path", "/a"), (":authority", "x")],
+                true,
+            )
+            .unwrap();
+        stream
+            .response_headers(&[(":status", "503"), ("x-envoy-attempt-count", "1")], true)
+            .unwrap();
+        let explained = stream.response_header("x-ballast-retry");
+        stream.finish().unwrap();
+        let expected = (!dry_run).then(|| "retry-denied=not-idempotent; retries=0".to_string());
+        assert_eq!(explained, expected, "dry_run {dry_run}");
+        assert_eq!(
+            host.counter("ballast_retries_denied_not_idempotent.policy_set=.=api;.;"),
+            Some(1),
+            "dry_run {dry_run}: counted either way"
+        );
+    }
+}

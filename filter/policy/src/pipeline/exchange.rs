@@ -30,6 +30,8 @@ pub(super) struct Stages<'a> {
     pub limiter: Option<&'a Limiter>,
     pub retry: Option<&'a RetryPolicy>,
     pub trusted_peers: &'a TrustedPeers,
+    /// Only for the limiter's accounting (a request it would refuse is admitted and counted in
+    /// flight, since it is); the pipeline drops every effect of a dry run itself.
     pub dry_run: bool,
 }
 
@@ -166,7 +168,7 @@ impl Exchange {
         if let Some(retry) = stages.retry {
             let marks = context.attempt_marks();
             exchange.attempt = retry.observe_mark(stages.env, marks, || context.peer_trusted());
-            let decision = retry.on_request(stages.env, context.request(), now, stages.dry_run);
+            let decision = retry.on_request(stages.env, context.request(), now);
             if let Some(n) = decision.max_retries {
                 effects
                     .set_headers

@@ -15,7 +15,12 @@
 //!    its reservation is booked in the second it arrived).
 //!
 //! Deadline, shedding and rate-limit stages come between classify and concurrency when they
-//! land. `dry_run` is applied by each stage in one way: count what it would do, change nothing.
+//! land.
+//!
+//! `dry_run` is applied here, in one place: stages decide and count as usual, and the pipeline
+//! drops every effect that would change a request or response ([`DryRun`]). The limiter is
+//! told too, for its accounting only: a request it would have refused goes on, so it counts it
+//! in flight.
 
 mod context;
 mod exchange;
@@ -166,7 +171,13 @@ impl<T: Telemetry> Pipeline<T> {
         let id = self.config.routes.route(request).policy_set()?;
         let stages = self.stages(store, id)?;
         stages.env.metrics.add(Metric::RequestsTotal, 1);
-        Some(Exchange::begin(id, &stages, request, stream, now))
+        let (exchange, effects) = Exchange::begin(id, &stages, request, stream, now);
+        Some((exchange, self.dry_run().request(effects)))
+    }
+
+    /// What a dry run lets through of the stages' effects.
+    fn dry_run(&self) -> DryRun {
+        DryRun(self.config.dry_run)
     }
 
     /// The response headers of an exchange arrived.
@@ -179,7 +190,12 @@ impl<T: Telemetry> Pipeline<T> {
         now: Nanos,
     ) -> ResponseEffects {
         match self.stages(store, exchange.policy_set()) {
-            Some(stages) => exchange.on_response_headers(&stages, response, end_of_stream, now),
+            Some(stages) => self.dry_run().response(exchange.on_response_headers(
+                &stages,
+                response,
+                end_of_stream,
+                now,
+            )),
             None => ResponseEffects::default(),
         }
     }
@@ -220,5 +236,34 @@ impl<T: Telemetry> Pipeline<T> {
             trusted_peers: &self.config.trusted_peers,
             dry_run: self.config.dry_run,
         })
+    }
+}
+
+/// Whether the configuration is a dry run, and what that lets through.
+#[derive(Debug, Clone, Copy)]
+struct DryRun(bool);
+
+impl DryRun {
+    /// In a dry run the request goes on untouched: no header set, never held, never answered.
+    fn request(self, effects: RequestEffects) -> RequestEffects {
+        if !self.0 {
+            return effects;
+        }
+        RequestEffects {
+            set_headers: Vec::new(),
+            verdict: Verdict::Continue,
+        }
+    }
+
+    /// In a dry run the response goes on untouched: no header set. A stream to resume is kept:
+    /// resuming is how a held stream goes on, and a dry run holds none.
+    fn response(self, effects: ResponseEffects) -> ResponseEffects {
+        if !self.0 {
+            return effects;
+        }
+        ResponseEffects {
+            set_headers: Vec::new(),
+            resume: effects.resume,
+        }
     }
 }

@@ -175,14 +175,13 @@ impl RetryPolicy {
     }
 
     /// Decides a request's retries: eligibility, the reservation from the budget, and the
-    /// `x-envoy-max-retries` value (none in dry run, or without a budget for an idempotent
-    /// request, whose route then retries as configured).
+    /// `x-envoy-max-retries` value (none without a budget for an idempotent request, whose
+    /// route then retries as configured).
     pub fn on_request(
         &self,
         env: Env<'_>,
         request: &mut dyn RequestView,
         now: Nanos,
-        dry_run: bool,
     ) -> RetryDecision {
         let eligibility = self.rules.eligibility_of(request);
         let wanted = if eligibility.allows_retry() {
@@ -204,7 +203,7 @@ impl RetryPolicy {
             }
             None => (wanted, 0),
         };
-        let enforce = !dry_run && (self.budget.is_some() || !eligibility.allows_retry());
+        let enforce = self.budget.is_some() || !eligibility.allows_retry();
         RetryDecision {
             plan: RetryPlan {
                 eligibility,
