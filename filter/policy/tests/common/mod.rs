@@ -1,9 +1,41 @@
-//! What the model tests share: a seedable random source and a metrics handle the test can read.
+//! What the model tests share: a seedable random source, a metrics handle the test can read,
+//! and a worker VM (its pipeline on the process's shared store).
 #![allow(dead_code)] // each test binary uses its own part
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)] // test code
 
+use ballast_policy::config::Config;
+use ballast_policy::duration::Nanos;
 use ballast_policy::metrics::{Metric, Recorded, Telemetry};
+use ballast_policy::pipeline::Pipeline;
+use ballast_policy::store::SharedStore;
 use std::rc::Rc;
+
+/// One worker VM: its pipeline, the metrics it reports, and when its next tick is due.
+pub struct Worker {
+    pub pipeline: Pipeline<Metrics>,
+    pub metrics: Metrics,
+    pub next_tick: Nanos,
+}
+
+impl Worker {
+    /// A fresh VM of the process whose shared data is `store`, first ticking at `first_tick`.
+    pub fn open(
+        config: &Config,
+        store: &dyn SharedStore,
+        scope: &str,
+        now: Nanos,
+        first_tick: Nanos,
+    ) -> Worker {
+        let metrics = Metrics::default();
+        let handle = metrics.clone();
+        let pipeline = Pipeline::open(config.clone(), store, scope, now, |_| handle.clone());
+        Worker {
+            pipeline,
+            metrics,
+            next_tick: first_tick,
+        }
+    }
+}
 
 /// xorshift64: small, seedable, good enough to pick operations.
 pub struct Rng(pub u64);

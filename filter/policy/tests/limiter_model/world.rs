@@ -4,14 +4,14 @@
 //! checks go through. It is apart from both so that what the model is can be read in one place,
 //! before what is done to it (`operations`) and what is asserted about it (`checks`).
 
-use crate::common::{Metrics, Rng};
+use crate::common::{Rng, Worker};
 use crate::coverage::Coverage;
 use crate::{LIMIT, MAX_WAIT, QUEUE_SIZE, SCOPE, START, TICK, WORKERS};
 use ballast_policy::concurrency::limiter::{Limiter, StreamId};
 use ballast_policy::concurrency::{AlgorithmParams, LimiterState};
 use ballast_policy::config::Config;
 use ballast_policy::duration::Nanos;
-use ballast_policy::pipeline::{Exchange, Pipeline};
+use ballast_policy::pipeline::Exchange;
 use ballast_policy::store::{self, Cas, MemoryStore, SharedStore};
 
 /// Where a stream stands, as the host sees it.
@@ -37,12 +37,6 @@ pub(crate) struct Stream {
     pub(crate) phase: Phase,
     /// Admitted while an update lost every race (the limiter failed open).
     pub(crate) fail_open: bool,
-}
-
-pub(crate) struct Worker {
-    pub(crate) pipeline: Pipeline<Metrics>,
-    pub(crate) metrics: Metrics,
-    pub(crate) next_tick: Nanos,
 }
 
 pub(crate) struct Model {
@@ -115,17 +109,8 @@ impl Model {
 
     /// A fresh VM: its pipeline, and its timer at a phase of its own.
     pub(crate) fn open_worker(&mut self) -> Worker {
-        let metrics = Metrics::default();
-        let handle = metrics.clone();
-        let pipeline = Pipeline::open(self.config.clone(), &self.store, SCOPE, self.now, |_| {
-            handle.clone()
-        });
         let phase = 1 + self.rng.below(TICK);
-        Worker {
-            pipeline,
-            metrics,
-            next_tick: self.now + phase,
-        }
+        Worker::open(&self.config, &self.store, SCOPE, self.now, self.now + phase)
     }
 
     pub(crate) fn worker(&self, index: usize) -> &Worker {

@@ -6,13 +6,13 @@
 //! what is done to it (`operations`) and what is asserted about it (`checks`).
 
 use crate::checks::Ledger;
-use crate::common::{Metrics, Rng};
+use crate::common::{Rng, Worker};
 use crate::coverage::Coverage;
 use crate::{SCOPE, START_SECOND, TICK, WORKERS};
 use ballast_policy::config::Config;
 use ballast_policy::duration::{Nanos, SECOND};
 use ballast_policy::metrics::Metric;
-use ballast_policy::pipeline::{Exchange, Pipeline};
+use ballast_policy::pipeline::Exchange;
 use ballast_policy::retry::{BudgetParams, BudgetState};
 use ballast_policy::store::{self, Cas, MemoryStore, SharedStore, StoreError, MAX_CAS_ATTEMPTS};
 use std::cell::Cell;
@@ -45,12 +45,6 @@ impl SharedStore for Store {
         }
         result
     }
-}
-
-pub(crate) struct Worker {
-    pub(crate) pipeline: Pipeline<Metrics>,
-    pub(crate) metrics: Metrics,
-    pub(crate) next_tick: Nanos,
 }
 
 /// A request between its first attempt and its end.
@@ -148,17 +142,8 @@ impl Model {
     }
 
     fn open_worker(&mut self) -> Worker {
-        let metrics = Metrics::default();
-        let handle = metrics.clone();
-        let pipeline = Pipeline::open(self.config.clone(), &self.store, SCOPE, self.now, |_| {
-            handle.clone()
-        });
         let phase = 1 + self.rng.below(TICK);
-        Worker {
-            pipeline,
-            metrics,
-            next_tick: self.now + phase,
-        }
+        Worker::open(&self.config, &self.store, SCOPE, self.now, self.now + phase)
     }
 
     pub(crate) fn ctx(&self) -> String {
