@@ -45,6 +45,34 @@ pub fn parse_grpc_timeout(value: &str) -> Option<Nanos> {
     Some(amount.saturating_mul(per_unit))
 }
 
+/// The `grpc-timeout` units, coarsest first, with their length in nanoseconds.
+const GRPC_UNITS: [(char, Nanos); 6] = [
+    ('H', 3_600 * SECOND),
+    ('M', 60 * SECOND),
+    ('S', SECOND),
+    ('m', MILLISECOND),
+    ('u', 1_000),
+    ('n', 1),
+];
+
+/// The largest amount `grpc-timeout` can carry (8 digits).
+const GRPC_MAX_AMOUNT: u64 = 99_999_999;
+
+/// Writes `remaining` as a `grpc-timeout` value for the next hop: the finest unit whose amount
+/// fits the spec's 8 digits, rounded down, so a forwarded deadline is never later than the one
+/// this hop holds (it may be earlier by less than one of the chosen unit: below 100 ms that is
+/// exact to the nanosecond, below 100 s to the microsecond). Beyond 99,999,999 hours it is
+/// capped there.
+pub fn format_grpc_timeout(remaining: Nanos) -> String {
+    for (unit, per_unit) in GRPC_UNITS.iter().rev() {
+        let amount = remaining / per_unit;
+        if amount <= GRPC_MAX_AMOUNT {
+            return format!("{amount}{unit}");
+        }
+    }
+    format!("{GRPC_MAX_AMOUNT}H")
+}
+
 /// Parses a millisecond count (`x-envoy-expected-rq-timeout-ms`); `None` if malformed.
 /// Envoy writes `0` for "no timeout", so `0` is no deadline.
 pub fn parse_timeout_ms(value: &str) -> Option<Nanos> {
@@ -86,6 +114,75 @@ mod tests {
             Some(u64::MAX),
             "saturates beyond u64 nanoseconds"
         );
+    }
+
+    #[test]
+    fn grpc_timeout_is_written_in_the_finest_unit_that_fits_rounded_down() {
+        assert_eq!(format_grpc_timeout(0), "0n");
+        assert_eq!(format_grpc_timeout(99_999_999), "99999999n");
+        assert_eq!(format_grpc_timeout(100_000_000), "100000u");
+        assert_eq!(
+            format_grpc_timeout(1_500_000_999),
+            "1500000u",
+            "rounded down"
+        );
+        assert_eq!(format_grpc_timeout(250 * SECOND), "250000m");
+        assert_eq!(format_grpc_timeout(2 * 86_400 * SECOND), "172800S");
+        assert_eq!(format_grpc_timeout(200 * 86_400 * SECOND), "17280000S");
+        assert_eq!(format_grpc_timeout(4 * 365 * 86_400 * SECOND), "2102400M");
+        assert_eq!(format_grpc_timeout(u64::MAX), "5124095H");
+        // Each unit is reached, and every written value parses back to at most the input, less
+        // than one unit below it, within 8 digits.
+        let mut units_seen = std::collections::BTreeSet::new();
+        let mut check = |nanos: Nanos| {
+            let written = format_grpc_timeout(nanos);
+            let (digits, unit) = written.split_at(written.len() - 1);
+            assert!(digits.len() <= 8, "{nanos}: {written}");
+            units_seen.insert(unit.to_string());
+            let back = parse_grpc_timeout(&written).unwrap();
+            let per_unit = GRPC_UNITS
+                .iter()
+                .find(|(u, _)| u.to_string() == unit)
+                .map(|(_, n)| *n)
+                .unwrap();
+            assert!(back <= nanos, "{nanos}: {written} is later");
+            assert!(
+                nanos - back < per_unit,
+                "{nanos}: {written} lost a unit or more"
+            );
+        };
+        let mut value: Nanos = 1;
+        while let Some(next) = value.checked_mul(7) {
+            for nanos in [value, value + 1, value.saturating_mul(3) / 2] {
+                check(nanos);
+            }
+            value = next;
+        }
+        check(u64::MAX - 1);
+        check(u64::MAX);
+        assert_eq!(units_seen.len(), 6, "{units_seen:?}");
+    }
+
+    #[test]
+    fn a_grpc_timeout_written_from_a_parsed_one_keeps_its_value() {
+        for text in [
+            "1H",
+            "2M",
+            "3S",
+            "250m",
+            "7u",
+            "9n",
+            "0m",
+            "99999999m",
+            "86400S",
+        ] {
+            let nanos = parse_grpc_timeout(text).unwrap();
+            assert_eq!(
+                parse_grpc_timeout(&format_grpc_timeout(nanos)),
+                Some(nanos),
+                "{text}"
+            );
+        }
     }
 
     #[test]
