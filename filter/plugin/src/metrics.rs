@@ -11,7 +11,7 @@
 //! inert: a lost count must never fail a request.
 
 use ballast_policy::config::PolicySet;
-use ballast_policy::metrics::{Kind, Metric, Needs, Telemetry};
+use ballast_policy::metrics::{Kind, Metric, Telemetry};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
@@ -58,13 +58,9 @@ impl SetTelemetry {
         let handles = Metric::ALL
             .iter()
             .map(|metric| {
-                let needed = match metric.needs() {
-                    Needs::Always => true,
-                    Needs::Retry => set.retry.is_some(),
-                    Needs::RetryBudget => set.retry_budget.is_some(),
-                    Needs::Concurrency => set.concurrency.is_some(),
-                };
-                needed
+                metric
+                    .needs()
+                    .met_by(set)
                     .then(|| {
                         let name = tagged_name(prefix, metric.name(), POLICY_SET_TAG, &set.name);
                         define(metric.kind(), &name)

@@ -6,6 +6,7 @@
 //! warning into a log line, tests use [`Recorded`]. Names are rendered by the plugin with the
 //! policy-set tag.
 
+use crate::config::PolicySet;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
@@ -80,6 +81,18 @@ metrics! {
     ConcurrencyDeadlineDrops => "concurrency_deadline_drops", Counter, Concurrency, "Requests answered because their deadline would pass first.";
     ConcurrencyContended => "concurrency_contended", Counter, Concurrency, "Limiter updates that lost every CAS race.";
     ConcurrencyReclaimed => "concurrency_reclaimed", Counter, Concurrency, "Slots returned from worker VMs that stopped.";
+}
+
+impl Needs {
+    /// Whether `set` enables what this needs, so exports the metric.
+    pub fn met_by(self, set: &PolicySet) -> bool {
+        match self {
+            Needs::Always => true,
+            Needs::Retry => set.retry.is_some(),
+            Needs::RetryBudget => set.retry_budget.is_some(),
+            Needs::Concurrency => set.concurrency.is_some(),
+        }
+    }
 }
 
 /// Where a policy set's policies report their numbers and what an operator must hear of.

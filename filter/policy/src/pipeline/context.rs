@@ -20,6 +20,7 @@ pub(super) struct RequestContext<'r> {
     trusted_peers: &'r TrustedPeers,
     trusted: Option<bool>,
     remaining: Option<Option<Nanos>>,
+    grpc: Option<bool>,
 }
 
 impl<'r> RequestContext<'r> {
@@ -29,6 +30,7 @@ impl<'r> RequestContext<'r> {
             trusted_peers,
             trusted: None,
             remaining: None,
+            grpc: None,
         }
     }
 
@@ -75,6 +77,11 @@ impl<'r> RequestContext<'r> {
 
     /// Whether the request is gRPC (its `content-type`), for the shape of a local reply.
     pub(super) fn grpc(&mut self) -> bool {
-        is_grpc(self.request.header("content-type"))
+        if let Some(grpc) = self.grpc {
+            return grpc;
+        }
+        let grpc = is_grpc(self.request.header("content-type"));
+        self.grpc = Some(grpc);
+        grpc
     }
 }

@@ -66,9 +66,25 @@ impl Eligibility {
 impl RetryRules {
     /// Whether a request with `method` (and an idempotency key, if `has_key`) may be retried.
     pub fn eligibility(&self, method: Option<&str>, has_key: bool) -> Eligibility {
-        if method.is_some_and(|m| self.idempotent_methods.iter().any(|i| i == m)) {
+        self.decide(self.idempotent_method(method), || has_key)
+    }
+
+    /// Whether `method` is one of the idempotent methods.
+    pub(crate) fn idempotent_method(&self, method: Option<&str>) -> bool {
+        method.is_some_and(|m| self.idempotent_methods.iter().any(|i| i == m))
+    }
+
+    /// The decision, given whether the method allows retries; `has_key` (does the request
+    /// carry the idempotency key header?) is asked only when the method does not and a key
+    /// header is configured.
+    pub(crate) fn decide(
+        &self,
+        method_allows: bool,
+        has_key: impl FnOnce() -> bool,
+    ) -> Eligibility {
+        if method_allows {
             Eligibility::IdempotentMethod
-        } else if has_key && self.idempotency_key_header.is_some() {
+        } else if self.idempotency_key_header.is_some() && has_key() {
             Eligibility::IdempotencyKey
         } else {
             Eligibility::NotIdempotent

@@ -274,14 +274,11 @@ impl RetryRules {
     /// Whether a request may be retried; its idempotency key header is read only when the
     /// method alone does not allow it.
     pub fn eligibility_of(&self, request: &mut dyn RequestView) -> Eligibility {
-        let method_allows = request
-            .method()
-            .is_some_and(|m| self.idempotent_methods.iter().any(|i| i == m));
-        let has_key = !method_allows
-            && match &self.idempotency_key_header {
-                Some(name) => request.header(name).is_some(),
-                None => false,
-            };
-        self.eligibility(request.method(), has_key)
+        let method_allows = self.idempotent_method(request.method());
+        self.decide(method_allows, || {
+            self.idempotency_key_header
+                .as_deref()
+                .is_some_and(|name| request.header(name).is_some())
+        })
     }
 }
