@@ -7,7 +7,8 @@
 //! conversions, so one header with a non-UTF-8 byte would panic and kill the VM.
 
 use ballast_policy::duration::Nanos;
-use ballast_policy::pipeline::ResponseView;
+use ballast_policy::headers::HeaderEdit;
+use ballast_policy::pipeline::{ResponseView, Resume};
 use ballast_policy::reply::LocalReply;
 use ballast_policy::store::{Cas, SharedStore, StoreError, Versioned};
 use proxy_wasm::hostcalls;
@@ -56,6 +57,13 @@ pub fn set_header(map: MapType, name: &str, value: &str) {
     let _ = hostcalls::set_map_value(map, name, Some(value));
 }
 
+/// Sets or removes headers of `map`; a failure only loses that edit.
+pub fn edit_headers(map: MapType, edits: &[HeaderEdit]) {
+    for (name, value) in edits {
+        let _ = hostcalls::set_map_value(map, name, value.as_deref());
+    }
+}
+
 /// Reads a property as text (`None` when absent or not available in this phase).
 pub fn property(path: &[&str]) -> Option<String> {
     match hostcalls::get_property(path.to_vec()) {
@@ -95,6 +103,7 @@ pub fn send_reply(reply: &LocalReply) {
 fn grpc_code(reply: &LocalReply) -> GrpcStatusCode {
     use ballast_policy::reply::GrpcCode;
     match reply.grpc_status {
+        GrpcCode::InvalidArgument => GrpcStatusCode::InvalidArgument,
         GrpcCode::DeadlineExceeded => GrpcStatusCode::DeadlineExceeded,
         GrpcCode::ResourceExhausted => GrpcStatusCode::ResourceExhausted,
         GrpcCode::Unavailable => GrpcStatusCode::Unavailable,
@@ -106,7 +115,12 @@ pub fn switch_to(stream: u32) -> bool {
     hostcalls::set_effective_context(stream).is_ok()
 }
 
-/// Resumes the current (paused) request.
-pub fn resume_request() {
-    let _ = hostcalls::resume_http_request();
+/// Resumes a paused request after editing its headers (the host applies header calls to the
+/// effective context, so they reach the paused stream's request). Leaves it the effective
+/// context.
+pub fn resume(resume: &Resume) {
+    if switch_to(resume.stream) {
+        edit_headers(MapType::HttpRequestHeaders, &resume.headers);
+        let _ = hostcalls::resume_http_request();
+    }
 }

@@ -7,8 +7,7 @@
 use crate::host::{self, HostResponse, HostStore};
 use crate::metrics::{increment, SetTelemetry};
 use crate::request::HostRequest;
-use ballast_policy::concurrency::limiter::StreamId;
-use ballast_policy::pipeline::{Exchange, Pipeline, Verdict};
+use ballast_policy::pipeline::{Exchange, Pipeline, Resume, Verdict};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, MapType};
 use std::rc::Rc;
@@ -41,11 +40,9 @@ impl BallastHttp {
 
     /// Resumes a waiter that took the slot this stream freed, then makes this stream current
     /// again (resuming switched the effective context).
-    fn resume_other(&self, stream: Option<StreamId>) {
-        if let Some(stream) = stream {
-            if host::switch_to(stream) {
-                host::resume_request();
-            }
+    fn resume_other(&self, resume: Option<Resume>) {
+        if let Some(resume) = resume {
+            host::resume(&resume);
             host::switch_to(self.context_id);
         }
     }
@@ -86,9 +83,7 @@ impl HttpContext for BallastHttp {
             return Action::Continue;
         };
         self.exchange = Some(exchange);
-        for (name, value) in &effects.set_headers {
-            host::set_header(MapType::HttpRequestHeaders, name, value);
-        }
+        host::edit_headers(MapType::HttpRequestHeaders, &effects.headers);
         match effects.verdict {
             Verdict::Continue => Action::Continue,
             Verdict::Pause => Action::Pause,

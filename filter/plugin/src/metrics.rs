@@ -28,6 +28,7 @@ fn define(kind: Kind, name: &str) -> Option<u32> {
     let host_kind = match kind {
         Kind::Counter => MetricType::Counter,
         Kind::Gauge => MetricType::Gauge,
+        Kind::Histogram => MetricType::Histogram,
     };
     match hostcalls::define_metric(host_kind, name) {
         Ok(id) => Some(id),
@@ -82,6 +83,12 @@ impl Telemetry for SetTelemetry {
     }
 
     fn set(&self, metric: Metric, value: u64) {
+        if let Some(id) = self.handle(metric) {
+            let _ = hostcalls::record_metric(id, value);
+        }
+    }
+
+    fn record(&self, metric: Metric, value: u64) {
         if let Some(id) = self.handle(metric) {
             let _ = hostcalls::record_metric(id, value);
         }

@@ -80,10 +80,8 @@ impl RootContext for BallastRoot {
                 host::send_reply(reply);
             }
         }
-        for stream in outcome.resume {
-            if host::switch_to(stream) {
-                host::resume_request();
-            }
+        for resume in &outcome.resume {
+            host::resume(resume);
         }
     }
 

@@ -18,6 +18,7 @@ pub mod config;
 pub mod deadline;
 pub mod duration;
 pub mod env;
+pub mod headers;
 pub mod metrics;
 pub mod numeric;
 pub mod pipeline;

@@ -17,6 +17,8 @@ pub enum Kind {
     Counter,
     /// Set to a value.
     Gauge,
+    /// A distribution of recorded values.
+    Histogram,
 }
 
 /// Which section of a policy set needs a metric.
@@ -30,6 +32,8 @@ pub enum Needs {
     RetryBudget,
     /// A set with a concurrency limiter.
     Concurrency,
+    /// A set with deadline propagation.
+    Deadline,
 }
 
 macro_rules! metrics {
@@ -81,6 +85,19 @@ metrics! {
     ConcurrencyDeadlineDrops => "concurrency_deadline_drops", Counter, Concurrency, "Requests answered because their deadline would pass first.";
     ConcurrencyContended => "concurrency_contended", Counter, Concurrency, "Limiter updates that lost every CAS race.";
     ConcurrencyReclaimed => "concurrency_reclaimed", Counter, Concurrency, "Slots returned from worker VMs that stopped.";
+    DeadlineSeenGrpcTimeout => "deadline_seen_grpc_timeout", Counter, Deadline, "Requests with a believed, well-formed grpc-timeout.";
+    DeadlineSeenEnvoyExpected => "deadline_seen_envoy_expected", Counter, Deadline, "Requests with a believed, well-formed x-envoy-expected-rq-timeout-ms.";
+    DeadlineSeenEnvoyUpstream => "deadline_seen_envoy_upstream", Counter, Deadline, "Requests with a believed, well-formed x-envoy-upstream-rq-timeout-ms.";
+    DeadlineSeenAbsolute => "deadline_seen_absolute", Counter, Deadline, "Requests with a believed, well-formed absolute deadline header.";
+    DeadlineDefaulted => "deadline_defaulted", Counter, Deadline, "Requests that got the policy's default deadline.";
+    DeadlineCapped => "deadline_capped", Counter, Deadline, "Requests whose deadline max shortened.";
+    DeadlineExpiredOnArrival => "deadline_expired_on_arrival", Counter, Deadline, "Requests answered at arrival: less than min_useful left.";
+    DeadlineExpiredQueued => "deadline_expired_queued", Counter, Deadline, "Requests answered because their deadline passed while they waited.";
+    DeadlineUpstreamTimeouts => "deadline_upstream_timeouts", Counter, Deadline, "Forwarded requests whose budget ran out before the upstream answered.";
+    DeadlineMalformed => "deadline_malformed", Counter, Deadline, "Requests with a deadline header that did not parse.";
+    DeadlineSkewRejected => "deadline_skew_rejected", Counter, Deadline, "Absolute deadlines ignored as further in the past than max_clock_skew.";
+    DeadlineUntrustedIgnored => "deadline_untrusted_ignored", Counter, Deadline, "Requests whose deadline hints were ignored: the peer is not trusted.";
+    DeadlineForwardedBudgetMs => "deadline_forwarded_budget_ms", Histogram, Deadline, "Budget forwarded to the upstream, in milliseconds.";
 }
 
 impl Needs {
@@ -91,6 +108,7 @@ impl Needs {
             Needs::Retry => set.retry.is_some(),
             Needs::RetryBudget => set.retry_budget.is_some(),
             Needs::Concurrency => set.concurrency.is_some(),
+            Needs::Deadline => set.deadline.is_some(),
         }
     }
 }
@@ -101,6 +119,8 @@ pub trait Telemetry {
     fn add(&self, metric: Metric, n: u64);
     /// Sets a gauge.
     fn set(&self, metric: Metric, value: u64);
+    /// Records a value in a histogram.
+    fn record(&self, metric: Metric, value: u64);
     /// Something an operator should know (a log line at warning level in the plugin).
     fn warn(&self, message: &str);
 }
@@ -109,6 +129,7 @@ pub trait Telemetry {
 #[derive(Debug, Default)]
 pub struct Recorded {
     values: RefCell<BTreeMap<Metric, u64>>,
+    samples: RefCell<BTreeMap<Metric, Vec<u64>>>,
     warnings: RefCell<Vec<String>>,
 }
 
@@ -116,6 +137,15 @@ impl Recorded {
     /// The counter's total or the gauge's last value (0 if never reported).
     pub fn get(&self, metric: Metric) -> u64 {
         self.values.borrow().get(&metric).copied().unwrap_or(0)
+    }
+
+    /// The values recorded in a histogram, in order.
+    pub fn samples(&self, metric: Metric) -> Vec<u64> {
+        self.samples
+            .borrow()
+            .get(&metric)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The warnings so far.
@@ -133,6 +163,14 @@ impl Telemetry for Recorded {
 
     fn set(&self, metric: Metric, value: u64) {
         self.values.borrow_mut().insert(metric, value);
+    }
+
+    fn record(&self, metric: Metric, value: u64) {
+        self.samples
+            .borrow_mut()
+            .entry(metric)
+            .or_default()
+            .push(value);
     }
 
     fn warn(&self, message: &str) {

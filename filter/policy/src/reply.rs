@@ -8,6 +8,8 @@
 /// gRPC status codes ballast answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GrpcCode {
+    /// 3: the request is malformed (a deadline header that does not parse).
+    InvalidArgument,
     /// 4: the caller's deadline passed (or would before an answer).
     DeadlineExceeded,
     /// 8: a rate limit.
@@ -20,6 +22,7 @@ impl GrpcCode {
     /// The wire value.
     pub fn code(self) -> u32 {
         match self {
+            GrpcCode::InvalidArgument => 3,
             GrpcCode::DeadlineExceeded => 4,
             GrpcCode::ResourceExhausted => 8,
             GrpcCode::Unavailable => 14,
@@ -44,6 +47,11 @@ pub struct LocalReply {
 }
 
 impl LocalReply {
+    /// Whether it answers a spent deadline (504, DEADLINE_EXCEEDED).
+    pub fn is_deadline(&self) -> bool {
+        self.grpc_status == GrpcCode::DeadlineExceeded
+    }
+
     /// The plain response's body.
     pub fn body(&self) -> String {
         format!("{}\n", self.message)

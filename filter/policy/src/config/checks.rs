@@ -1,5 +1,5 @@
-//! Checks of single values that several configuration sections share: header names, methods,
-//! HTTP statuses.
+//! Checks of single values that several configuration sections share: durations in a range,
+//! header names, methods, HTTP statuses.
 //!
 //! Why one module: a header name or a method is valid or not whichever section names it; the
 //! `http` crate's types decide what HTTP allows for methods and statuses, and this module adds
@@ -11,6 +11,9 @@
 //! .wasm by 15,000 bytes (4.2 %) for a check made once per configuration; `Method` and
 //! `StatusCode` cost 1,100 bytes together.
 
+use super::error::Path;
+use super::ConfigError;
+use crate::duration::{parse_duration, Nanos, MILLISECOND};
 use http::{Method, StatusCode};
 
 /// A request or response header name ballast may read or write.
@@ -51,4 +54,26 @@ pub(super) fn error_status(status: u16) -> Result<(), String> {
         Ok(code) if code.is_client_error() || code.is_server_error() => Ok(()),
         _ => Err("must be an HTTP error status (400..=599)".to_string()),
     }
+}
+
+/// A duration field: `default` when absent, else parsed and within `min..=max`.
+pub(super) fn duration(
+    raw: Option<String>,
+    default: Nanos,
+    path: &Path<'_>,
+    min: Nanos,
+    max: Nanos,
+) -> Result<Nanos, ConfigError> {
+    let Some(text) = raw else {
+        return Ok(default);
+    };
+    let value = parse_duration(&text).map_err(|r| path.error(r))?;
+    if value < min || value > max {
+        return Err(path.error(format!(
+            "must be between {}ms and {}ms",
+            min / MILLISECOND,
+            max / MILLISECOND
+        )));
+    }
+    Ok(value)
 }

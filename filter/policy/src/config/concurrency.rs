@@ -8,7 +8,8 @@ use crate::concurrency::noload::ProbeParams;
 use crate::concurrency::queue::{Order, QueueParams};
 use crate::concurrency::window::Aggregate;
 use crate::concurrency::{AimdParams, AlgorithmParams, Bounds, Gradient2Params, VegasParams};
-use crate::duration::{parse_duration, Nanos, MILLISECOND, SECOND};
+use crate::duration::{Nanos, MILLISECOND, SECOND};
+use checks::duration;
 
 const MAX_LIMIT: u32 = 100_000;
 /// How far the window's fastest requests may exceed their no-load RTT before gradient2 shrinks
@@ -19,27 +20,6 @@ const MAX_LIMIT: u32 = 100_000;
 const DEFAULT_RTT_TOLERANCE: f64 = 1.2;
 /// Time between no-load probes while the limit is binding (BBR re-probes every 10 s).
 const DEFAULT_PROBE_INTERVAL: Nanos = 10 * SECOND;
-
-fn duration(
-    raw: Option<String>,
-    default: Nanos,
-    path: &Path<'_>,
-    min: Nanos,
-    max: Nanos,
-) -> Result<Nanos, ConfigError> {
-    let Some(text) = raw else {
-        return Ok(default);
-    };
-    let value = parse_duration(&text).map_err(|r| path.error(r))?;
-    if value < min || value > max {
-        return Err(path.error(format!(
-            "must be between {}ms and {}ms",
-            min / MILLISECOND,
-            max / MILLISECOND
-        )));
-    }
-    Ok(value)
-}
 
 fn ratio(
     raw: Option<f64>,

@@ -18,6 +18,7 @@
 
 mod checks;
 mod concurrency;
+mod deadline;
 mod error;
 mod raw;
 mod retry;
@@ -100,7 +101,7 @@ pub struct PolicySet {
     /// Adaptive concurrency limit, when enabled.
     pub concurrency: Option<ConcurrencyConfig>,
     /// Deadline propagation, when enabled.
-    pub deadline: Option<SectionConfig>,
+    pub deadline: Option<crate::deadline::DeadlineConfig>,
     /// Load shedding, when enabled.
     pub shedding: Option<SectionConfig>,
 }

@@ -51,7 +51,7 @@ pub(crate) struct RawPolicySet {
     pub retry_budget: Option<RawRetryBudget>,
     pub retry: Option<RawRetry>,
     pub concurrency: Option<RawConcurrency>,
-    pub deadline: Option<RawSection>,
+    pub deadline: Option<RawDeadline>,
     pub shedding: Option<RawSection>,
 }
 
@@ -105,6 +105,20 @@ pub(crate) struct RawQueue {
     pub max_wait: Option<String>,
     pub order: Option<String>,
     pub respect_deadlines: Option<bool>,
+}
+
+/// `deadline`: read the caller's deadline, pass the rest on, fail fast once it is spent.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDeadline {
+    pub default: Option<String>,
+    pub max: Option<String>,
+    pub offset: Option<String>,
+    pub min_useful: Option<String>,
+    pub header: Option<String>,
+    pub max_clock_skew: Option<String>,
+    pub malformed: Option<String>,
+    pub believe_untrusted_peers: Option<bool>,
 }
 
 /// A policy section whose parameters arrive with the policy itself; until then it takes none.

@@ -125,15 +125,34 @@ fn build_policy_set(
         Some(r) => Some(super::retry::build_rules(r, &path.field("retry"))?),
         None => retry_budget.map(|_| crate::retry::RetryRules::default()),
     };
+    let concurrency = raw
+        .concurrency
+        .map(|c| super::concurrency::build(c, &path.field("concurrency")))
+        .transpose()?;
+    let deadline = raw
+        .deadline
+        .map(|d| super::deadline::build(d, &path.field("deadline")))
+        .transpose()?;
+    if deadline.is_some()
+        && concurrency
+            .as_ref()
+            .is_some_and(|c| !c.queue.respect_deadlines)
+    {
+        return Err(path
+            .field("concurrency")
+            .field("queue")
+            .field("respect_deadlines")
+            .error(
+                "must be true when the policy set has a deadline section: a request must not \
+                 wait past its deadline and then be forwarded with none left",
+            ));
+    }
     Ok(PolicySet {
         name,
         retry_budget,
         retry,
-        concurrency: raw
-            .concurrency
-            .map(|c| super::concurrency::build(c, &path.field("concurrency")))
-            .transpose()?,
-        deadline: section(raw.deadline),
+        concurrency,
+        deadline,
         shedding: section(raw.shedding),
     })
 }

@@ -3,10 +3,10 @@
 //! Why lazy and shared: every fact costs host calls (a header read, a property lookup), and
 //! most requests need few of them: an admitted request never reads its deadline, a request
 //! without a retry mark never looks up its peer. Stages ask the context instead of the request,
-//! so two stages that need the same fact (the deadline for the queue today, for propagation
-//! next) pay for it once and agree on it.
+//! so two stages that need the same fact (the deadline, for its own stage and for the
+//! concurrency queue) pay for it once and agree on it.
 
-use crate::deadline;
+use crate::deadline::{self, wire, DeadlineConfig, Hints, Reading};
 use crate::duration::Nanos;
 use crate::reply::is_grpc;
 use crate::retry::policy::{ATTEMPT_COUNT_HEADER, GRPC_PREVIOUS_ATTEMPTS_HEADER};
@@ -19,7 +19,7 @@ pub(super) struct RequestContext<'r> {
     request: &'r mut dyn RequestView,
     trusted_peers: &'r TrustedPeers,
     trusted: Option<bool>,
-    remaining: Option<Option<Nanos>>,
+    deadline: Option<Reading>,
     grpc: Option<bool>,
 }
 
@@ -29,7 +29,7 @@ impl<'r> RequestContext<'r> {
             request,
             trusted_peers,
             trusted: None,
-            remaining: None,
+            deadline: None,
             grpc: None,
         }
     }
@@ -59,20 +59,22 @@ impl<'r> RequestContext<'r> {
         (envoy, grpc)
     }
 
-    /// The caller's remaining time as its headers state it (`grpc-timeout`,
-    /// `x-envoy-expected-rq-timeout-ms`; the shorter wins).
-    pub(super) fn remaining(&mut self) -> Option<Nanos> {
-        if let Some(remaining) = self.remaining {
-            return remaining;
+    /// The request's deadline under `config`, read at its arrival `now` (the absolute header's
+    /// name comes from `config`; a stage asking again gets the same reading).
+    pub(super) fn deadline(&mut self, config: &DeadlineConfig, now: Nanos) -> Reading {
+        if let Some(reading) = self.deadline {
+            return reading;
         }
-        let grpc_timeout = self
-            .request
-            .header(deadline::GRPC_TIMEOUT)
-            .map(str::to_owned);
-        let envoy_expected = self.request.header(deadline::ENVOY_EXPECTED_TIMEOUT_MS);
-        let remaining = deadline::remaining(grpc_timeout.as_deref(), envoy_expected);
-        self.remaining = Some(remaining);
-        remaining
+        let mut header = |name: &str| self.request.header(name).map(str::to_owned);
+        let hints = Hints {
+            grpc_timeout: header(wire::GRPC_TIMEOUT),
+            envoy_expected: header(wire::ENVOY_EXPECTED_TIMEOUT_MS),
+            envoy_upstream: header(wire::ENVOY_UPSTREAM_TIMEOUT_MS),
+            absolute: header(&config.header),
+        };
+        let reading = deadline::read(config, &hints, now, || self.peer_trusted());
+        self.deadline = Some(reading);
+        reading
     }
 
     /// Whether the request is gRPC (its `content-type`), for the shape of a local reply.

@@ -8,8 +8,14 @@
 use super::context::RequestContext;
 use crate::concurrency::limiter::{Arrival, Limiter, OverLimit, StreamId, Ticket};
 use crate::config::PolicySetId;
+use crate::deadline::stage::{
+    Arrival as DeadlineArrival, DeadlinePolicy, Forwarding, ResponseFacts,
+};
+use crate::deadline::{Deadline, DeadlineConfig};
 use crate::duration::Nanos;
 use crate::env::Env;
+use crate::headers::HeaderEdit;
+use crate::metrics::Metric;
 use crate::reply::LocalReply;
 use crate::retry::policy::{RetryPolicy, ATTEMPT_COUNT_HEADER, MAX_RETRIES_HEADER};
 use crate::retry::{AttemptMark, RetryPlan};
@@ -29,6 +35,10 @@ pub(super) struct Stages<'a> {
     pub env: Env<'a>,
     pub limiter: Option<&'a Limiter>,
     pub retry: Option<&'a RetryPolicy>,
+    pub deadline: Option<&'a DeadlinePolicy>,
+    /// How the request's deadline is read: the deadline section's, or the defaults (for the
+    /// concurrency queue of a set without one).
+    pub deadline_rules: &'a DeadlineConfig,
     pub trusted_peers: &'a TrustedPeers,
     /// Only for the limiter's accounting (a request it would refuse is admitted and counted in
     /// flight, since it is); the pipeline drops every effect of a dry run itself.
@@ -49,8 +59,8 @@ pub enum Verdict {
 /// Effects of the request stages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestEffects {
-    /// Request headers to set before forwarding.
-    pub set_headers: Vec<(&'static str, String)>,
+    /// Request headers to set or remove before forwarding.
+    pub headers: Vec<HeaderEdit>,
     /// Forward, hold or answer.
     pub verdict: Verdict,
 }
@@ -61,7 +71,16 @@ pub struct ResponseEffects {
     /// Response headers to set.
     pub set_headers: Vec<(String, String)>,
     /// A waiting stream that now holds the slot this one freed: resume it.
-    pub resume: Option<StreamId>,
+    pub resume: Option<Resume>,
+}
+
+/// A waiting request that leaves the queue for the upstream: edit its headers, then resume it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// The stream to resume.
+    pub stream: StreamId,
+    /// Its request headers to set or remove first (the deadline left now, after its wait).
+    pub headers: Vec<HeaderEdit>,
 }
 
 /// Where a request stands with its policy set's concurrency limiter.
@@ -120,17 +139,39 @@ pub struct Exchange {
     attempt: AttemptMark,
     /// The response status, once seen (for a release at the end of the stream).
     status: Option<u16>,
+    /// The request's deadline, when its policy set propagates deadlines.
+    deadline: Option<Deadline>,
+    /// Whether the request is gRPC (known when the deadline stage ran).
+    grpc: bool,
+}
+
+/// When a waiter must leave the queue: its deadline less what the deadline stage keeps back
+/// (`offset`, `min_useful`), or without that stage the deadline as the request states it.
+fn queue_deadline(
+    stages: &Stages<'_>,
+    context: &mut RequestContext<'_>,
+    deadline: Option<Deadline>,
+    now: Nanos,
+) -> Option<Nanos> {
+    match stages.deadline {
+        Some(policy) => deadline.map(|d| policy.forward_by(d)),
+        None => context
+            .deadline(stages.deadline_rules, now)
+            .deadline
+            .map(|d| d.at),
+    }
 }
 
 impl Exchange {
-    /// Runs the request stages (after routing) for `stream`.
+    /// Runs the request stages (after routing) for `stream`. A request that must wait comes
+    /// back with the deadline headers still to write, for when it leaves the queue.
     pub(super) fn begin(
         policy_set: PolicySetId,
         stages: &Stages<'_>,
         request: &mut dyn RequestView,
         stream: StreamId,
         now: Nanos,
-    ) -> (Exchange, RequestEffects) {
+    ) -> (Exchange, RequestEffects, Option<Forwarding>) {
         let mut exchange = Exchange {
             policy_set,
             stream,
@@ -138,26 +179,50 @@ impl Exchange {
             retry_plan: None,
             attempt: AttemptMark::First,
             status: None,
+            deadline: None,
+            grpc: false,
         };
         let mut effects = RequestEffects {
-            set_headers: Vec::new(),
+            headers: Vec::new(),
             verdict: Verdict::Continue,
         };
         let mut context = RequestContext::new(request, stages.trusted_peers);
+        let mut forwarding = None;
+        if let Some(policy) = stages.deadline {
+            let reading = context.deadline(policy.config(), now);
+            exchange.grpc = context.grpc();
+            match policy.arrive(stages.env, &reading, exchange.grpc, now) {
+                DeadlineArrival::Go(go) => {
+                    exchange.deadline = go.deadline;
+                    forwarding = Some(go);
+                }
+                // A dry run goes on to the other stages, which count what they would do.
+                DeadlineArrival::Reply(reply) if !stages.dry_run => {
+                    effects.verdict = Verdict::Reply(reply);
+                    return (exchange, effects, None);
+                }
+                DeadlineArrival::Reply(_) => {}
+            }
+        }
         if let Some(limiter) = stages.limiter {
+            let deadline = exchange.deadline;
             let arrival = limiter.arrive(stages.env, stream, now, stages.dry_run, || OverLimit {
                 grpc: context.grpc(),
                 remaining: limiter
                     .respects_deadlines()
-                    .then(|| context.remaining())
-                    .flatten(),
+                    .then(|| queue_deadline(stages, &mut context, deadline, now))
+                    .flatten()
+                    .map(|leave_by| leave_by.saturating_sub(now)),
             });
             match arrival {
                 Arrival::Admitted => exchange.slot = Slot::Held(now),
                 Arrival::Rejected(reply) => {
+                    if reply.is_deadline() && stages.deadline.is_some() {
+                        stages.env.metrics.add(Metric::DeadlineExpiredQueued, 1);
+                    }
                     exchange.slot = Slot::Rejected;
                     effects.verdict = Verdict::Reply(reply);
-                    return (exchange, effects);
+                    return (exchange, effects, None);
                 }
                 Arrival::Waiting(ticket) => {
                     exchange.slot = Slot::Waiting(ticket);
@@ -171,12 +236,20 @@ impl Exchange {
             let decision = retry.on_request(stages.env, context.request(), now);
             if let Some(n) = decision.max_retries {
                 effects
-                    .set_headers
-                    .push((MAX_RETRIES_HEADER, n.to_string()));
+                    .headers
+                    .push((MAX_RETRIES_HEADER.into(), Some(n.to_string())));
             }
             exchange.retry_plan = Some(decision.plan);
         }
-        (exchange, effects)
+        if effects.verdict == Verdict::Pause {
+            return (exchange, effects, forwarding);
+        }
+        if let (Some(policy), Some(forwarding)) = (stages.deadline, forwarding) {
+            effects
+                .headers
+                .extend(policy.forward(stages.env, &forwarding, now));
+        }
+        (exchange, effects, None)
     }
 
     /// The policy set the request was routed to.
@@ -184,22 +257,28 @@ impl Exchange {
         self.policy_set
     }
 
+    /// The stream it belongs to.
+    pub fn stream(&self) -> StreamId {
+        self.stream
+    }
+
     /// Whether the request is itself a retry, as a trusted peer marked it.
     pub fn attempt(&self) -> AttemptMark {
         self.attempt
     }
 
-    /// Settles the retry plan and, when RTTs end at the headers (or the response has no body),
-    /// releases the slot.
+    /// Settles the retry plan, looks for the router's timeout of a forwarded deadline and, when
+    /// RTTs end at the headers (or the response has no body), releases the slot. Returns the
+    /// response headers to set and the waiter the freed slot went to.
     pub(super) fn on_response_headers(
         &mut self,
         stages: &Stages<'_>,
         response: &mut dyn ResponseView,
         end_of_stream: bool,
         now: Nanos,
-    ) -> ResponseEffects {
-        let mut effects = ResponseEffects::default();
-        if self.retry_plan.is_none() && matches!(self.slot, Slot::None) {
+    ) -> (Vec<(String, String)>, Option<StreamId>) {
+        let mut effects = (Vec::new(), None);
+        if self.retry_plan.is_none() && matches!(self.slot, Slot::None) && self.deadline.is_none() {
             return effects;
         }
         let status = response
@@ -217,15 +296,29 @@ impl Exchange {
                 if let Some(explained) =
                     retry.on_response(stages.env, &plan, status, attempts.as_deref(), now)
                 {
-                    effects
-                        .set_headers
-                        .push((explained.header, explained.value));
+                    effects.0.push((explained.header, explained.value));
                 }
+            }
+        }
+        if let (Some(deadline), Some(policy), false) = (self.deadline, stages.deadline, local_reply)
+        {
+            if policy.budget_spent(deadline, now) {
+                let grpc_status = if self.grpc {
+                    response.header("grpc-status")
+                } else {
+                    None
+                };
+                let facts = ResponseFacts {
+                    grpc: self.grpc,
+                    status,
+                    grpc_status: grpc_status.as_deref(),
+                };
+                effects.0.extend(policy.on_response(stages.env, facts));
             }
         }
         let at_headers = stages.limiter.is_some_and(Limiter::measures_at_headers);
         if !local_reply && (at_headers || end_of_stream) {
-            effects.resume = self.release(stages, Some(status), now);
+            effects.1 = self.release(stages, Some(status), now);
         }
         effects
     }

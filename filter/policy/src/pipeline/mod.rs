@@ -8,14 +8,15 @@
 //!
 //! Order (a stage runs only if its policy is on for the request's set):
 //! 1. **route**: the request's policy set ([`Pipeline::begin`]); unmatched requests pass untouched;
-//! 2. **classify**: the attempt mark (a retry, believed only from trusted peers), for the stages
-//!    that use it (retry today);
-//! 3. **concurrency**: admit, wait (pause) or answer locally;
-//! 4. **retry**: the reservation and `x-envoy-max-retries` (also for a request that waits, so
-//!    its reservation is booked in the second it arrived).
+//! 2. **deadline**: read the caller's deadline; answer at once when it is spent;
+//! 3. **concurrency**: admit, wait (pause) or answer locally; a waiter leaves by its deadline;
+//! 4. **retry**: the attempt mark (a retry, believed only from trusted peers), the reservation
+//!    and `x-envoy-max-retries` (also for a request that waits, so its reservation is booked in
+//!    the second it arrived);
+//! 5. **forward**: the deadline left, written into the request when it goes upstream: at once,
+//!    or when it leaves the queue ([`Resume`]), so the wait is taken off the budget.
 //!
-//! Deadline, shedding and rate-limit stages come between classify and concurrency when they
-//! land.
+//! Shedding and rate-limit stages come between deadline and concurrency when they land.
 //!
 //! `dry_run` is applied here, in one place: stages decide and count as usual, and the pipeline
 //! drops every effect that would change a request or response ([`DryRun`]). The limiter is
@@ -25,16 +26,20 @@
 mod context;
 mod exchange;
 
-use crate::concurrency::limiter::{Limiter, StreamId, TickOutcome};
+use crate::concurrency::limiter::{Limiter, StreamId};
 use crate::config::{Config, PolicySetId};
+use crate::deadline::stage::{DeadlinePolicy, Forwarding};
+use crate::deadline::DeadlineConfig;
 use crate::duration::Nanos;
 use crate::env::Env;
 use crate::metrics::{Metric, Telemetry};
+use crate::reply::LocalReply;
 use crate::retry::policy::RetryPolicy;
 use crate::routing::RequestView;
 use crate::store::SharedStore;
-pub use exchange::{Exchange, RequestEffects, ResponseEffects, ResponseView, Verdict};
-use std::cell::Cell;
+pub use exchange::{Exchange, RequestEffects, ResponseEffects, ResponseView, Resume, Verdict};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 
 /// How often retry budgets flush locally counted first attempts and refresh their gauge.
 const BUDGET_FLUSH_PERIOD: Nanos = 1_000_000_000;
@@ -55,6 +60,9 @@ pub struct PolicySetRuntime<T> {
     telemetry: T,
     retry: Option<RetryPolicy>,
     limiter: Option<Limiter>,
+    deadline: Option<DeadlinePolicy>,
+    /// How the queue reads a deadline: the deadline section's rules, or the defaults.
+    deadline_rules: DeadlineConfig,
 }
 
 impl<T: Telemetry> PolicySetRuntime<T> {
@@ -66,11 +74,24 @@ impl<T: Telemetry> PolicySetRuntime<T> {
     }
 }
 
+/// What a tick decided: streams to answer (their wait ran out), then streams to resume.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct TickOutcome {
+    /// Answer each of these streams with its reply.
+    pub reject: Vec<(StreamId, LocalReply)>,
+    /// Resume each of these streams (after editing its headers): it holds a slot now.
+    pub resume: Vec<Resume>,
+}
+
 /// A configuration's policy sets, ready for requests.
 pub struct Pipeline<T> {
     config: Config,
     sets: Vec<PolicySetRuntime<T>>,
     last_budget_flush: Cell<Nanos>,
+    /// Requests waiting in a queue, with the deadline headers to write when they leave it.
+    /// Bounded by the queues' sizes: an entry leaves when its stream resumes, is answered or
+    /// goes away.
+    waiting: RefCell<HashMap<StreamId, (PolicySetId, Forwarding)>>,
 }
 
 impl<T: Telemetry> Pipeline<T> {
@@ -104,6 +125,8 @@ impl<T: Telemetry> Pipeline<T> {
                     telemetry,
                     retry,
                     limiter,
+                    deadline: set.deadline.clone().map(DeadlinePolicy::new),
+                    deadline_rules: set.deadline.clone().unwrap_or_default(),
                 }
             })
             .collect();
@@ -111,6 +134,7 @@ impl<T: Telemetry> Pipeline<T> {
             config,
             sets,
             last_budget_flush: Cell::new(0),
+            waiting: RefCell::new(HashMap::new()),
         }
     }
 
@@ -144,8 +168,16 @@ impl<T: Telemetry> Pipeline<T> {
         for set in &self.sets {
             if let Some(limiter) = &set.limiter {
                 let done = limiter.tick(set.env(store), now);
-                outcome.reject.extend(done.reject);
-                outcome.resume.extend(done.resume);
+                for (stream, reply) in done.reject {
+                    self.waiting.borrow_mut().remove(&stream);
+                    if reply.is_deadline() && set.deadline.is_some() {
+                        set.telemetry.add(Metric::DeadlineExpiredQueued, 1);
+                    }
+                    outcome.reject.push((stream, reply));
+                }
+                for stream in done.resume {
+                    outcome.resume.push(self.leaving(store, stream, now));
+                }
             }
         }
         if now.saturating_sub(self.last_budget_flush.get()) >= BUDGET_FLUSH_PERIOD {
@@ -157,6 +189,19 @@ impl<T: Telemetry> Pipeline<T> {
             }
         }
         outcome
+    }
+
+    /// A waiter leaves its queue for the upstream at `now`: the headers its deadline needs now.
+    fn leaving(&self, store: &dyn SharedStore, stream: StreamId, now: Nanos) -> Resume {
+        let waited = self.waiting.borrow_mut().remove(&stream);
+        let headers = waited
+            .and_then(|(id, forwarding)| {
+                let set = self.set(id)?;
+                let policy = set.deadline.as_ref()?;
+                Some(policy.forward(set.env(store), &forwarding, now))
+            })
+            .unwrap_or_default();
+        Resume { stream, headers }
     }
 
     /// Routes a request to its policy set and runs its request stages. `None`: no policy set
@@ -171,7 +216,10 @@ impl<T: Telemetry> Pipeline<T> {
         let id = self.config.routes.route(request).policy_set()?;
         let stages = self.stages(store, id)?;
         stages.env.metrics.add(Metric::RequestsTotal, 1);
-        let (exchange, effects) = Exchange::begin(id, &stages, request, stream, now);
+        let (exchange, effects, held) = Exchange::begin(id, &stages, request, stream, now);
+        if let Some(forwarding) = held {
+            self.waiting.borrow_mut().insert(stream, (id, forwarding));
+        }
         Some((exchange, self.dry_run().request(effects)))
     }
 
@@ -189,15 +237,15 @@ impl<T: Telemetry> Pipeline<T> {
         end_of_stream: bool,
         now: Nanos,
     ) -> ResponseEffects {
-        match self.stages(store, exchange.policy_set()) {
-            Some(stages) => self.dry_run().response(exchange.on_response_headers(
-                &stages,
-                response,
-                end_of_stream,
-                now,
-            )),
-            None => ResponseEffects::default(),
-        }
+        let Some(stages) = self.stages(store, exchange.policy_set()) else {
+            return ResponseEffects::default();
+        };
+        let (set_headers, freed) =
+            exchange.on_response_headers(&stages, response, end_of_stream, now);
+        self.dry_run().response(ResponseEffects {
+            set_headers,
+            resume: freed.map(|stream| self.leaving(store, stream, now)),
+        })
     }
 
     /// The response ended (last body chunk or trailers).
@@ -206,9 +254,10 @@ impl<T: Telemetry> Pipeline<T> {
         store: &dyn SharedStore,
         exchange: &mut Exchange,
         now: Nanos,
-    ) -> Option<StreamId> {
+    ) -> Option<Resume> {
         let stages = self.stages(store, exchange.policy_set())?;
-        exchange.on_response_end(&stages, now)
+        let freed = exchange.on_response_end(&stages, now)?;
+        Some(self.leaving(store, freed, now))
     }
 
     /// The stream is gone (finished, reset or cancelled).
@@ -217,9 +266,12 @@ impl<T: Telemetry> Pipeline<T> {
         store: &dyn SharedStore,
         exchange: &mut Exchange,
         now: Nanos,
-    ) -> Option<StreamId> {
+    ) -> Option<Resume> {
+        // A stream that goes away while it waits takes its entry with it.
+        self.waiting.borrow_mut().remove(&exchange.stream());
         let stages = self.stages(store, exchange.policy_set())?;
-        exchange.on_done(&stages, now)
+        let freed = exchange.on_done(&stages, now)?;
+        Some(self.leaving(store, freed, now))
     }
 
     /// The stages of a policy set.
@@ -233,6 +285,8 @@ impl<T: Telemetry> Pipeline<T> {
             env: set.env(store),
             limiter: set.limiter.as_ref(),
             retry: set.retry.as_ref(),
+            deadline: set.deadline.as_ref(),
+            deadline_rules: &set.deadline_rules,
             trusted_peers: &self.config.trusted_peers,
             dry_run: self.config.dry_run,
         })
@@ -250,20 +304,23 @@ impl DryRun {
             return effects;
         }
         RequestEffects {
-            set_headers: Vec::new(),
+            headers: Vec::new(),
             verdict: Verdict::Continue,
         }
     }
 
-    /// In a dry run the response goes on untouched: no header set. A stream to resume is kept:
-    /// resuming is how a held stream goes on, and a dry run holds none.
+    /// In a dry run the response goes on untouched: no header set. A stream to resume is kept
+    /// (without edits): resuming is how a held stream goes on, and a dry run holds none.
     fn response(self, effects: ResponseEffects) -> ResponseEffects {
         if !self.0 {
             return effects;
         }
         ResponseEffects {
             set_headers: Vec::new(),
-            resume: effects.resume,
+            resume: effects.resume.map(|resume| Resume {
+                stream: resume.stream,
+                headers: Vec::new(),
+            }),
         }
     }
 }

@@ -69,6 +69,9 @@ impl Telemetry for Metrics {
     fn set(&self, metric: Metric, value: u64) {
         self.0.set(metric, value);
     }
+    fn record(&self, metric: Metric, value: u64) {
+        self.0.record(metric, value);
+    }
     fn warn(&self, message: &str) {
         self.0.warn(message);
     }

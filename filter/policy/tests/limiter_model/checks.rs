@@ -7,15 +7,15 @@
 
 use crate::world::{Model, Phase, Stream};
 use crate::LIMIT;
-use ballast_policy::concurrency::limiter::StreamId;
 use ballast_policy::duration::MILLISECOND;
 use ballast_policy::metrics::Metric;
+use ballast_policy::pipeline::Resume;
 
 impl Model {
     /// The limiter named `resumed` as holding a slot now: it must be a stream of the same
     /// worker that is still waiting, and not yet past the time it had to leave by.
-    pub(crate) fn resume(&mut self, worker: usize, resumed: Option<StreamId>, by_tick: bool) {
-        let Some(id) = resumed else {
+    pub(crate) fn resume(&mut self, worker: usize, resumed: Option<Resume>, by_tick: bool) {
+        let Some(id) = resumed.map(|r| r.stream) else {
             return;
         };
         if by_tick {

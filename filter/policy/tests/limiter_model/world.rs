@@ -68,7 +68,7 @@ pub(crate) struct Model {
 impl Model {
     pub(crate) fn new(seed: u64, dry_run: bool, measure: &str, order: &str) -> Model {
         let json = format!(
-            r#"{{"dry_run": {dry_run}, "policy_sets": {{"api": {{"concurrency": {{
+            r#"{{"dry_run": {dry_run}, "trusted_peers": {{"source_cidrs": ["10.0.0.0/8"]}}, "policy_sets": {{"api": {{"concurrency": {{
                 "algorithm": "fixed", "initial_limit": {LIMIT}, "measure": "{measure}",
                 "queue": {{"size": {QUEUE_SIZE}, "max_wait": "40ms", "order": "{order}"}}}}}}}},
                 "default_policy_set": "api"}}"#

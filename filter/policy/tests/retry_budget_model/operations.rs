@@ -68,11 +68,11 @@ impl Model {
         let (exchange, effects) = begun.unwrap_or_else(|| panic!("{ctx}: routed to no set"));
         assert_eq!(effects.verdict, Verdict::Continue, "{ctx}");
         let header = effects
-            .set_headers
+            .headers
             .iter()
             .find(|(name, _)| *name == "x-envoy-max-retries");
-        let Some((_, value)) = header else {
-            panic!("{ctx}: no x-envoy-max-retries in {:?}", effects.set_headers);
+        let Some((_, Some(value))) = header else {
+            panic!("{ctx}: no x-envoy-max-retries in {:?}", effects.headers);
         };
         let granted: u32 = value.parse().unwrap();
         let contended = self.contended(worker) > contended_before;

@@ -1,27 +1,21 @@
-//! The caller's remaining time, as the request states it.
+//! The wire forms of a deadline: what each header carries and how ballast writes it back.
 //!
-//! Why: a request that waits in ballast's queue past the moment its caller gives up is work
-//! thrown away twice — the slot it finally gets serves nobody, and it delayed requests that
-//! could still have been answered. Two headers carry the caller's budget through a mesh:
-//!
-//! - `grpc-timeout` (gRPC over HTTP/2 spec): 1–8 ASCII digits and a unit, `H` `M` `S` `m` `u`
-//!   `n`; set by every gRPC client that has a deadline;
-//! - `x-envoy-expected-rq-timeout-ms`: the time a calling Envoy will wait for this hop, in
-//!   milliseconds; set by Envoy on requests to an upstream (sidecar to sidecar in a mesh).
-//!
-//! Both are relative, measured from when the request was sent, so they are read at arrival and
-//! turned into an absolute time on this proxy's clock. Trust is not needed: a caller that
-//! understates its deadline only shortens its own wait.
-//!
-//! Malformed values are ignored (the request is treated as having no deadline), never an
-//! error: a bad header must not change what happens to a request except through its own wait.
+//! Why apart from the stage: parsing is where hostile input meets the plugin, so every format
+//! is one small total function here (malformed is `None`, never an error or a panic), tested
+//! against the specs' limits: `grpc-timeout` (gRPC over HTTP/2: 1–8 ASCII digits and a unit
+//! `H` `M` `S` `m` `u` `n`), Envoy's millisecond counts, and ballast's absolute deadline in
+//! Unix epoch milliseconds.
 
 use crate::duration::{Nanos, MILLISECOND, SECOND};
 
-/// The gRPC deadline header.
+/// The gRPC deadline header (relative, from when the request was sent).
 pub const GRPC_TIMEOUT: &str = "grpc-timeout";
-/// The remaining time a calling Envoy waits for this hop.
+/// The time a calling Envoy waits for this hop, in milliseconds (set by Envoy's router).
 pub const ENVOY_EXPECTED_TIMEOUT_MS: &str = "x-envoy-expected-rq-timeout-ms";
+/// The time the local router waits for the upstream, in milliseconds (read by Envoy's router).
+pub const ENVOY_UPSTREAM_TIMEOUT_MS: &str = "x-envoy-upstream-rq-timeout-ms";
+/// ballast's absolute deadline header by default (Unix epoch milliseconds).
+pub const DEFAULT_ABSOLUTE_HEADER: &str = "x-ballast-deadline";
 
 /// Parses a `grpc-timeout` value (`"250m"`, `"3S"`, …) into nanoseconds; `None` if malformed.
 /// Values beyond `u64` nanoseconds (about 584 years) saturate.
@@ -84,15 +78,32 @@ pub fn parse_timeout_ms(value: &str) -> Option<Nanos> {
     (ms > 0).then(|| ms.saturating_mul(MILLISECOND))
 }
 
-/// The caller's remaining time from the values of [`GRPC_TIMEOUT`] and
-/// [`ENVOY_EXPECTED_TIMEOUT_MS`], whichever are present and well formed: the shortest wins.
-pub fn remaining(grpc_timeout: Option<&str>, envoy_expected_ms: Option<&str>) -> Option<Nanos> {
-    let grpc = grpc_timeout.and_then(parse_grpc_timeout);
-    let envoy = envoy_expected_ms.and_then(parse_timeout_ms);
-    match (grpc, envoy) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
+/// Whether a millisecond count is Envoy's `0`, "no timeout" (well formed, and no deadline).
+pub fn is_no_timeout_ms(value: &str) -> bool {
+    let value = value.trim();
+    !value.is_empty() && value.bytes().all(|b| b == b'0')
+}
+
+/// Parses an absolute deadline in Unix epoch milliseconds (1–16 digits) into nanoseconds
+/// since the epoch; `None` if malformed. Saturates beyond `u64` nanoseconds (the year 2554).
+pub fn parse_epoch_ms(value: &str) -> Option<Nanos> {
+    let value = value.trim();
+    if value.is_empty() || value.len() > 16 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
     }
+    let ms: u64 = value.parse().ok()?;
+    Some(ms.saturating_mul(MILLISECOND))
+}
+
+/// Writes an absolute deadline as Unix epoch milliseconds, rounded down (never later).
+pub fn format_epoch_ms(at: Nanos) -> String {
+    (at / MILLISECOND).to_string()
+}
+
+/// Writes a budget as whole milliseconds, rounded down, for Envoy's timeout headers. Never 0,
+/// which Envoy reads as "no timeout": callers forward only budgets of a millisecond or more.
+pub fn format_timeout_ms(budget: Nanos) -> String {
+    (budget / MILLISECOND).max(1).to_string()
 }
 
 #[cfg(test)]
@@ -214,16 +225,37 @@ mod tests {
     }
 
     #[test]
-    fn shortest_of_both_headers_wins() {
-        assert_eq!(remaining(Some("2S"), Some("500")), Some(500 * MILLISECOND));
-        assert_eq!(remaining(Some("20m"), None), Some(20 * MILLISECOND));
-        assert_eq!(remaining(None, Some("20")), Some(20 * MILLISECOND));
+    fn epoch_milliseconds() {
         assert_eq!(
-            remaining(Some("soon"), Some("30")),
-            Some(30 * MILLISECOND),
-            "a malformed header is ignored, not fatal"
+            parse_epoch_ms("1764633600123"),
+            Some(1_764_633_600_123 * MILLISECOND)
         );
-        assert_eq!(remaining(Some("soon"), None), None);
-        assert_eq!(remaining(None, None), None);
+        assert_eq!(parse_epoch_ms(" 5 "), Some(5 * MILLISECOND));
+        assert_eq!(
+            parse_epoch_ms("9999999999999999"),
+            Some(u64::MAX),
+            "saturates"
+        );
+        for bad in ["", "-1", "1.5", "17e11", "12345678901234567", "0x10", "１"] {
+            assert_eq!(parse_epoch_ms(bad), None, "{bad:?}");
+        }
+        assert_eq!(format_epoch_ms(1_764_633_600_123_999_999), "1764633600123");
+        let at = 1_764_633_600_123 * MILLISECOND;
+        assert_eq!(parse_epoch_ms(&format_epoch_ms(at)), Some(at));
+    }
+
+    #[test]
+    fn envoy_timeouts_are_whole_milliseconds_never_zero() {
+        assert_eq!(format_timeout_ms(150 * MILLISECOND + 999_999), "150");
+        assert_eq!(format_timeout_ms(MILLISECOND), "1");
+        assert_eq!(
+            format_timeout_ms(10),
+            "1",
+            "0 would mean no timeout to Envoy"
+        );
+        assert_eq!(
+            parse_timeout_ms(&format_timeout_ms(42 * MILLISECOND)),
+            Some(42 * MILLISECOND)
+        );
     }
 }
