@@ -64,6 +64,18 @@ pub fn edit_headers(map: MapType, edits: &[HeaderEdit]) {
     }
 }
 
+/// Reads a timestamp property (Envoy serialises one as 8 bytes: little-endian signed
+/// nanoseconds since the Unix epoch); `None` when absent or of another shape.
+pub fn timestamp_property(path: &[&str]) -> Option<Nanos> {
+    match hostcalls::get_property(path.to_vec()) {
+        Ok(Some(bytes)) => {
+            let bytes: [u8; 8] = bytes.as_slice().try_into().ok()?;
+            u64::try_from(i64::from_le_bytes(bytes)).ok()
+        }
+        Ok(None) | Err(_) => None,
+    }
+}
+
 /// Reads a property as text (`None` when absent or not available in this phase).
 pub fn property(path: &[&str]) -> Option<String> {
     match hostcalls::get_property(path.to_vec()) {

@@ -4,7 +4,8 @@
 //! Routing asks for attributes rule by rule; a table that decides on the path never pays for the
 //! authority, a header or the route-name property.
 
-use crate::host::{header, property};
+use crate::host::{header, property, timestamp_property};
+use ballast_policy::duration::Nanos;
 use ballast_policy::routing::{host_of, path_without_query, RequestView};
 use proxy_wasm::types::MapType;
 
@@ -66,6 +67,10 @@ impl RequestView for HostRequest {
         memo(&mut self.source_address, || {
             property(&["source", "address"])
         })
+    }
+
+    fn arrival(&mut self) -> Option<Nanos> {
+        timestamp_property(&["request", "time"])
     }
 
     fn peer_principal(&mut self) -> Option<&str> {

@@ -7,7 +7,7 @@
 mod common;
 
 use ballast_mock_host::{Action, Host, StreamId};
-use common::limiter::{counter, gauge, host, open, respond, started, GET};
+use common::limiter::{counter, gauge, host, open, respond, started, GET, TRUSTED};
 use std::time::Duration;
 
 #[test]
@@ -126,7 +126,7 @@ fn deadlines_can_be_ignored_by_configuration() {
 /// A gradient2 limiter of 4 that learned a no-load RTT of about 50 ms (`measure` as given).
 fn host_that_learned_50ms(measure: &str) -> Host {
     let config = format!(
-        r#"{{"policy_sets": {{"api": {{"concurrency": {{
+        r#"{{{TRUSTED}, "policy_sets": {{"api": {{"concurrency": {{
         "algorithm": "gradient2", "initial_limit": 4, "min_limit": 4, "max_limit": 4,
         "measure": "{measure}", "window": "100ms", "min_samples": 5,
         "queue": {{"size": 10, "max_wait": "1s"}}}}}}}}, "default_policy_set": "api"}}"#

@@ -14,7 +14,7 @@
 mod common;
 
 use ballast_mock_host::{Host, StreamId};
-use common::limiter::{counter, gauge, started, GET};
+use common::limiter::{counter, gauge, started, GET, TRUSTED};
 use std::time::Duration;
 
 const WORKERS: usize = 3;
@@ -68,7 +68,7 @@ fn streams_in(host: &mut Host, streams: &[StreamId], state: Truth) -> Vec<Stream
 fn run(seed: u64, dry_run: bool, measure: &str, order: &str) {
     let mut rng = Rng(seed | 1);
     let config = format!(
-        r#"{{"dry_run": {dry_run}, "policy_sets": {{"api": {{"concurrency": {{
+        r#"{{"dry_run": {dry_run}, {TRUSTED}, "policy_sets": {{"api": {{"concurrency": {{
             "algorithm": "fixed", "initial_limit": {LIMIT}, "measure": "{measure}",
             "queue": {{"size": 4, "max_wait": "40ms", "order": "{order}"}}}}}}}},
             "default_policy_set": "api"}}"#

@@ -198,19 +198,35 @@ pub struct Reading {
     pub capped: bool,
 }
 
-/// The request's deadline at `now` (its arrival) from its `hints` under `config`: the earliest
-/// believed input, else `default`, never later than `now + max`. `peer_trusted` is asked only
-/// when the request carries a hint and the config does not believe every peer.
+/// When the request reached this proxy, and when ballast reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrived {
+    /// When the proxy received the request (Envoy's `request.time`): relative hints count from
+    /// here, so time spent in filters before ballast comes off the budget too.
+    pub at: Nanos,
+    /// Now (for the clock-skew check of the absolute header).
+    pub now: Nanos,
+}
+
+/// The request's deadline from its `hints` under `config`: the earliest believed input, else
+/// `default`, never later than `max` after its arrival. `arrived` is asked only when there is
+/// a deadline to compute, `peer_trusted` only when the request carries a hint and the config
+/// does not believe every peer.
 pub fn read(
     config: &DeadlineConfig,
     hints: &Hints,
-    now: Nanos,
+    arrived: impl FnOnce() -> Arrived,
     peer_trusted: impl FnOnce() -> bool,
 ) -> Reading {
     let mut reading = Reading {
         present: hints.present(),
         ..Reading::default()
     };
+    if reading.present.is_empty() && config.default.is_none() {
+        return reading;
+    }
+    let Arrived { at: arrival, now } = arrived();
+    let arrival = arrival.min(now);
     let believed = reading.present.is_empty() || config.believe_untrusted_peers || peer_trusted();
     reading.untrusted = !believed;
     let mut earliest: Option<Deadline> = None;
@@ -226,10 +242,10 @@ pub fn read(
             }
             let at = match source {
                 Source::GrpcTimeout => {
-                    wire::parse_grpc_timeout(value).map(|d| now.saturating_add(d))
+                    wire::parse_grpc_timeout(value).map(|d| arrival.saturating_add(d))
                 }
                 Source::EnvoyExpected | Source::EnvoyUpstream => {
-                    wire::parse_timeout_ms(value).map(|d| now.saturating_add(d))
+                    wire::parse_timeout_ms(value).map(|d| arrival.saturating_add(d))
                 }
                 Source::Absolute => wire::parse_epoch_ms(value),
                 Source::Default => None,
@@ -250,12 +266,12 @@ pub fn read(
     }
     if earliest.is_none() {
         earliest = config.default.map(|default| Deadline {
-            at: now.saturating_add(default),
+            at: arrival.saturating_add(default),
             source: Source::Default,
         });
     }
     if let (Some(deadline), Some(max)) = (earliest.as_mut(), config.max) {
-        let cap = now.saturating_add(max);
+        let cap = arrival.saturating_add(max);
         if deadline.at > cap {
             deadline.at = cap;
             reading.capped = true;

@@ -25,6 +25,11 @@ fn hints(pairs: &[(Source, &str)]) -> Hints {
     hints
 }
 
+/// Arrived and read at the same moment.
+fn at(now: Nanos) -> impl FnOnce() -> Arrived {
+    move || Arrived { at: now, now }
+}
+
 fn trusting() -> DeadlineConfig {
     DeadlineConfig {
         believe_untrusted_peers: true,
@@ -46,7 +51,9 @@ fn the_earliest_input_wins_whatever_its_form() {
         (Source::EnvoyUpstream, "300"),
         (Source::Absolute, &absolute),
     ]);
-    let reading = read(&config, &all, NOW, || unreachable!("trust is not asked"));
+    let reading = read(&config, &all, at(NOW), || {
+        unreachable!("trust is not asked")
+    });
     assert_eq!(
         reading.deadline,
         Some(Deadline {
@@ -81,7 +88,7 @@ fn the_earliest_input_wins_whatever_its_form() {
         ),
     ];
     for (pairs, ms, source) in cases {
-        let reading = read(&config, &hints(pairs), NOW, || true);
+        let reading = read(&config, &hints(pairs), at(NOW), || true);
         assert_eq!(
             reading.deadline,
             Some(Deadline {
@@ -104,7 +111,7 @@ fn malformed_inputs_are_counted_and_the_others_still_count() {
             (Source::EnvoyUpstream, "80"),
             (Source::Absolute, "yesterday"),
         ]),
-        NOW,
+        at(NOW),
         || true,
     );
     assert_eq!(reading.deadline.map(|d| d.at), Some(NOW + 80 * MILLISECOND));
@@ -116,7 +123,7 @@ fn malformed_inputs_are_counted_and_the_others_still_count() {
     let reading = read(
         &config,
         &hints(&[(Source::EnvoyUpstream, "0")]),
-        NOW,
+        at(NOW),
         || true,
     );
     assert_eq!(reading.deadline, None);
@@ -130,7 +137,7 @@ fn default_applies_only_without_a_deadline_and_max_caps_every_source() {
         max: Some(SECOND),
         ..trusting()
     };
-    let none = read(&config, &Hints::default(), NOW, || true);
+    let none = read(&config, &Hints::default(), at(NOW), || true);
     assert_eq!(
         none.deadline,
         Some(Deadline {
@@ -141,7 +148,7 @@ fn default_applies_only_without_a_deadline_and_max_caps_every_source() {
     let longer = read(
         &config,
         &hints(&[(Source::GrpcTimeout, "500m")]),
-        NOW,
+        at(NOW),
         || true,
     );
     assert_eq!(
@@ -156,7 +163,7 @@ fn default_applies_only_without_a_deadline_and_max_caps_every_source() {
         vec![(Source::EnvoyExpected, "99999999")],
         vec![(Source::Absolute, far.as_str())],
     ] {
-        let reading = read(&config, &hints(&pairs), NOW, || true);
+        let reading = read(&config, &hints(&pairs), at(NOW), || true);
         assert_eq!(
             reading.deadline.map(|d| d.at),
             Some(NOW + SECOND),
@@ -173,7 +180,12 @@ fn an_absolute_deadline_far_in_the_past_is_a_wrong_clock() {
         ..trusting()
     };
     let late = epoch_ms(NOW - SECOND);
-    let reading = read(&config, &hints(&[(Source::Absolute, &late)]), NOW, || true);
+    let reading = read(
+        &config,
+        &hints(&[(Source::Absolute, &late)]),
+        at(NOW),
+        || true,
+    );
     assert_eq!(
         reading.deadline.map(|d| d.at),
         Some(NOW - SECOND),
@@ -183,7 +195,7 @@ fn an_absolute_deadline_far_in_the_past_is_a_wrong_clock() {
     let reading = read(
         &config,
         &hints(&[(Source::Absolute, &skewed), (Source::GrpcTimeout, "50m")]),
-        NOW,
+        at(NOW),
         || true,
     );
     assert!(reading.skew_rejected);
@@ -200,10 +212,43 @@ fn an_absolute_deadline_far_in_the_past_is_a_wrong_clock() {
     let reading = read(
         &config,
         &hints(&[(Source::Absolute, &seconds)]),
-        NOW,
+        at(NOW),
         || true,
     );
     assert!(reading.skew_rejected && reading.deadline.is_none());
+}
+
+#[test]
+fn relative_hints_count_from_the_arrival_at_this_proxy() {
+    let config = DeadlineConfig {
+        max: Some(SECOND),
+        ..trusting()
+    };
+    let sent = hints(&[(Source::GrpcTimeout, "50m")]);
+    // Ballast reads it 30 ms after the proxy received it (filters before it took that long).
+    let arrived = || Arrived {
+        at: NOW - 30 * MILLISECOND,
+        now: NOW,
+    };
+    let reading = read(&config, &sent, arrived, || true);
+    assert_eq!(reading.deadline.map(|d| d.at), Some(NOW + 20 * MILLISECOND));
+    let late = || Arrived {
+        at: NOW + SECOND,
+        now: NOW,
+    };
+    assert_eq!(
+        read(&config, &sent, late, || true).deadline.map(|d| d.at),
+        Some(NOW + 50 * MILLISECOND),
+        "an arrival after now is taken as now"
+    );
+    let mut asked = false;
+    let arrived = || {
+        asked = true;
+        Arrived { at: NOW, now: NOW }
+    };
+    let untouched = read(&config, &Hints::default(), arrived, || true);
+    assert!(untouched.deadline.is_none());
+    assert!(!asked, "no hint, no default: nothing to compute");
 }
 
 #[test]
@@ -213,18 +258,18 @@ fn hints_from_untrusted_peers_are_ignored_unless_configured() {
         ..DeadlineConfig::default()
     };
     let short = hints(&[(Source::GrpcTimeout, "10m")]);
-    let reading = read(&config, &short, NOW, || false);
+    let reading = read(&config, &short, at(NOW), || false);
     assert!(reading.untrusted);
     assert_eq!(
         reading.deadline.map(|d| d.source),
         Some(Source::Default),
         "the policy's own default still applies"
     );
-    assert!(read(&config, &short, NOW, || true)
+    assert!(read(&config, &short, at(NOW), || true)
         .deadline
         .is_some_and(|d| d.source == Source::GrpcTimeout));
     let mut asked = false;
-    let reading = read(&config, &Hints::default(), NOW, || {
+    let reading = read(&config, &Hints::default(), at(NOW), || {
         asked = true;
         true
     });
@@ -269,7 +314,7 @@ fn budget_is_the_deadline_less_time_spent_less_the_offset() {
     let reading = read(
         policy.config(),
         &hints(&[(Source::GrpcTimeout, "50m")]),
-        NOW,
+        at(NOW),
         || true,
     );
     let Arrival::Go(forwarding) = policy.arrive(env, &reading, true, NOW) else {
@@ -321,7 +366,7 @@ fn spent_or_nearly_spent_deadlines_are_answered_at_once() {
         let reading = read(
             policy.config(),
             &hints(&[(Source::GrpcTimeout, timeout)]),
-            NOW,
+            at(NOW),
             || true,
         );
         match policy.arrive(env, &reading, grpc, NOW) {
@@ -353,7 +398,7 @@ fn malformed_headers_are_rejected_when_configured() {
     let reading = read(
         policy.config(),
         &hints(&[(Source::GrpcTimeout, "5x")]),
-        NOW,
+        at(NOW),
         || true,
     );
     let Arrival::Reply(reply) = policy.arrive(env, &reading, true, NOW) else {
@@ -372,7 +417,7 @@ fn unbelieved_hints_are_removed_and_a_default_overwrites_them() {
         metrics: &metrics,
     };
     let sent = hints(&[(Source::GrpcTimeout, "10m"), (Source::Absolute, "1")]);
-    let reading = read(policy.config(), &sent, NOW, || false);
+    let reading = read(policy.config(), &sent, at(NOW), || false);
     let Arrival::Go(forwarding) = policy.arrive(env, &reading, false, NOW) else {
         panic!("not believed, so not expired");
     };
@@ -391,7 +436,7 @@ fn unbelieved_hints_are_removed_and_a_default_overwrites_them() {
         default: Some(SECOND),
         ..DeadlineConfig::default()
     });
-    let reading = read(policy.config(), &sent, NOW, || false);
+    let reading = read(policy.config(), &sent, at(NOW), || false);
     let Arrival::Go(forwarding) = policy.arrive(env, &reading, false, NOW) else {
         panic!("default of a second");
     };

@@ -6,7 +6,7 @@
 //! so two stages that need the same fact (the deadline, for its own stage and for the
 //! concurrency queue) pay for it once and agree on it.
 
-use crate::deadline::{self, wire, DeadlineConfig, Hints, Reading};
+use crate::deadline::{self, wire, Arrived, DeadlineConfig, Hints, Reading};
 use crate::duration::Nanos;
 use crate::reply::is_grpc;
 use crate::retry::policy::{ATTEMPT_COUNT_HEADER, GRPC_PREVIOUS_ATTEMPTS_HEADER};
@@ -59,8 +59,9 @@ impl<'r> RequestContext<'r> {
         (envoy, grpc)
     }
 
-    /// The request's deadline under `config`, read at its arrival `now` (the absolute header's
-    /// name comes from `config`; a stage asking again gets the same reading).
+    /// The request's deadline under `config`, read `now` (relative hints count from when the
+    /// proxy received the request; the absolute header's name comes from `config`; a stage
+    /// asking again gets the same reading).
     pub(super) fn deadline(&mut self, config: &DeadlineConfig, now: Nanos) -> Reading {
         if let Some(reading) = self.deadline {
             return reading;
@@ -72,7 +73,14 @@ impl<'r> RequestContext<'r> {
             envoy_upstream: header(wire::ENVOY_UPSTREAM_TIMEOUT_MS),
             absolute: header(&config.header),
         };
-        let reading = deadline::read(config, &hints, now, || self.peer_trusted());
+        // The arrival costs a property read: only when there is a deadline to compute.
+        let needed = !hints.present().is_empty() || config.default.is_some();
+        let arrival = if needed { self.request.arrival() } else { None };
+        let arrived = move || Arrived {
+            at: arrival.unwrap_or(now),
+            now,
+        };
+        let reading = deadline::read(config, &hints, arrived, || self.peer_trusted());
         self.deadline = Some(reading);
         reading
     }

@@ -32,6 +32,10 @@ pub trait RequestView {
     fn source_address(&mut self) -> Option<&str> {
         None
     }
+    /// When the proxy received the request (Envoy's `request.time`), for deadlines.
+    fn arrival(&mut self) -> Option<crate::duration::Nanos> {
+        None
+    }
     /// The URI SAN of the peer's certificate (e.g. a SPIFFE ID), for trust decisions.
     fn peer_principal(&mut self) -> Option<&str> {
         None

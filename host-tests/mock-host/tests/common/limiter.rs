@@ -13,6 +13,8 @@ pub fn started(workers: usize, config: &str) -> Host {
     let mut host = Host::builder(&plugin())
         .workers(workers)
         .plugin_config(config)
+        // Inside TRUSTED (the configs below trust it): deadline hints are believed.
+        .property("source.address", "10.1.2.3:40000")
         .build()
         .unwrap();
     assert!(host.start().unwrap().all_ok(), "{:?}", host.logs());
@@ -24,11 +26,14 @@ pub fn host(workers: usize, queue: &str) -> Host {
     started(
         workers,
         &format!(
-            r#"{{"policy_sets": {{"api": {{"concurrency": {{"algorithm": "fixed", "initial_limit": 4, "queue": {queue}}}}}}},
+            r#"{{{TRUSTED}, "policy_sets": {{"api": {{"concurrency": {{"algorithm": "fixed", "initial_limit": 4, "queue": {queue}}}}}}},
             "default_policy_set": "api"}}"#
         ),
     )
 }
+
+/// The `trusted_peers` entry for the streams' source address, so their deadlines count.
+pub const TRUSTED: &str = r#""trusted_peers": {"source_cidrs": ["10.0.0.0/8"]}"#;
 
 pub const GET: [(&str, &str); 3] = [(":method", "GET"), (":path", "/a"), (":authority", "x")];
 

@@ -12,6 +12,9 @@ use ballast_mock_host::{Action, StreamId};
 use ballast_policy::duration::Nanos;
 use std::fmt::Write as _;
 
+/// The source address of every simulated request (`source.address`).
+const CLIENT_ADDRESS: &str = "127.0.0.1:40000";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum State {
     Free,
@@ -98,6 +101,11 @@ impl Engine<'_> {
         self.next_worker = (self.next_worker + 1) % self.loaded.scenario.workers;
         self.streams += 1;
         let mut stream = self.host.http_stream(worker).map_err(|e| e.to_string())?;
+        // The simulated clients are local peers, as a sidecar's are: a policy that trusts
+        // 127.0.0.0/8 believes their hints (deadline, priority, retry marks).
+        stream
+            .set_property("source.address", CLIENT_ADDRESS)
+            .map_err(|e| e.to_string())?;
         if let Some(name) = &spec.route_name {
             stream
                 .set_property("xds.route_name", name.as_str())
