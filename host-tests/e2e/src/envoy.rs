@@ -21,6 +21,8 @@ pub struct EnvoyConfig {
     upstream_port: u16,
     plugin_json: Option<String>,
     concurrency: usize,
+    delay_before_plugin_ms: Option<u64>,
+    without_plugin: bool,
 }
 
 impl EnvoyConfig {
@@ -34,6 +36,8 @@ impl EnvoyConfig {
             upstream_port: 8081,
             plugin_json: None,
             concurrency: 1,
+            delay_before_plugin_ms: None,
+            without_plugin: false,
         })
     }
 
@@ -55,6 +59,19 @@ impl EnvoyConfig {
         self
     }
 
+    /// Delay every request by `ms` in Envoy's fault filter, placed before ballast: time a
+    /// request spends in this proxy before ballast sees it (another filter, a slow hop).
+    pub fn delay_before_plugin(mut self, ms: u64) -> Self {
+        self.delay_before_plugin_ms = Some(ms);
+        self
+    }
+
+    /// Remove the ballast filter: the same Envoy without the plugin (for comparisons).
+    pub fn without_plugin(mut self) -> Self {
+        self.without_plugin = true;
+        self
+    }
+
     /// The YAML text Envoy will load, with ports `admin` and `listener`.
     pub fn render(&self, admin: u16, listener: u16) -> Result<String, String> {
         let wasm = plugin_wasm()?;
@@ -72,6 +89,12 @@ impl EnvoyConfig {
             );
         if let Some(json) = &self.plugin_json {
             text = replace_plugin_json(&text, json)?;
+        }
+        if self.without_plugin {
+            text = remove_plugin_filter(&text)?;
+        }
+        if let Some(ms) = self.delay_before_plugin_ms {
+            text = insert_before_plugin(&text, &fault_delay_filter(ms))?;
         }
         Ok(text)
     }
@@ -96,6 +119,52 @@ fn replace_plugin_json(yaml: &str, json: &str) -> Result<String, String> {
     out.extend(json.lines().map(|l| format!("{}{l}", " ".repeat(indent))));
     out.extend(lines[end..].iter().map(|l| l.to_string()));
     Ok(out.join("\n") + "\n")
+}
+
+/// The line `- name: ballast` of the HTTP filter list, and its indent.
+fn plugin_filter_line(lines: &[&str]) -> Result<(usize, usize), String> {
+    let start = lines
+        .iter()
+        .position(|l| l.trim() == "- name: ballast")
+        .ok_or("no `- name: ballast` filter in the config")?;
+    let indent = lines
+        .get(start)
+        .map_or(0, |l| l.len() - l.trim_start().len());
+    Ok((start, indent))
+}
+
+/// Removes the `- name: ballast` filter entry (up to the next entry of the same list).
+fn remove_plugin_filter(yaml: &str) -> Result<String, String> {
+    let lines: Vec<&str> = yaml.lines().collect();
+    let (start, indent) = plugin_filter_line(&lines)?;
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| !l.trim().is_empty() && l.len() - l.trim_start().len() <= indent)
+        .map_or(lines.len(), |offset| start + 1 + offset);
+    let mut out: Vec<&str> = lines[..start].to_vec();
+    out.extend(&lines[end..]);
+    Ok(out.join("\n") + "\n")
+}
+
+/// Inserts filter entries (written at indent 0) before the `- name: ballast` entry.
+fn insert_before_plugin(yaml: &str, entries: &str) -> Result<String, String> {
+    let lines: Vec<&str> = yaml.lines().collect();
+    let (start, indent) = plugin_filter_line(&lines)?;
+    let mut out: Vec<String> = lines[..start].iter().map(|l| l.to_string()).collect();
+    out.extend(entries.lines().map(|l| format!("{}{l}", " ".repeat(indent))));
+    out.extend(lines[start..].iter().map(|l| l.to_string()));
+    Ok(out.join("\n") + "\n")
+}
+
+/// Envoy's fault filter delaying every request by `ms`.
+fn fault_delay_filter(ms: u64) -> String {
+    format!(
+        "- name: envoy.filters.http.fault\n  typed_config:\n    \"@type\": \
+         type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault\n    delay:\n      \
+         fixed_delay: {}.{:03}s\n      percentage: {{ numerator: 100, denominator: HUNDRED }}\n",
+        ms / 1000,
+        ms % 1000
+    )
 }
 
 /// A running Envoy; killed on drop.
@@ -283,6 +352,24 @@ pub fn validate(config: &EnvoyConfig) -> Result<(ExitStatus, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const FILTERS: &str = "x:\n  http_filters:\n  - name: ballast\n    typed_config: {}\n  - name: router\n    typed_config: {}\n";
+
+    #[test]
+    fn removes_the_plugin_filter() {
+        assert_eq!(
+            remove_plugin_filter(FILTERS).unwrap(),
+            "x:\n  http_filters:\n  - name: router\n    typed_config: {}\n"
+        );
+    }
+
+    #[test]
+    fn inserts_a_delay_before_the_plugin() {
+        let out = insert_before_plugin(FILTERS, &fault_delay_filter(30)).unwrap();
+        let fault = out.find("- name: envoy.filters.http.fault").unwrap();
+        assert!(fault < out.find("- name: ballast").unwrap(), "{out}");
+        assert!(out.contains("      fixed_delay: 0.030s"), "{out}");
+    }
 
     #[test]
     fn swaps_the_plugin_json_block() {

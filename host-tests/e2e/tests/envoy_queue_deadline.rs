@@ -26,7 +26,9 @@ fn queued_requests_leave_at_their_callers_deadline_in_envoy() {
         ..UpstreamConfig::default()
     })
     .unwrap();
-    let config = r#"{"policy_sets": {"api": {"concurrency": {"algorithm": "fixed", "initial_limit": 1,
+    // The test client is a loopback peer: trusted, so its deadline hints are believed.
+    let config = r#"{"trusted_peers": {"source_cidrs": ["127.0.0.0/8"]},
+        "policy_sets": {"api": {"concurrency": {"algorithm": "fixed", "initial_limit": 1,
         "queue": {"size": 10, "max_wait": "10s"}}}}, "default_policy_set": "api"}"#;
     let envoy = Envoy::start(
         &EnvoyConfig::from_file("envoy-config/envoy.yaml")
