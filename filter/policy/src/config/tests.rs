@@ -19,6 +19,10 @@ pub(crate) const EXAMPLES: &[(&str, &str)] = &[
         "full.json",
         include_str!("../../../../examples/configs/full.json"),
     ),
+    (
+        "deadline.json",
+        include_str!("../../../../examples/configs/deadline.json"),
+    ),
 ];
 
 const INVALID: &str = include_str!("../../testdata/invalid_configs.json");
@@ -399,4 +403,49 @@ fn concurrency_section_defaults_and_values() {
         (0, Order::Lifo, false, 429, 2)
     );
     assert!(matches!(get("fixed").algorithm, AlgorithmParams::Fixed(b) if b.initial == 8.0));
+}
+
+#[test]
+fn deadline_section_defaults_and_values() {
+    use crate::deadline::{DeadlineConfig, Malformed};
+    use crate::duration::{MILLISECOND, SECOND};
+    let config = Config::from_json(
+        br#"{"policy_sets": {
+            "defaults": {"deadline": {}},
+            "edge": {"deadline": {"default": "2s", "max": "30s", "offset": "3ms", "min_useful": "20ms",
+                     "header": "x-request-deadline", "max_clock_skew": "500ms", "malformed": "reject",
+                     "believe_untrusted_peers": true}}}}"#,
+    )
+    .unwrap();
+    let section = |name: &str| {
+        config
+            .policy_set(config.policy_set_named(name).unwrap())
+            .unwrap()
+            .deadline
+            .clone()
+            .unwrap()
+    };
+    let defaults = section("defaults");
+    assert_eq!(defaults, DeadlineConfig::default());
+    assert_eq!(
+        (defaults.default, defaults.max, defaults.offset, defaults.min_useful),
+        (None, None, MILLISECOND, 5 * MILLISECOND)
+    );
+    assert_eq!(defaults.header, "x-ballast-deadline");
+    assert_eq!(defaults.max_clock_skew, 10 * SECOND);
+    assert_eq!(defaults.malformed, Malformed::Ignore);
+    assert!(!defaults.believe_untrusted_peers);
+    assert_eq!(
+        section("edge"),
+        DeadlineConfig {
+            default: Some(2 * SECOND),
+            max: Some(30 * SECOND),
+            offset: 3 * MILLISECOND,
+            min_useful: 20 * MILLISECOND,
+            header: "x-request-deadline".to_string(),
+            max_clock_skew: 500 * MILLISECOND,
+            malformed: Malformed::Reject,
+            believe_untrusted_peers: true,
+        }
+    );
 }
