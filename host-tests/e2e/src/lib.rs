@@ -8,6 +8,7 @@
 //! clash between parallel tests), and every process is killed when its handle drops. Requests
 //! go to 127.0.0.1 only, are bounded in count, and every wait has a timeout.
 
+pub mod chain;
 pub mod client;
 pub mod envoy;
 pub mod load;

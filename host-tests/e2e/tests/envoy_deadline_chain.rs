@@ -1,0 +1,403 @@
+//! A caller's deadline across three hops of real Envoy 1.40, with and without ballast.
+//!
+//! Why this test exists: deadline propagation only matters end to end. Each hop costs 30 ms and
+//! the client allows 50 ms, so by the third hop the caller has given up; the question is whether
+//! the leaf still starts the work. Two shapes, because the deadline travels differently in each:
+//!
+//! - **Envoy-only** (client → E1 → E2 → E3 → leaf): the 30 ms is spent in each Envoy *before*
+//!   ballast (Envoy's fault filter), which ballast must count because it measures relative
+//!   deadlines from Envoy's `request.time`.
+//! - **Applications between proxies** (client → E1 → A1 → E2 → A2 → E3 → A3 → leaf): each
+//!   application copies headers verbatim and never cancels, so a relative `grpc-timeout` reaches
+//!   the next Envoy undecremented and only ballast's absolute `x-ballast-deadline` still says
+//!   how much time is left. (Envoy also strips `x-envoy-*` timeouts from these peers.)
+//!
+//! Each shape runs once without the plugin (same Envoys otherwise) to show what happens anyway,
+//! and once with it. Requests use a path outside `/api/`, whose route retries 5xx: retries of a
+//! 504 would only blur which hop answered. One test runs at a time (a lock): the latencies are
+//! measured, and two chains sharing the CPU would measure each other.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
+
+use ballast_e2e::chain::{
+    deadline_clients, hop_app, percentile, Leaf, LeafStart, Outcome, Server, VIA_HEADER,
+};
+use ballast_e2e::client::request_within;
+use ballast_e2e::prometheus::sample;
+use ballast_e2e::{Envoy, EnvoyConfig, Response};
+use ballast_policy::deadline::wire::parse_grpc_timeout;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const HOPS: usize = 3;
+const HOP_DELAY_MS: u64 = 30;
+const CLIENT_DEADLINE_MS: u64 = 50;
+const REQUESTS: usize = 200;
+const CLIENT_THREADS: usize = 10;
+/// The client keeps waiting well past its deadline, so late answers are seen and timed.
+const CLIENT_WAIT: Duration = Duration::from_secs(2);
+const PATH: &str = "/chain/items";
+const PLUGIN: &str = r#"{"trusted_peers": {"source_cidrs": ["127.0.0.0/8"]},
+    "policy_sets": {"api": {"deadline": {}}}, "default_policy_set": "api"}"#;
+/// What the chain takes without any deadline: the hops' delays.
+const CHAIN_MS: u64 = HOPS as u64 * HOP_DELAY_MS;
+
+static ONE_CHAIN_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    EnvoyOnly,
+    AppsBetween,
+}
+
+/// One running chain: `envoys[0]` is E1, `apps[0]` A1.
+struct Chain {
+    envoys: Vec<Envoy>,
+    apps: Vec<Server>,
+    leaf: Leaf,
+}
+
+impl Chain {
+    /// Starts the chain from the leaf back to E1, each hop pointed at the one after it.
+    fn start(shape: Shape, ballast: bool) -> Chain {
+        let leaf = Leaf::start().unwrap();
+        let mut next = leaf.addr();
+        let (mut envoys, mut apps) = (Vec::new(), Vec::new());
+        for hop in (1..=HOPS).rev() {
+            if shape == Shape::AppsBetween {
+                let delay = Duration::from_millis(HOP_DELAY_MS);
+                let app = hop_app(&format!("A{hop}"), delay, next).unwrap();
+                next = app.addr();
+                apps.push(app);
+            }
+            let config = match (shape, ballast) {
+                (Shape::EnvoyOnly, true) => shipped().delay_before_plugin(HOP_DELAY_MS),
+                (Shape::EnvoyOnly, false) => delayed_template().without_plugin(),
+                (Shape::AppsBetween, true) => shipped(),
+                (Shape::AppsBetween, false) => shipped().without_plugin(),
+            };
+            let config = if ballast {
+                config.plugin_json(PLUGIN)
+            } else {
+                config
+            };
+            let config = config.upstream_port(next.port());
+            let envoy = Envoy::start(&config).unwrap_or_else(|e| panic!("E{hop}: {e}"));
+            next = envoy.listener();
+            envoys.push(envoy);
+        }
+        envoys.reverse();
+        apps.reverse();
+        Chain { envoys, apps, leaf }
+    }
+
+    fn entry(&self) -> std::net::SocketAddr {
+        self.envoys[0].listener()
+    }
+}
+
+fn shipped() -> EnvoyConfig {
+    EnvoyConfig::from_file("envoy-config/envoy.yaml").unwrap()
+}
+
+/// The shipped config with the fault delay already in place, for hops without the plugin.
+///
+/// Why: `EnvoyConfig::render` removes the plugin before it inserts the delay *before the
+/// plugin's entry*, so `without_plugin().delay_before_plugin(..)` fails ("no `- name: ballast`
+/// filter"). Rendering the delay alone with the template's own ports (9901, 10000, 8081: no
+/// change) and loading that as the template keeps everything else identical.
+fn delayed_template() -> EnvoyConfig {
+    let text = shipped()
+        .delay_before_plugin(HOP_DELAY_MS)
+        .render(9901, 10000)
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("ballast-e2e-chain-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("envoy-fault-delay.yaml");
+    std::fs::write(&path, text).unwrap();
+    // An absolute path: `from_file` joins it to the repository root, which keeps it as is.
+    EnvoyConfig::from_file(path.to_str().unwrap()).unwrap()
+}
+
+/// What one run produced.
+struct Run {
+    outcomes: Vec<Outcome>,
+    leaf_starts: Vec<LeafStart>,
+    /// `/stats/prometheus` of E1, E2, E3 once every hop has finished.
+    stats: Vec<String>,
+    elapsed: Duration,
+}
+
+/// Sends the load, then lets every hop finish what it started (the applications front to back,
+/// since each waits for the next) before reading the stats and the leaf's record.
+fn run(mut chain: Chain) -> Run {
+    let started = Instant::now();
+    let outcomes = deadline_clients(
+        chain.entry(),
+        PATH,
+        REQUESTS,
+        CLIENT_THREADS,
+        CLIENT_DEADLINE_MS,
+        CLIENT_WAIT,
+    )
+    .unwrap();
+    let elapsed = started.elapsed();
+    for app in &mut chain.apps {
+        app.stop();
+    }
+    std::thread::sleep(Duration::from_millis(300)); // anything still on its way to the leaf
+    let stats = chain
+        .envoys
+        .iter()
+        .map(|e| e.prometheus().unwrap())
+        .collect();
+    chain.leaf.stop();
+    Run {
+        outcomes,
+        leaf_starts: chain.leaf.take_starts(),
+        stats,
+        elapsed,
+    }
+}
+
+/// A request with no deadline header goes through the whole chain to the leaf.
+fn assert_chain_works(chain: &Chain) {
+    let response = request_within(chain.entry(), "GET", PATH, &[], b"", CLIENT_WAIT).unwrap();
+    assert_eq!(response.status, 200, "{:?}", response);
+    assert_eq!(response.text(), "leaf");
+    assert_eq!(chain.leaf.take_starts().len(), 1);
+}
+
+/// Which hop made the answer, and what it was.
+fn answered_by(response: &Response) -> String {
+    let kind = if response.header("x-ballast-rejected") == Some("deadline") {
+        "ballast 504".to_string()
+    } else if response.status == 504 && response.text().contains("upstream request timeout") {
+        "router 504 (upstream request timeout)".to_string()
+    } else {
+        response.status.to_string()
+    };
+    let hop = match response.header(VIA_HEADER) {
+        Some(via) => match via.split_whitespace().count() {
+            HOPS => "leaf".to_string(),
+            depth => format!("E{}", depth + 1),
+        },
+        // E1 adds x-envoy-upstream-service-time to what it relays, not to its own replies.
+        None if response.header("x-envoy-upstream-service-time").is_some() => "past E1".to_string(),
+        None => "E1".to_string(),
+    };
+    format!("{kind} from {hop}")
+}
+
+fn counts(labels: impl Iterator<Item = String>) -> String {
+    let mut all = BTreeMap::<String, usize>::new();
+    for label in labels {
+        *all.entry(label).or_default() += 1;
+    }
+    let parts: Vec<String> = all.iter().map(|(k, n)| format!("{k}: {n}")).collect();
+    parts.join(", ")
+}
+
+fn latencies(run: &Run) -> Vec<Duration> {
+    run.outcomes.iter().map(|o| o.latency).collect()
+}
+
+fn late_starts(run: &Run) -> usize {
+    run.leaf_starts
+        .iter()
+        .filter(|s| s.after_deadline())
+        .count()
+}
+
+fn print_table(shape: Shape, without: &Run, with: &Run) {
+    println!(
+        "\n{shape:?}: {HOPS} hops × {HOP_DELAY_MS} ms, client deadline {CLIENT_DEADLINE_MS} ms"
+    );
+    let row = |name: &str, f: &dyn Fn(&Run) -> String| {
+        println!("  {name:<36} | {:<28} | {}", f(without), f(with));
+    };
+    println!("  {:<36} | {:<28} | with ballast", "", "without ballast");
+    row("requests", &|r| r.outcomes.len().to_string());
+    row("leaf starts", &|r| r.leaf_starts.len().to_string());
+    row("leaf starts after client deadline", &|r| {
+        late_starts(r).to_string()
+    });
+    row("client latency min/p50/p90/max (ms)", &|r| {
+        let l = latencies(r);
+        let ms = |percent| percentile(&l, percent).as_millis().to_string();
+        [ms(0), ms(50), ms(90), ms(100)].join(" / ")
+    });
+    row("load duration (ms)", &|r| r.elapsed.as_millis().to_string());
+    let answers = |run: &Run, label: fn(&Response) -> String| {
+        counts(run.outcomes.iter().map(|o| match &o.response {
+            Ok(response) => label(response),
+            Err(e) => format!("client error ({e})"),
+        }))
+    };
+    for (name, run) in [("without ballast", without), ("with ballast", with)] {
+        println!(
+            "  client statuses {name:<16} {}",
+            answers(run, |r| r.status.to_string())
+        );
+    }
+    println!(
+        "  answered by, with ballast:       {}",
+        answers(with, answered_by)
+    );
+}
+
+const DEADLINE_METRICS: [&str; 5] = [
+    "ballast_deadline_seen_grpc_timeout",
+    "ballast_deadline_seen_absolute",
+    "ballast_deadline_expired_on_arrival",
+    "ballast_deadline_upstream_timeouts",
+    "ballast_deadline_untrusted_ignored",
+];
+
+/// Prints ballast's deadline counters per hop; returns `[hop][metric]`.
+fn print_metrics(run: &Run) -> Vec<[f64; 5]> {
+    println!("  ballast counters (policy_set=\"api\"), per hop:");
+    let values: Vec<[f64; 5]> = run
+        .stats
+        .iter()
+        .map(|text| {
+            DEADLINE_METRICS.map(|name| {
+                sample(text, name, &[("policy_set", "api")])
+                    .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+            })
+        })
+        .collect();
+    for (hop, hop_values) in values.iter().enumerate() {
+        let parts: Vec<String> = DEADLINE_METRICS
+            .iter()
+            .zip(hop_values)
+            .map(|(name, v)| format!("{}={v}", name.trim_start_matches("ballast_deadline_")))
+            .collect();
+        println!("    E{}: {}", hop + 1, parts.join(" "));
+    }
+    values
+}
+
+const SEEN_GRPC: usize = 0;
+const SEEN_ABSOLUTE: usize = 1;
+const EXPIRED_ON_ARRIVAL: usize = 2;
+const UPSTREAM_TIMEOUTS: usize = 3;
+const UNTRUSTED_IGNORED: usize = 4;
+
+/// A request with time to spare reaches the leaf told the budget E3 forwarded: the caller's,
+/// less the time spent before E3's ballast — all three hops' 30 ms in the Envoy-only chain
+/// (each delay is in an Envoy, before its ballast), two in the other (A3's comes after E3).
+/// Each ballast counts the time spent before it instead of passing the caller's number on.
+fn assert_budget_shrinks_per_hop(chain: &Chain, shape: Shape) {
+    const GENEROUS_MS: u64 = 500;
+    // Envoy arms timers from its event loop's cached clock, so a fault delay may end a few ms
+    // early by the wall clock ballast reads; without counting the time before ballast at all,
+    // the leaf would be told about 497 ms.
+    const TIMER_SLACK_MS: u64 = 5;
+    let before_e3_ms = match shape {
+        Shape::EnvoyOnly => CHAIN_MS,
+        Shape::AppsBetween => CHAIN_MS - HOP_DELAY_MS,
+    };
+    let timeout = format!("{GENEROUS_MS}m");
+    let headers: [(&str, &[u8]); 1] = [("grpc-timeout", timeout.as_bytes())];
+    let started = Instant::now();
+    let response = request_within(chain.entry(), "GET", PATH, &headers, b"", CLIENT_WAIT).unwrap();
+    let took = started.elapsed();
+    assert_eq!(response.status, 200, "{:?}", response);
+    let starts = chain.leaf.take_starts();
+    let told = starts[0]
+        .grpc_timeout
+        .as_deref()
+        .expect("E3 forwards grpc-timeout");
+    let told_ms = parse_grpc_timeout(told).expect("a well-formed grpc-timeout") as f64 / 1e6;
+    println!(
+        "  grpc-timeout {timeout} at E1 reached the leaf as {told} ({told_ms} ms) after {took:?}"
+    );
+    assert!(
+        told_ms <= (GENEROUS_MS - before_e3_ms + TIMER_SLACK_MS) as f64 && told_ms > 0.0,
+        "the leaf was told {told}: not {GENEROUS_MS} ms less the {before_e3_ms} ms before E3"
+    );
+}
+
+/// Runs a shape without and with ballast, prints the table, checks what holds in both shapes,
+/// and returns ballast's counters (`[hop][metric]`) for the shape's own checks.
+fn compare(shape: Shape) -> Vec<[f64; 5]> {
+    let _one_at_a_time = ONE_CHAIN_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let test_started = Instant::now();
+    let without = run(Chain::start(shape, false));
+    let chain = Chain::start(shape, true);
+    println!("\n{shape:?}, with ballast:");
+    assert_chain_works(&chain);
+    assert_budget_shrinks_per_hop(&chain, shape);
+    let with = run(chain);
+    print_table(shape, &without, &with);
+    let counters = print_metrics(&with);
+    println!("  {shape:?} took {:?} in all", test_started.elapsed());
+
+    // Without ballast the leaf does the work of callers that have given up.
+    let late = late_starts(&without);
+    assert!(
+        late * 10 >= REQUESTS * 9,
+        "without ballast only {late} of {REQUESTS} leaf starts were after the client's deadline"
+    );
+    // With it, none: the answer is a 504 near the deadline instead.
+    assert_eq!(
+        late_starts(&with),
+        0,
+        "with ballast: {:?}",
+        with.leaf_starts
+    );
+    for outcome in &with.outcomes {
+        let response = outcome.response.as_ref().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(response.status, 504, "{response:?}");
+    }
+    let l = latencies(&with);
+    let (p50, max) = (percentile(&l, 50), percentile(&l, 100));
+    assert!(
+        p50 >= Duration::from_millis(CLIENT_DEADLINE_MS - 10),
+        "with ballast the p50 answer took {p50:?}: well before the {CLIENT_DEADLINE_MS} ms deadline"
+    );
+    assert!(
+        p50 < Duration::from_millis(CHAIN_MS),
+        "with ballast the p50 answer took {p50:?}: no sooner than the {CHAIN_MS} ms chain"
+    );
+    assert!(
+        max < Duration::from_secs(1),
+        "with ballast the slowest answer took {max:?}"
+    );
+    // E1 believed every client's grpc-timeout and its router gave up at the budget it set.
+    assert!(counters[0][SEEN_GRPC] >= REQUESTS as f64);
+    assert!(counters[0][UPSTREAM_TIMEOUTS] > 0.0);
+    // Every hop trusted its loopback peer (else hints would be dropped, not believed).
+    assert!(counters.iter().all(|hop| hop[UNTRUSTED_IGNORED] == 0.0));
+    counters
+}
+
+/// The Envoy-only chain: the time spent before ballast in each Envoy comes off the budget.
+///
+/// E1 forwards the 19 ms left after its own 30 ms, and its router resets the stream to E2
+/// when they run out, while E2 still holds it in its own 30 ms delay: E2's and E3's ballast
+/// never see these requests, so only E1's counters show the deadline.
+#[test]
+fn envoy_only_chain_stops_at_the_callers_deadline() {
+    compare(Shape::EnvoyOnly);
+}
+
+/// Applications between the proxies copy headers without decrementing them: the absolute
+/// deadline ballast wrote is what the next Envoy still believes, and since the applications
+/// never cancel, the later Envoys do get the requests, and answer them at once.
+#[test]
+fn app_between_proxies_chain_stops_at_the_callers_deadline() {
+    let counters = compare(Shape::AppsBetween);
+    assert!(
+        counters[1][SEEN_ABSOLUTE] > 0.0,
+        "E2 saw no x-ballast-deadline from A1"
+    );
+    let expired_later = counters[1][EXPIRED_ON_ARRIVAL] + counters[2][EXPIRED_ON_ARRIVAL];
+    assert!(
+        expired_later > 0.0,
+        "no later hop answered a spent deadline on arrival"
+    );
+}
