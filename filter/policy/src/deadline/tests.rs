@@ -459,8 +459,9 @@ fn the_routers_timeout_of_a_grpc_request_becomes_deadline_exceeded() {
         at: NOW + 100 * MILLISECOND,
         source: Source::GrpcTimeout,
     };
-    assert!(!policy.budget_spent(deadline, NOW + 97 * MILLISECOND));
-    assert!(policy.budget_spent(deadline, NOW + 98 * MILLISECOND));
+    // The budget ends at 100 - 1 (offset) - 1 (rounding) ms; timers may fire up to 10 ms early.
+    assert!(!policy.budget_spent(deadline, NOW + 87 * MILLISECOND));
+    assert!(policy.budget_spent(deadline, NOW + 88 * MILLISECOND));
     let unavailable = ResponseFacts {
         grpc: true,
         status: 200,
