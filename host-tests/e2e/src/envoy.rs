@@ -312,9 +312,16 @@ impl Envoy {
 }
 
 impl Drop for Envoy {
+    /// Stops Envoy and removes its scratch folder (config and log), unless a test is failing:
+    /// then the folder stays for a look at the whole log.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !std::thread::panicking() {
+            if let Some(dir) = self.log_path.parent() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
     }
 }
 
@@ -351,6 +358,7 @@ pub fn validate(config: &EnvoyConfig) -> Result<(ExitStatus, String), String> {
         std::thread::sleep(Duration::from_millis(50));
     };
     let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
     Ok((status, text))
 }
 
