@@ -308,7 +308,9 @@ fn time_before_ballast_in_this_proxy_counts_from_request_time() {
         .request_headers(&with(&[("grpc-timeout", "100m")]), true)
         .unwrap();
     assert_eq!(
-        stream.request_header("x-envoy-upstream-rq-timeout-ms").as_deref(),
+        stream
+            .request_header("x-envoy-upstream-rq-timeout-ms")
+            .as_deref(),
         Some("69"),
         "100 ms - 30 ms before ballast - 1 ms offset"
     );

@@ -428,7 +428,12 @@ fn deadline_section_defaults_and_values() {
     let defaults = section("defaults");
     assert_eq!(defaults, DeadlineConfig::default());
     assert_eq!(
-        (defaults.default, defaults.max, defaults.offset, defaults.min_useful),
+        (
+            defaults.default,
+            defaults.max,
+            defaults.offset,
+            defaults.min_useful
+        ),
         (None, None, MILLISECOND, 5 * MILLISECOND)
     );
     assert_eq!(defaults.header, "x-ballast-deadline");
