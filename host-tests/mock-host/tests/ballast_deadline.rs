@@ -300,7 +300,7 @@ fn time_before_ballast_in_this_proxy_counts_from_request_time() {
     // Envoy's `request.time` is when the proxy received the request; filters before ballast
     // (here: 30 ms of virtual time before the headers reach the plugin) spend the caller's time.
     let mut host = deadline_host(1, "{}", false, false);
-    let mut stream = host.http_stream(0).unwrap();
+    let stream = host.http_stream(0).unwrap();
     let id = stream.id();
     host.advance(Duration::from_millis(30)).unwrap();
     let mut stream = host.stream(id).unwrap();
