@@ -9,6 +9,12 @@ promise (DEADLINE_EXCEEDED, not UNAVAILABLE, for a spent deadline). No protoc: r
 responses are raw bytes.
 
 usage: client.py TARGET --timeout-ms MS [--calls N] [--pause-ms MS] [--metadata KEY=VALUE ...]
+                 [--deadline-metadata KEY]
+
+  --deadline-metadata KEY: each call also carries KEY = its own deadline in Unix epoch
+  milliseconds (send time + --timeout-ms), so a server further down a chain can tell whether it
+  started the call after its caller had given up (grpcio's own deadline does not survive an
+  application that does not pass it on).
 
 stdout, one JSON object per call, flushed:
   {"call": I, "code": "DEADLINE_EXCEEDED", "code_number": 4, "details": "...",
@@ -33,6 +39,7 @@ def main():
     parser.add_argument("--calls", type=int, default=1)
     parser.add_argument("--pause-ms", type=float, default=0.0, help="between calls")
     parser.add_argument("--metadata", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--deadline-metadata", metavar="KEY")
     args = parser.parse_args()
     if not 0 < args.timeout_ms <= 30_000 or not 0 < args.calls <= 100:
         parser.error("--timeout-ms must be in (0, 30000] and --calls in 1..100")
@@ -53,9 +60,13 @@ def main():
             if i and args.pause_ms:
                 time.sleep(args.pause_ms / 1000.0)
             started = time.monotonic()
+            sent = metadata
+            if args.deadline_metadata:
+                deadline_ms = int(time.time() * 1000 + args.timeout_ms)
+                sent = metadata + [(args.deadline_metadata, str(deadline_ms))]
             try:
                 _, outcome = call.with_call(
-                    b"ping", timeout=args.timeout_ms / 1000.0, metadata=metadata
+                    b"ping", timeout=args.timeout_ms / 1000.0, metadata=sent
                 )
                 code, details = outcome.code(), outcome.details() or ""
             except grpc.RpcError as e:

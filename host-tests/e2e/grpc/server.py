@@ -7,10 +7,16 @@ stack, its grpc-timeout handling), one slow enough that Envoy's router times it 
 for the test to tell whether a request reached it at all and with which metadata (the deadline
 ballast forwarded). No protoc, no generated code: the method handler takes and returns raw bytes.
 
-usage: server.py --port PORT [--sleep-ms MS] [--max-seconds S]
+usage: server.py --port PORT [--sleep-ms MS] [--max-seconds S] [--forward TARGET]
 
   --port 0 lets the system choose a free port; the chosen port is reported.
   Metadata `x-sleep-ms` on a call overrides --sleep-ms for that call.
+  --forward TARGET makes it an application between two proxies, one that knows nothing of
+  deadlines: each call works --sleep-ms whether or not its caller still waits, then makes the
+  same call to TARGET with the incoming metadata copied (gRPC's own keys aside; grpcio keeps
+  `grpc-timeout` to itself), with no deadline of its own and never cancelled, and answers what
+  came back (a proxy as the next hop bounds the wait: its route timeout). Its "end" event
+  says "relayed CODE".
 
 stdout, one JSON object per line, flushed:
   {"event": "listening", "port": P}
@@ -43,7 +49,27 @@ def emit(obj):
         sys.stdout.flush()
 
 
-def make_handler(method, default_sleep_ms):
+# Metadata an application does not copy: pseudo-headers and what its own gRPC library writes.
+NOT_COPIED = ("te", "content-type", "user-agent", "host")
+
+
+def relay(request, context, forward):
+    """Makes the call to the next hop; returns (reply, outcome) and sets a failure's status."""
+    copied = [
+        (k, v)
+        for k, v in context.invocation_metadata()
+        if not k.startswith((":", "grpc-")) and k not in NOT_COPIED
+    ]
+    try:
+        reply = forward(request, metadata=copied)
+        return reply, "relayed OK"
+    except grpc.RpcError as e:
+        context.set_code(e.code())
+        context.set_details(e.details() or "")
+        return b"", "relayed " + e.code().name
+
+
+def make_handler(method, default_sleep_ms, forward):
     def unary(request, context):
         global CALLS
         arrival = time.time()
@@ -61,10 +87,20 @@ def make_handler(method, default_sleep_ms):
             "metadata": metadata,
             "time_remaining_ms": None if remaining is None else round(remaining * 1000, 1),
         })
+        sleep_ms = int(metadata.get("x-sleep-ms", default_sleep_ms))
+        if forward is not None:
+            time.sleep(sleep_ms / 1000.0)  # works on, whether or not its caller still waits
+            reply, outcome = relay(request, context, forward)
+            emit({
+                "event": "end",
+                "call": n,
+                "outcome": outcome,
+                "after_ms": round((time.monotonic() - started) * 1000, 1),
+            })
+            return reply
         # Sleep, but wake when the call ends early (cancelled by the peer or its deadline).
         ended = threading.Event()
         context.add_callback(ended.set)
-        sleep_ms = int(metadata.get("x-sleep-ms", default_sleep_ms))
         cancelled = ended.wait(sleep_ms / 1000.0) and not context.is_active()
         emit({
             "event": "end",
@@ -82,11 +118,20 @@ def main():
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--sleep-ms", type=int, default=0)
     parser.add_argument("--max-seconds", type=float, default=60.0)
+    parser.add_argument("--forward", metavar="TARGET", help="host:port of the next hop")
     args = parser.parse_args()
 
+    forward = None
+    if args.forward:
+        channel = grpc.insecure_channel(args.forward)
+        forward = channel.unary_unary(
+            "/test.Echo/Call",
+            request_serializer=lambda b: b,
+            response_deserializer=lambda b: b,
+        )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
     handler = grpc.method_handlers_generic_handler(
-        "test.Echo", {"Call": make_handler("/test.Echo/Call", args.sleep_ms)}
+        "test.Echo", {"Call": make_handler("/test.Echo/Call", args.sleep_ms, forward)}
     )
     server.add_generic_rpc_handlers((handler,))
     port = server.add_insecure_port(f"127.0.0.1:{args.port}")

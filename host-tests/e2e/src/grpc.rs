@@ -76,6 +76,28 @@ pub fn call(
     timeout_ms: u64,
     metadata: &[(&str, &str)],
 ) -> Result<Vec<CallResult>, String> {
+    client(target, calls, timeout_ms, metadata, None)
+}
+
+/// Like [`call`] without other metadata, and each call carries `key` = its own deadline, Unix
+/// epoch ms (send time plus `timeout_ms`): a server further down a chain can tell whether it
+/// started the call after its caller had given up.
+pub fn call_marking_deadline(
+    target: SocketAddr,
+    calls: usize,
+    timeout_ms: u64,
+    key: &str,
+) -> Result<Vec<CallResult>, String> {
+    client(target, calls, timeout_ms, &[], Some(key))
+}
+
+fn client(
+    target: SocketAddr,
+    calls: usize,
+    timeout_ms: u64,
+    metadata: &[(&str, &str)],
+    deadline_key: Option<&str>,
+) -> Result<Vec<CallResult>, String> {
     let mut command = Command::new(python()?);
     command
         .arg(repo_file("host-tests/e2e/grpc/client.py"))
@@ -84,6 +106,9 @@ pub fn call(
         .args(["--timeout-ms", &timeout_ms.to_string()]);
     for (key, value) in metadata {
         command.args(["--metadata", &format!("{key}={value}")]);
+    }
+    if let Some(key) = deadline_key {
+        command.args(["--deadline-metadata", key]);
     }
     let mut child = command
         .stdin(Stdio::null())
@@ -144,7 +169,8 @@ pub struct ServerCall {
     pub metadata: Vec<(String, String)>,
     /// The deadline left at arrival as the server's gRPC library saw it (from `grpc-timeout`).
     pub time_remaining_ms: Option<f64>,
-    /// How its handler ended: `finished`, `cancelled`, or `None` while it still runs.
+    /// How its handler ended: `finished`, `cancelled`, `relayed CODE` (an application hop), or
+    /// `None` while it still runs.
     pub outcome: Option<String>,
     /// When it ended, milliseconds after arrival.
     pub ended_after_ms: Option<f64>,
@@ -173,10 +199,25 @@ pub struct GrpcServer {
 impl GrpcServer {
     /// Starts the server on a port the system chooses and waits until it listens.
     pub fn start(sleep_ms: u64) -> Result<GrpcServer, String> {
+        GrpcServer::launch(sleep_ms, &[])
+    }
+
+    /// An application between two proxies (`server.py --forward`): each call works `sleep_ms`
+    /// whether or not its caller still waits, then goes to `next` with its metadata copied, no
+    /// deadline of its own and never cancelled; what comes back is the answer.
+    pub fn forwarding(sleep_ms: u64, next: SocketAddr) -> Result<GrpcServer, String> {
+        if !next.ip().is_loopback() {
+            return Err(format!("{next} is not loopback"));
+        }
+        GrpcServer::launch(sleep_ms, &["--forward".to_string(), next.to_string()])
+    }
+
+    fn launch(sleep_ms: u64, extra: &[String]) -> Result<GrpcServer, String> {
         let mut child = Command::new(python()?)
             .arg(repo_file("host-tests/e2e/grpc/server.py"))
             .args(["--port", "0", "--sleep-ms", &sleep_ms.to_string()])
             .args(["--max-seconds", &SERVER_MAX_SECONDS.to_string()])
+            .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
