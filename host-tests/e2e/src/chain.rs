@@ -401,3 +401,45 @@ pub fn percentile(values: &[Duration], percent: usize) -> Duration {
     let rank = (sorted.len() * percent).div_ceil(100).max(1);
     sorted.get(rank - 1).copied().unwrap_or_default()
 }
+
+/// ballast's deadline counters a chain test reads from each hop, in the order of the indexes
+/// below.
+pub const DEADLINE_METRICS: [&str; 5] = [
+    "ballast_deadline_seen_grpc_timeout",
+    "ballast_deadline_seen_absolute",
+    "ballast_deadline_expired_on_arrival",
+    "ballast_deadline_upstream_timeouts",
+    "ballast_deadline_untrusted_ignored",
+];
+/// Index of `ballast_deadline_seen_grpc_timeout` in a hop's counters.
+pub const SEEN_GRPC: usize = 0;
+/// Index of `ballast_deadline_seen_absolute`.
+pub const SEEN_ABSOLUTE: usize = 1;
+/// Index of `ballast_deadline_expired_on_arrival`.
+pub const EXPIRED_ON_ARRIVAL: usize = 2;
+/// Index of `ballast_deadline_upstream_timeouts`.
+pub const UPSTREAM_TIMEOUTS: usize = 3;
+/// Index of `ballast_deadline_untrusted_ignored`.
+pub const UNTRUSTED_IGNORED: usize = 4;
+
+/// Reads [`DEADLINE_METRICS`] (policy set `api`) from each hop's `/stats/prometheus` text and
+/// prints them under `heading`, one line per hop (E1, E2, …); returns `[hop][metric]`.
+pub fn print_deadline_counters(heading: &str, stats: &[String]) -> Result<Vec<[f64; 5]>, String> {
+    println!("  {heading}, per hop:");
+    let mut values = Vec::new();
+    for (hop, text) in stats.iter().enumerate() {
+        let mut hop_values = [0.0; 5];
+        let mut parts = Vec::new();
+        for (slot, name) in hop_values.iter_mut().zip(DEADLINE_METRICS) {
+            *slot = crate::prometheus::sample(text, name, &[("policy_set", "api")])
+                .ok_or_else(|| format!("E{}: no {name} in\n{text}", hop + 1))?;
+            parts.push(format!(
+                "{}={slot}",
+                name.trim_start_matches("ballast_deadline_")
+            ));
+        }
+        println!("    E{}: {}", hop + 1, parts.join(" "));
+        values.push(hop_values);
+    }
+    Ok(values)
+}

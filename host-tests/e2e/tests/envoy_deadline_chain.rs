@@ -19,10 +19,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use ballast_e2e::chain::{
-    deadline_clients, hop_app, percentile, Leaf, LeafStart, Outcome, Server, VIA_HEADER,
+    deadline_clients, hop_app, percentile, print_deadline_counters, Leaf, LeafStart, Outcome,
+    Server, EXPIRED_ON_ARRIVAL, SEEN_ABSOLUTE, SEEN_GRPC, UNTRUSTED_IGNORED, UPSTREAM_TIMEOUTS,
+    VIA_HEADER,
 };
 use ballast_e2e::client::request_within;
-use ballast_e2e::prometheus::sample;
 use ballast_e2e::{Envoy, EnvoyConfig, Response};
 use ballast_policy::deadline::wire::parse_grpc_timeout;
 use std::collections::BTreeMap;
@@ -229,44 +230,6 @@ fn print_table(shape: Shape, without: &Run, with: &Run) {
     );
 }
 
-const DEADLINE_METRICS: [&str; 5] = [
-    "ballast_deadline_seen_grpc_timeout",
-    "ballast_deadline_seen_absolute",
-    "ballast_deadline_expired_on_arrival",
-    "ballast_deadline_upstream_timeouts",
-    "ballast_deadline_untrusted_ignored",
-];
-
-/// Prints ballast's deadline counters per hop; returns `[hop][metric]`.
-fn print_metrics(run: &Run) -> Vec<[f64; 5]> {
-    println!("  ballast counters (policy_set=\"api\"), per hop:");
-    let values: Vec<[f64; 5]> = run
-        .stats
-        .iter()
-        .map(|text| {
-            DEADLINE_METRICS.map(|name| {
-                sample(text, name, &[("policy_set", "api")])
-                    .unwrap_or_else(|| panic!("no {name} in\n{text}"))
-            })
-        })
-        .collect();
-    for (hop, hop_values) in values.iter().enumerate() {
-        let parts: Vec<String> = DEADLINE_METRICS
-            .iter()
-            .zip(hop_values)
-            .map(|(name, v)| format!("{}={v}", name.trim_start_matches("ballast_deadline_")))
-            .collect();
-        println!("    E{}: {}", hop + 1, parts.join(" "));
-    }
-    values
-}
-
-const SEEN_GRPC: usize = 0;
-const SEEN_ABSOLUTE: usize = 1;
-const EXPIRED_ON_ARRIVAL: usize = 2;
-const UPSTREAM_TIMEOUTS: usize = 3;
-const UNTRUSTED_IGNORED: usize = 4;
-
 /// A request with time to spare reaches the leaf told the budget E3 forwarded: the caller's,
 /// less the time spent before E3's ballast — all three hops' 30 ms in the Envoy-only chain
 /// (each delay is in an Envoy, before its ballast), two in the other (A3's comes after E3).
@@ -316,7 +279,8 @@ fn compare(shape: Shape) -> Vec<[f64; 5]> {
     assert_budget_shrinks_per_hop(&chain, shape);
     let with = run(chain);
     print_table(shape, &without, &with);
-    let counters = print_metrics(&with);
+    let counters =
+        print_deadline_counters("ballast counters (policy_set=\"api\")", &with.stats).unwrap();
     println!("  {shape:?} took {:?} in all", test_started.elapsed());
 
     // Without ballast the leaf does the work of callers that have given up.

@@ -24,9 +24,11 @@
 //! otherwise) and with it. One chain at a time (a lock): the latencies are measured.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use ballast_e2e::chain::{percentile, CLIENT_DEADLINE_HEADER};
+use ballast_e2e::chain::{
+    percentile, print_deadline_counters, CLIENT_DEADLINE_HEADER, EXPIRED_ON_ARRIVAL, SEEN_ABSOLUTE,
+    SEEN_GRPC, UNTRUSTED_IGNORED, UPSTREAM_TIMEOUTS,
+};
 use ballast_e2e::grpc::{self, CallResult, GrpcServer, ServerCall};
-use ballast_e2e::prometheus::sample;
 use ballast_e2e::{Envoy, EnvoyConfig};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -214,43 +216,6 @@ fn print_table(shape: Shape, without: &Run, with: &Run) {
     println!("  client statuses with ballast:    {}", statuses(with));
 }
 
-const DEADLINE_METRICS: [&str; 5] = [
-    "ballast_deadline_seen_grpc_timeout",
-    "ballast_deadline_seen_absolute",
-    "ballast_deadline_expired_on_arrival",
-    "ballast_deadline_upstream_timeouts",
-    "ballast_deadline_untrusted_ignored",
-];
-const SEEN_GRPC: usize = 0;
-const SEEN_ABSOLUTE: usize = 1;
-const EXPIRED_ON_ARRIVAL: usize = 2;
-const UPSTREAM_TIMEOUTS: usize = 3;
-const UNTRUSTED_IGNORED: usize = 4;
-
-/// Prints ballast's deadline counters per hop; returns `[hop][metric]`.
-fn print_metrics(run: &Run) -> Vec<[f64; 5]> {
-    println!("  ballast counters (policy_set=\"api\", the warm-up call included), per hop:");
-    let values: Vec<[f64; 5]> = run
-        .stats
-        .iter()
-        .map(|text| {
-            DEADLINE_METRICS.map(|name| {
-                sample(text, name, &[("policy_set", "api")])
-                    .unwrap_or_else(|| panic!("no {name} in\n{text}"))
-            })
-        })
-        .collect();
-    for (hop, hop_values) in values.iter().enumerate() {
-        let parts: Vec<String> = DEADLINE_METRICS
-            .iter()
-            .zip(hop_values)
-            .map(|(name, v)| format!("{}={v}", name.trim_start_matches("ballast_deadline_")))
-            .collect();
-        println!("    E{}: {}", hop + 1, parts.join(" "));
-    }
-    values
-}
-
 /// Runs a shape without and with ballast, prints the table, checks what holds in both shapes,
 /// and returns both runs and ballast's counters (`[hop][metric]`) for the shape's own checks.
 fn compare(shape: Shape) -> (Run, Run, Vec<[f64; 5]>) {
@@ -262,7 +227,11 @@ fn compare(shape: Shape) -> (Run, Run, Vec<[f64; 5]>) {
     let without = run(Chain::start(shape, false));
     let with = run(Chain::start(shape, true));
     print_table(shape, &without, &with);
-    let counters = print_metrics(&with);
+    let counters = print_deadline_counters(
+        "ballast counters (policy_set=\"api\", the warm-up call included)",
+        &with.stats,
+    )
+    .unwrap();
     println!("  {shape:?} took {:?} in all", test_started.elapsed());
 
     // Both ways the caller's own timer (or ballast's answer) ends the call with
