@@ -86,3 +86,65 @@ fn queued_requests_leave_at_their_callers_deadline_in_envoy() {
     drop(envoy);
     upstream.stop().unwrap();
 }
+
+/// A request that waited in the queue is forwarded with the budget left when it leaves, not
+/// the one it arrived with: ballast edits the paused stream's headers (through
+/// `set_effective_context`) before resuming it, and Envoy's router enforces them. The waiter's
+/// deadline is 600 ms; it waits ~300 ms for the slot, so the router gets ~300 ms and times the
+/// 400 ms upstream out (504 `upstream request timeout`), 100 ms before the upstream would
+/// answer. Had the headers not reached the resumed stream, the route's 15 s timeout would apply
+/// and the upstream's 200 would come back at ~700 ms, after the caller's deadline.
+#[test]
+fn a_waiter_is_forwarded_with_the_budget_left_after_its_wait() {
+    const SERVICE_MS: u64 = 400;
+    let upstream = spawn(UpstreamConfig {
+        settings: Settings {
+            capacity: 4,
+            service_time_ms: SERVICE_MS,
+            ..Settings::default()
+        },
+        ..UpstreamConfig::default()
+    })
+    .unwrap();
+    let config = r#"{"trusted_peers": {"source_cidrs": ["127.0.0.0/8"]},
+        "policy_sets": {"api": {"deadline": {}, "concurrency": {"algorithm": "fixed",
+        "initial_limit": 1, "queue": {"size": 10, "max_wait": "10s"}}}}, "default_policy_set": "api"}"#;
+    let envoy = Envoy::start(
+        &EnvoyConfig::from_file("envoy-config/envoy.yaml")
+            .unwrap()
+            .upstream_port(upstream.addr().port())
+            .plugin_json(config),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let addr = envoy.listener();
+    std::thread::scope(|scope| {
+        let holder = scope.spawn(|| get(addr, "/items").unwrap());
+        std::thread::sleep(Duration::from_millis(100)); // the holder takes the only slot
+        let started = Instant::now();
+        let waiter =
+            ballast_e2e::request(addr, "GET", "/items", &[("grpc-timeout", b"600m")], b"").unwrap();
+        let took = started.elapsed();
+        println!(
+            "waiter (600 ms deadline, ~300 ms queued): {} {:?} after {took:?}",
+            waiter.status,
+            waiter.text().trim()
+        );
+        assert_eq!(holder.join().unwrap().status, 200);
+        assert_eq!(waiter.status, 504, "{}", waiter.text());
+        assert_eq!(
+            waiter.text().trim(),
+            "upstream request timeout",
+            "the router's timeout at the budget left after the wait"
+        );
+        assert!(
+            took < Duration::from_millis(600 + 150),
+            "answered by its deadline: {took:?}"
+        );
+    });
+    let text = envoy.prometheus().unwrap();
+    let metric = |name: &str| sample(&text, name, &[("policy_set", "api")]);
+    assert_eq!(metric("ballast_deadline_upstream_timeouts"), Some(1.0));
+    assert_eq!(metric("ballast_deadline_seen_grpc_timeout"), Some(1.0));
+    drop(envoy);
+    upstream.stop().unwrap();
+}
