@@ -49,6 +49,8 @@ pub enum Arrival {
 pub struct Forwarding {
     /// The request's deadline.
     pub deadline: Option<Deadline>,
+    /// Whether the request is gRPC (looked up only when it has a deadline; else `false`).
+    pub grpc: bool,
     /// Write `grpc-timeout` (a gRPC request, or one that carried the header).
     grpc_timeout: bool,
     /// Hints that were not believed, removed when there is no deadline to write over them.
@@ -83,18 +85,26 @@ impl DeadlinePolicy {
             .saturating_sub(now)
     }
 
-    /// Counts what `reading` found and decides: answer now, or go on.
-    pub fn arrive(&self, env: Env<'_>, reading: &Reading, grpc: bool, now: Nanos) -> Arrival {
+    /// Counts what `reading` found and decides: answer now, or go on. `grpc` (whether the
+    /// request is gRPC, a header read) is asked only for a reply or a deadline to forward.
+    pub fn arrive(
+        &self,
+        env: Env<'_>,
+        reading: &Reading,
+        grpc: impl FnOnce() -> bool,
+        now: Nanos,
+    ) -> Arrival {
         self.count(env, reading);
         if !reading.malformed.is_empty() && self.config.malformed == Malformed::Reject {
             return Arrival::Reply(LocalReply {
-                grpc,
+                grpc: grpc(),
                 status: 400,
                 grpc_status: GrpcCode::InvalidArgument,
                 headers: vec![("x-ballast-rejected", REJECTED_MALFORMED.to_string())],
                 message: "ballast: malformed deadline header",
             });
         }
+        let grpc = reading.deadline.is_some() && grpc();
         if let Some(deadline) = reading.deadline {
             if self.budget(deadline, now) < self.config.min_useful {
                 env.metrics.add(Metric::DeadlineExpiredOnArrival, 1);
@@ -107,6 +117,7 @@ impl DeadlinePolicy {
         }
         Arrival::Go(Forwarding {
             deadline: reading.deadline,
+            grpc,
             grpc_timeout: grpc || reading.present.contains(Source::GrpcTimeout),
             unbelieved,
         })

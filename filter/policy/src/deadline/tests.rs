@@ -317,7 +317,7 @@ fn budget_is_the_deadline_less_time_spent_less_the_offset() {
         at(NOW),
         || true,
     );
-    let Arrival::Go(forwarding) = policy.arrive(env, &reading, true, NOW) else {
+    let Arrival::Go(forwarding) = policy.arrive(env, &reading, || true, NOW) else {
         panic!("50 ms left is plenty");
     };
     // Forwarded 30 ms later (it waited): 18 ms left, in every form.
@@ -369,7 +369,7 @@ fn spent_or_nearly_spent_deadlines_are_answered_at_once() {
             at(NOW),
             || true,
         );
-        match policy.arrive(env, &reading, grpc, NOW) {
+        match policy.arrive(env, &reading, || grpc, NOW) {
             Arrival::Reply(reply) => {
                 assert!(answered, "{timeout}");
                 assert_eq!((reply.status, reply.grpc), (504, grpc));
@@ -401,7 +401,7 @@ fn malformed_headers_are_rejected_when_configured() {
         at(NOW),
         || true,
     );
-    let Arrival::Reply(reply) = policy.arrive(env, &reading, true, NOW) else {
+    let Arrival::Reply(reply) = policy.arrive(env, &reading, || true, NOW) else {
         panic!("malformed: reject");
     };
     assert_eq!(reply.status, 400);
@@ -418,7 +418,12 @@ fn unbelieved_hints_are_removed_and_a_default_overwrites_them() {
     };
     let sent = hints(&[(Source::GrpcTimeout, "10m"), (Source::Absolute, "1")]);
     let reading = read(policy.config(), &sent, at(NOW), || false);
-    let Arrival::Go(forwarding) = policy.arrive(env, &reading, false, NOW) else {
+    let Arrival::Go(forwarding) = policy.arrive(
+        env,
+        &reading,
+        || unreachable!("no deadline: gRPC is not looked up"),
+        NOW,
+    ) else {
         panic!("not believed, so not expired");
     };
     let mut removed: Vec<String> = policy
@@ -437,7 +442,7 @@ fn unbelieved_hints_are_removed_and_a_default_overwrites_them() {
         ..DeadlineConfig::default()
     });
     let reading = read(policy.config(), &sent, at(NOW), || false);
-    let Arrival::Go(forwarding) = policy.arrive(env, &reading, false, NOW) else {
+    let Arrival::Go(forwarding) = policy.arrive(env, &reading, || false, NOW) else {
         panic!("default of a second");
     };
     let edits = policy.forward(env, &forwarding, NOW);

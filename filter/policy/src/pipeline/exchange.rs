@@ -141,7 +141,7 @@ pub struct Exchange {
     status: Option<u16>,
     /// The request's deadline, when its policy set propagates deadlines.
     deadline: Option<Deadline>,
-    /// Whether the request is gRPC (known when the deadline stage ran).
+    /// Whether the request is gRPC (known when it has a deadline).
     grpc: bool,
 }
 
@@ -190,10 +190,10 @@ impl Exchange {
         let mut forwarding = None;
         if let Some(policy) = stages.deadline {
             let reading = context.deadline(policy.config(), now);
-            exchange.grpc = context.grpc();
-            match policy.arrive(stages.env, &reading, exchange.grpc, now) {
+            match policy.arrive(stages.env, &reading, || context.grpc(), now) {
                 DeadlineArrival::Go(go) => {
                     exchange.deadline = go.deadline;
+                    exchange.grpc = go.grpc;
                     forwarding = Some(go);
                 }
                 // A dry run goes on to the other stages, which count what they would do.
@@ -255,6 +255,11 @@ impl Exchange {
     /// The policy set the request was routed to.
     pub fn policy_set(&self) -> PolicySetId {
         self.policy_set
+    }
+
+    /// Whether it waited in the queue (only such a stream has deadline headers held for it).
+    pub(super) fn waited(&self) -> bool {
+        matches!(self.slot, Slot::Waiting(_))
     }
 
     /// The stream it belongs to.

@@ -61,8 +61,6 @@ pub struct PolicySetRuntime<T> {
     retry: Option<RetryPolicy>,
     limiter: Option<Limiter>,
     deadline: Option<DeadlinePolicy>,
-    /// How the queue reads a deadline: the deadline section's rules, or the defaults.
-    deadline_rules: DeadlineConfig,
 }
 
 impl<T: Telemetry> PolicySetRuntime<T> {
@@ -92,6 +90,8 @@ pub struct Pipeline<T> {
     /// Bounded by the queues' sizes: an entry leaves when its stream resumes, is answered or
     /// goes away.
     waiting: RefCell<HashMap<StreamId, (PolicySetId, Forwarding)>>,
+    /// How the queue of a set without a deadline section reads a request's deadline.
+    default_deadline_rules: DeadlineConfig,
 }
 
 impl<T: Telemetry> Pipeline<T> {
@@ -126,7 +126,6 @@ impl<T: Telemetry> Pipeline<T> {
                     retry,
                     limiter,
                     deadline: set.deadline.clone().map(DeadlinePolicy::new),
-                    deadline_rules: set.deadline.clone().unwrap_or_default(),
                 }
             })
             .collect();
@@ -135,6 +134,7 @@ impl<T: Telemetry> Pipeline<T> {
             sets,
             last_budget_flush: Cell::new(0),
             waiting: RefCell::new(HashMap::new()),
+            default_deadline_rules: DeadlineConfig::default(),
         }
     }
 
@@ -268,7 +268,9 @@ impl<T: Telemetry> Pipeline<T> {
         now: Nanos,
     ) -> Option<Resume> {
         // A stream that goes away while it waits takes its entry with it.
-        self.waiting.borrow_mut().remove(&exchange.stream());
+        if exchange.waited() {
+            self.waiting.borrow_mut().remove(&exchange.stream());
+        }
         let stages = self.stages(store, exchange.policy_set())?;
         let freed = exchange.on_done(&stages, now)?;
         Some(self.leaving(store, freed, now))
@@ -286,7 +288,10 @@ impl<T: Telemetry> Pipeline<T> {
             limiter: set.limiter.as_ref(),
             retry: set.retry.as_ref(),
             deadline: set.deadline.as_ref(),
-            deadline_rules: &set.deadline_rules,
+            deadline_rules: set
+                .deadline
+                .as_ref()
+                .map_or(&self.default_deadline_rules, DeadlinePolicy::config),
             trusted_peers: &self.config.trusted_peers,
             dry_run: self.config.dry_run,
         })
