@@ -104,7 +104,7 @@ pub fn send_reply(reply: &LocalReply) {
     if reply.grpc {
         let metadata: Vec<(&str, &[u8])> =
             headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
-        let _ = hostcalls::send_grpc_response(grpc_code(reply), Some(reply.message), metadata);
+        let _ = hostcalls::send_grpc_response(grpc_code(reply), Some(&reply.message), metadata);
     } else {
         let body = reply.body();
         let _ =

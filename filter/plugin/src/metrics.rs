@@ -10,17 +10,34 @@
 //! metrics across worker VMs into one process-wide stat. A metric whose definition failed is
 //! inert: a lost count must never fail a request.
 
-use ballast_policy::config::PolicySet;
-use ballast_policy::metrics::{Kind, Metric, Telemetry};
+use ballast_policy::config::{PolicySet, PriorityId};
+use ballast_policy::metrics::{ClassMetric, Kind, Metric, Telemetry};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
 /// Tag name used for the policy set in metric names.
 pub const POLICY_SET_TAG: &str = "policy_set";
 
+/// Tag name used for the priority class in metric names.
+pub const CLASS_TAG: &str = "class";
+/// Tag name used for the refusal reason in metric names.
+pub const REASON_TAG: &str = "reason";
+
 /// Renders a metric name carrying one tag, in Istio's extractable form.
 pub fn tagged_name(prefix: &str, metric: &str, tag: &str, value: &str) -> String {
     format!("{prefix}_{metric}.{tag}=.={value};.;")
+}
+
+/// Renders a metric name carrying several tags, each in Istio's extractable form.
+pub fn multi_tagged_name(prefix: &str, metric: &str, tags: &[(&str, &str)]) -> String {
+    let mut name = format!("{prefix}_{metric}.");
+    for (tag, value) in tags {
+        name.push_str(tag);
+        name.push_str("=.=");
+        name.push_str(value);
+        name.push_str(";.;");
+    }
+    name
 }
 
 /// Defines a metric; `None` (logged) when the host refuses.
@@ -51,11 +68,14 @@ pub fn increment(id: Option<u32>, n: u64) {
 /// The metrics of one policy set: a handle per [`Metric`] its sections need.
 pub struct SetTelemetry {
     handles: Vec<Option<u32>>,
+    /// Per class, a handle per [`ClassMetric`] (by `ClassMetric::position`); empty for a set
+    /// without shedding.
+    class_handles: Vec<Vec<Option<u32>>>,
 }
 
 impl SetTelemetry {
     /// Defines the metrics `set` needs under `prefix`.
-    pub fn define(prefix: &str, set: &PolicySet) -> SetTelemetry {
+    pub fn define(prefix: &str, set: &PolicySet, classes: &[String]) -> SetTelemetry {
         let handles = Metric::ALL
             .iter()
             .map(|metric| {
@@ -69,7 +89,32 @@ impl SetTelemetry {
                     .flatten()
             })
             .collect();
-        SetTelemetry { handles }
+        let class_handles = if set.shedding.is_some() {
+            classes
+                .iter()
+                .map(|class| {
+                    ClassMetric::all()
+                        .map(|metric| {
+                            let mut tags = vec![(POLICY_SET_TAG, set.name.as_str())];
+                            tags.push((CLASS_TAG, class.as_str()));
+                            if let Some(reason) = metric.reason() {
+                                tags.push((REASON_TAG, reason));
+                            }
+                            define(
+                                Kind::Counter,
+                                &multi_tagged_name(prefix, metric.name(), &tags),
+                            )
+                        })
+                        .collect()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        SetTelemetry {
+            handles,
+            class_handles,
+        }
     }
 
     fn handle(&self, metric: Metric) -> Option<u32> {
@@ -78,6 +123,16 @@ impl SetTelemetry {
 }
 
 impl Telemetry for SetTelemetry {
+    fn add_class(&self, metric: ClassMetric, class: PriorityId, n: u64) {
+        let id = self
+            .class_handles
+            .get(class.0)
+            .and_then(|handles| handles.get(metric.position()))
+            .copied()
+            .flatten();
+        increment(id, n);
+    }
+
     fn add(&self, metric: Metric, n: u64) {
         increment(self.handle(metric), n);
     }

@@ -52,8 +52,9 @@ impl RootContext for BallastRoot {
             .unwrap_or_else(|| "ballast".to_string());
         let prefix = config.metric_prefix.clone();
         let unmatched = define_unmatched(&prefix);
+        let classes = config.priority.classes.clone();
         let pipeline = Pipeline::open(config, &HostStore, &scope, host::now(), |set| {
-            SetTelemetry::define(&prefix, set)
+            SetTelemetry::define(&prefix, set, &classes)
         });
         let period = match pipeline.tick_need() {
             TickNeed::Fast => Some(Duration::from_millis(10)),

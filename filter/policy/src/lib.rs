@@ -25,6 +25,7 @@ pub mod pipeline;
 pub mod reply;
 pub mod retry;
 pub mod routing;
+pub mod shedding;
 pub mod store;
 pub mod trust;
 

@@ -34,6 +34,8 @@ pub enum Needs {
     Concurrency,
     /// A set with deadline propagation.
     Deadline,
+    /// A set with load shedding.
+    Shedding,
 }
 
 macro_rules! metrics {
@@ -98,6 +100,10 @@ metrics! {
     DeadlineSkewRejected => "deadline_skew_rejected", Counter, Deadline, "Absolute deadlines ignored as further in the past than max_clock_skew.";
     DeadlineUntrustedIgnored => "deadline_untrusted_ignored", Counter, Deadline, "Requests whose deadline hints were ignored: the peer is not trusted.";
     DeadlineForwardedBudgetMs => "deadline_forwarded_budget_ms", Histogram, Deadline, "Budget forwarded to the upstream, in milliseconds.";
+    SheddingAdmissionLevel => "shedding_admission_level", Gauge, Shedding, "Ranks the admission level lets pass, in hundredths (all pass: 200 per class).";
+    SheddingPriorityUntrusted => "shedding_priority_untrusted", Counter, Shedding, "Priority headers ignored: the peer is not trusted.";
+    SheddingPriorityUnknown => "shedding_priority_unknown", Counter, Shedding, "Priority headers ignored: the value names no class.";
+    SheddingRateLimitContended => "shedding_rate_limit_contended", Counter, Shedding, "Shared rate-limit checks that lost every CAS race (let through).";
 }
 
 impl Needs {
@@ -109,12 +115,94 @@ impl Needs {
             Needs::RetryBudget => set.retry_budget.is_some(),
             Needs::Concurrency => set.concurrency.is_some(),
             Needs::Deadline => set.deadline.is_some(),
+            Needs::Shedding => set.shedding.is_some(),
+        }
+    }
+}
+
+/// Why a request of a class was refused before it reached the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ShedReason {
+    /// The admission level sheds its rank.
+    AdmissionLevel,
+    /// Client-side throttling.
+    Throttled,
+    /// Its class's rate limit.
+    RateLimited,
+    /// A more important request took its place in the full wait queue.
+    Displaced,
+    /// The concurrency limiter refused it (queue full, or its wait ran out).
+    Concurrency,
+}
+
+impl ShedReason {
+    /// Every reason, in declaration order.
+    pub const ALL: &'static [ShedReason] = &[
+        ShedReason::AdmissionLevel,
+        ShedReason::Throttled,
+        ShedReason::RateLimited,
+        ShedReason::Displaced,
+        ShedReason::Concurrency,
+    ];
+
+    /// The `reason` tag's value (also `x-ballast-rejected` of the refusal, but for the
+    /// limiter's own refusals, which say `concurrency`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ShedReason::AdmissionLevel => "shed",
+            ShedReason::Throttled => "throttled",
+            ShedReason::RateLimited => "rate-limited",
+            ShedReason::Displaced => "displaced",
+            ShedReason::Concurrency => "concurrency",
+        }
+    }
+}
+
+/// A counter per priority class of a policy set with shedding (tagged `class`, and `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ClassMetric {
+    /// Requests of the class that passed the shedding stage.
+    Admitted,
+    /// Requests of the class refused, by reason.
+    Shed(ShedReason),
+}
+
+impl ClassMetric {
+    /// Every class metric, in a fixed order (`ClassMetric::position` indexes it).
+    pub fn all() -> impl Iterator<Item = ClassMetric> {
+        std::iter::once(ClassMetric::Admitted)
+            .chain(ShedReason::ALL.iter().map(|r| ClassMetric::Shed(*r)))
+    }
+
+    /// Its position in [`ClassMetric::all`].
+    pub fn position(self) -> usize {
+        match self {
+            ClassMetric::Admitted => 0,
+            ClassMetric::Shed(reason) => 1 + reason as usize,
+        }
+    }
+
+    /// Its name without prefix and tags.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClassMetric::Admitted => "class_admitted",
+            ClassMetric::Shed(_) => "class_shed",
+        }
+    }
+
+    /// The `reason` tag, if it has one.
+    pub fn reason(self) -> Option<&'static str> {
+        match self {
+            ClassMetric::Admitted => None,
+            ClassMetric::Shed(reason) => Some(reason.name()),
         }
     }
 }
 
 /// Where a policy set's policies report their numbers and what an operator must hear of.
 pub trait Telemetry {
+    /// Adds `n` to a class's counter.
+    fn add_class(&self, metric: ClassMetric, class: crate::config::PriorityId, n: u64);
     /// Adds `n` to a counter.
     fn add(&self, metric: Metric, n: u64);
     /// Sets a gauge.
@@ -129,6 +217,7 @@ pub trait Telemetry {
 #[derive(Debug, Default)]
 pub struct Recorded {
     values: RefCell<BTreeMap<Metric, u64>>,
+    classes: RefCell<BTreeMap<(ClassMetric, crate::config::PriorityId), u64>>,
     samples: RefCell<BTreeMap<Metric, Vec<u64>>>,
     warnings: RefCell<Vec<String>>,
 }
@@ -137,6 +226,15 @@ impl Recorded {
     /// The counter's total or the gauge's last value (0 if never reported).
     pub fn get(&self, metric: Metric) -> u64 {
         self.values.borrow().get(&metric).copied().unwrap_or(0)
+    }
+
+    /// A class counter's total (0 if never reported).
+    pub fn class(&self, metric: ClassMetric, class: usize) -> u64 {
+        self.classes
+            .borrow()
+            .get(&(metric, crate::config::PriorityId(class)))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// The values recorded in a histogram, in order.
@@ -155,6 +253,12 @@ impl Recorded {
 }
 
 impl Telemetry for Recorded {
+    fn add_class(&self, metric: ClassMetric, class: crate::config::PriorityId, n: u64) {
+        let mut classes = self.classes.borrow_mut();
+        let total = classes.entry((metric, class)).or_insert(0);
+        *total = total.saturating_add(n);
+    }
+
     fn add(&self, metric: Metric, n: u64) {
         let mut values = self.values.borrow_mut();
         let total = values.entry(metric).or_insert(0);

@@ -43,7 +43,7 @@ pub struct LocalReply {
     /// Headers of either shape (e.g. `x-ballast-rejected`, `retry-after`).
     pub headers: Vec<(&'static str, String)>,
     /// One line: the plain response's body (with a newline), the gRPC response's grpc-message.
-    pub message: &'static str,
+    pub message: std::borrow::Cow<'static, str>,
 }
 
 impl LocalReply {

@@ -33,7 +33,13 @@ pub struct Gradient2Params {
     pub queue_size: f64,
     /// No-load RTT probes.
     pub probe: ProbeParams,
+    /// Start from the initial limit and double it each window the limit binds while latency
+    /// holds, until it first rises (see [`Gradient2::update`]).
+    pub slow_start: bool,
 }
+
+/// How much slow start grows the limit per window.
+const SLOW_START_GROWTH: f64 = 2.0;
 
 /// Well above the tolerance the equilibrium sits at: a baseline this far below the fastest
 /// requests for a while is stale (or the upstream got slower) and is probed early.
@@ -47,6 +53,8 @@ pub struct Gradient2 {
     params: Gradient2Params,
     limit: f64,
     noload: NoLoadRtt,
+    /// Still in slow start.
+    slow_start: bool,
 }
 
 impl Gradient2 {
@@ -56,15 +64,26 @@ impl Gradient2 {
             params,
             limit: params.bounds.clamp(params.bounds.initial),
             noload: NoLoadRtt::new(params.probe, far_above(&params)),
+            slow_start: params.slow_start,
         }
     }
 
+    /// Whether it is still in slow start.
+    pub fn in_slow_start(&self) -> bool {
+        self.slow_start
+    }
+
     /// Rebuilds from [`ProbedLimit::snapshot`] values (clamped to the parameters).
-    pub fn restore(params: Gradient2Params, (limit, noload): (f64, NoLoadSnapshot)) -> Gradient2 {
+    pub fn restore(
+        params: Gradient2Params,
+        (limit, noload): (f64, NoLoadSnapshot),
+        slow_start: bool,
+    ) -> Gradient2 {
         Gradient2 {
             params,
             limit: params.bounds.clamp(limit),
             noload: NoLoadRtt::restore(params.probe, far_above(&params), noload),
+            slow_start: slow_start && params.slow_start,
         }
     }
 
@@ -79,10 +98,35 @@ impl Gradient2 {
             return self.limit();
         }
         let gradient = (self.params.rtt_tolerance * self.noload.rtt() / fastest).clamp(0.5, 1.0);
+        if self.slow_start {
+            return self.slow_start_step(&sample, gradient);
+        }
         let estimate = self.limit * gradient + self.params.queue_size;
         let smoothed =
             self.limit * (1.0 - self.params.smoothing) + estimate * self.params.smoothing;
         self.limit = self.params.bounds.clamp(smoothed);
+        self.limit()
+    }
+}
+
+impl Gradient2 {
+    /// Slow start (as TCP's): a cold limiter knows nothing of the upstream's capacity, and an
+    /// initial limit far above it fills the upstream's own queue for as long as the gradient
+    /// takes to come down (seconds, at smoothing 0.2). So it starts low, and each window in
+    /// which demand met the limit (`turned_away`) with latency holding doubles it, the queue
+    /// absorbing the ramp. The first window whose fastest requests exceed the tolerance (or
+    /// that saw a drop) ends slow start and goes back to the last limit that held, half the
+    /// current one; from there the gradient rules.
+    fn slow_start_step(&mut self, sample: &Sample, gradient: f64) -> f64 {
+        if gradient < 1.0 || sample.dropped {
+            self.slow_start = false;
+            self.limit = self.params.bounds.clamp(self.limit / SLOW_START_GROWTH);
+        } else if sample.turned_away {
+            self.limit = self.params.bounds.clamp(self.limit * SLOW_START_GROWTH);
+            if self.limit >= self.params.bounds.max {
+                self.slow_start = false;
+            }
+        }
         self.limit()
     }
 }
@@ -126,6 +170,7 @@ mod tests {
                 interval: 0,
                 duration: 0,
             },
+            slow_start: false,
         }
     }
 
@@ -186,4 +231,41 @@ mod tests {
             "even slow samples at low load do not throttle"
         );
     }
+
+    #[test]
+    fn slow_start_doubles_while_latency_holds_then_falls_back_to_the_last_limit_that_held() {
+        let mut p = params();
+        p.slow_start = true;
+        p.bounds.initial = 5.0;
+        let mut g = Gradient2::new(p);
+        let window = |fastest_ms: u64, in_flight: u32| Sample {
+            rtt: fastest_ms * crate::duration::MILLISECOND,
+            in_flight,
+            dropped: false,
+            turned_away: true,
+            fastest: fastest_ms * crate::duration::MILLISECOND,
+            started: 0,
+        };
+        let mut limits = Vec::new();
+        for _ in 0..3 {
+            let limit = g.limit() as u32;
+            limits.push(g.update(window(50, limit), 0));
+        }
+        assert_eq!(limits, [10.0, 20.0, 40.0], "doubles each binding window at no-load latency");
+        assert!(g.in_slow_start());
+        // Latency rises past the tolerance (1.5 × 50 ms): back to the last limit that held.
+        assert_eq!(g.update(window(90, 40), 0), 20.0);
+        assert!(!g.in_slow_start());
+        // From there the gradient rules: another rise shrinks it gradually, no more doubling.
+        let after = g.update(window(200, 20), 0);
+        assert!(after < 20.0, "{after}");
+        let mut quiet = Gradient2::new(p);
+        let idle = Sample {
+            turned_away: false,
+            ..window(50, 5)
+        };
+        assert_eq!(quiet.update(idle, 0), 5.0, "no growth while demand stays under the limit");
+        assert!(quiet.in_slow_start());
+    }
 }
+

@@ -6,6 +6,12 @@
 //! would pass before it could be served is dropped early rather than served uselessly. LIFO
 //! order (as in Netflix's blocking limiter and Facebook's adaptive LIFO) serves the freshest
 //! requests first under overload, when the oldest are the likeliest to have been abandoned.
+//!
+//! Each waiter has a rank (load shedding's priority order; 0 is the most important, and every
+//! waiter has rank 0 without shedding): the most important waiter is served first, in the
+//! queue's order within its rank, and a full queue makes room for a more important arrival by
+//! displacing its least important waiter (the one it would serve last) rather than refusing
+//! the arrival.
 
 use crate::duration::Nanos;
 use std::collections::VecDeque;
@@ -44,6 +50,8 @@ pub struct Waiter<T> {
     /// Whether `leave_by` comes from the caller's deadline rather than `max_wait`: such a waiter
     /// leaving unserved is a deadline drop, not a queue timeout.
     pub deadline_bound: bool,
+    /// Its shedding rank (smaller is more important).
+    pub rank: u8,
 }
 
 /// Why a request could not wait.
@@ -71,18 +79,33 @@ impl<T: Copy + PartialEq> WaitQueue<T> {
         }
     }
 
-    /// Adds a waiter at `now`. `start_by`, if known, is the latest time it can be admitted and
-    /// still be answered before its caller gives up (the caller's deadline less the expected
-    /// service time); with `respect_deadlines` it bounds the wait, and a request already past
-    /// it is refused rather than queued.
-    pub fn push(&mut self, id: T, now: Nanos, start_by: Option<Nanos>) -> Result<(), Refused> {
+    /// Adds a waiter of `rank` at `now`. `start_by`, if known, is the latest time it can be
+    /// admitted and still be answered before its caller gives up (the caller's deadline less
+    /// the expected service time); with `respect_deadlines` it bounds the wait, and a request
+    /// already past it is refused rather than queued. A full queue displaces its least
+    /// important waiter for a more important arrival: that waiter comes back, to be answered.
+    pub fn push(
+        &mut self,
+        id: T,
+        now: Nanos,
+        start_by: Option<Nanos>,
+        rank: u8,
+    ) -> Result<Option<Waiter<T>>, Refused> {
         let max_wait_end = now.saturating_add(self.params.max_wait);
         let start_by = start_by.filter(|_| self.params.respect_deadlines);
         if start_by.is_some_and(|start_by| start_by <= now) {
             return Err(Refused::DeadlineTooClose);
         }
-        if self.waiters.len() >= self.params.size {
+        if self.params.size == 0 {
             return Err(Refused::Full);
+        }
+        let mut displaced = None;
+        if self.waiters.len() >= self.params.size {
+            let victim = self.last_served().filter(|(_, waiter)| waiter.rank > rank);
+            let Some((index, _)) = victim else {
+                return Err(Refused::Full);
+            };
+            displaced = self.waiters.remove(index);
         }
         let (leave_by, deadline_bound) = match start_by {
             Some(start_by) if start_by < max_wait_end => (start_by, true),
@@ -93,20 +116,52 @@ impl<T: Copy + PartialEq> WaitQueue<T> {
             since: now,
             leave_by,
             deadline_bound,
+            rank,
         });
-        Ok(())
+        Ok(displaced)
     }
 
-    /// The next waiter to admit at `now` (by order), removed from the queue. Waiters that
-    /// had to leave by `now` are passed over (a slot must not go to a request that can no
-    /// longer be answered in time) and left for [`WaitQueue::expire`].
+    /// The waiter this queue would serve last (least important; within its rank the newest
+    /// under FIFO, the oldest under LIFO), with its position.
+    fn last_served(&self) -> Option<(usize, Waiter<T>)> {
+        let mut last: Option<(usize, Waiter<T>)> = None;
+        for (index, waiter) in self.waiters.iter().enumerate() {
+            let later = match last {
+                None => true,
+                Some((_, current)) => match self.params.order {
+                    Order::Fifo => waiter.rank >= current.rank,
+                    Order::Lifo => waiter.rank > current.rank,
+                },
+            };
+            if later {
+                last = Some((index, *waiter));
+            }
+        }
+        last
+    }
+
+    /// The next waiter to admit at `now` (most important first, by order within a rank),
+    /// removed from the queue. Waiters that had to leave by `now` are passed over (a slot must
+    /// not go to a request that can no longer be answered in time) and left for
+    /// [`WaitQueue::expire`].
     pub fn pop(&mut self, now: Nanos) -> Option<Waiter<T>> {
-        let live = |w: &Waiter<T>| w.leave_by > now;
-        let index = match self.params.order {
-            Order::Fifo => self.waiters.iter().position(live),
-            Order::Lifo => self.waiters.iter().rposition(live),
-        }?;
-        self.waiters.remove(index)
+        let mut best: Option<(usize, u8)> = None;
+        for (index, waiter) in self.waiters.iter().enumerate() {
+            if waiter.leave_by <= now {
+                continue;
+            }
+            let better = match best {
+                None => true,
+                Some((_, rank)) => match self.params.order {
+                    Order::Fifo => waiter.rank < rank,
+                    Order::Lifo => waiter.rank <= rank,
+                },
+            };
+            if better {
+                best = Some((index, waiter.rank));
+            }
+        }
+        self.waiters.remove(best?.0)
     }
 
     /// Whether some waiter can still be admitted at `now` (what [`WaitQueue::pop`] would find).
@@ -165,10 +220,10 @@ mod tests {
         let mut fifo = q(Order::Fifo);
         let mut lifo = q(Order::Lifo);
         for id in 1..=3 {
-            fifo.push(id, id.into(), None).unwrap();
-            lifo.push(id, id.into(), None).unwrap();
+            fifo.push(id, id.into(), None, 0).unwrap();
+            lifo.push(id, id.into(), None, 0).unwrap();
         }
-        assert_eq!(fifo.push(4, 4, None), Err(Refused::Full));
+        assert_eq!(fifo.push(4, 4, None, 0), Err(Refused::Full));
         assert_eq!(fifo.pop(4).map(|w| w.id), Some(1));
         assert_eq!(lifo.pop(4).map(|w| w.id), Some(3));
         assert_eq!(fifo.len(), 2);
@@ -177,10 +232,13 @@ mod tests {
     #[test]
     fn expiry_by_max_wait_and_deadline() {
         let mut queue = q(Order::Fifo);
-        queue.push(1, 0, None).unwrap(); // leaves by 100
-        queue.push(2, 10, Some(50)).unwrap(); // deadline first: leaves by 50
-        queue.push(4, 20, Some(500)).unwrap(); // max_wait first: leaves by 120
-        assert_eq!(queue.push(3, 60, Some(60)), Err(Refused::DeadlineTooClose));
+        queue.push(1, 0, None, 0).unwrap(); // leaves by 100
+        queue.push(2, 10, Some(50), 0).unwrap(); // deadline first: leaves by 50
+        queue.push(4, 20, Some(500), 0).unwrap(); // max_wait first: leaves by 120
+        assert_eq!(
+            queue.push(3, 60, Some(60), 0),
+            Err(Refused::DeadlineTooClose)
+        );
         assert!(queue.expire(49).is_empty());
         let at_50 = queue.expire(50);
         assert_eq!(
@@ -205,27 +263,27 @@ mod tests {
     fn a_past_deadline_is_named_even_when_the_queue_is_full_or_off() {
         let mut queue = q(Order::Fifo);
         for id in 1..=3 {
-            queue.push(id, 0, None).unwrap();
+            queue.push(id, 0, None, 0).unwrap();
         }
-        assert_eq!(queue.push(9, 5, Some(5)), Err(Refused::DeadlineTooClose));
-        assert_eq!(queue.push(9, 5, Some(6)), Err(Refused::Full));
+        assert_eq!(queue.push(9, 5, Some(5), 0), Err(Refused::DeadlineTooClose));
+        assert_eq!(queue.push(9, 5, Some(6), 0), Err(Refused::Full));
         let mut off: WaitQueue<u32> = WaitQueue::new(QueueParams {
             size: 0,
             max_wait: 100,
             order: Order::Fifo,
             respect_deadlines: true,
         });
-        assert_eq!(off.push(1, 5, Some(5)), Err(Refused::DeadlineTooClose));
-        assert_eq!(off.push(1, 5, None), Err(Refused::Full));
+        assert_eq!(off.push(1, 5, Some(5), 0), Err(Refused::DeadlineTooClose));
+        assert_eq!(off.push(1, 5, None, 0), Err(Refused::Full));
     }
 
     #[test]
     fn a_waiter_past_its_time_is_passed_over() {
         for (order, first) in [(Order::Fifo, 1), (Order::Lifo, 2)] {
             let mut queue = q(order);
-            queue.push(1, 0, Some(30)).unwrap();
-            queue.push(2, 0, None).unwrap();
-            queue.push(3, 0, Some(20)).unwrap(); // must leave by 20
+            queue.push(1, 0, Some(30), 0).unwrap();
+            queue.push(2, 0, None, 0).unwrap();
+            queue.push(3, 0, Some(20), 0).unwrap(); // must leave by 20
             assert!(queue.has_live(25));
             assert_eq!(queue.pop(25).map(|w| w.id), Some(first), "{order:?}");
             assert_eq!(
@@ -246,8 +304,8 @@ mod tests {
             order: Order::Fifo,
             respect_deadlines: false,
         });
-        queue.push(1, 10, Some(10)).unwrap();
-        queue.push(2, 10, Some(20)).unwrap();
+        queue.push(1, 10, Some(10), 0).unwrap();
+        queue.push(2, 10, Some(20), 0).unwrap();
         assert!(queue.expire(100).is_empty(), "both wait the full max_wait");
         assert_eq!(queue.expire(110).len(), 2);
     }
@@ -260,10 +318,57 @@ mod tests {
             order: Order::Fifo,
             respect_deadlines: true,
         });
-        assert_eq!(none.push(1, 0, None), Err(Refused::Full));
+        assert_eq!(none.push(1, 0, None, 0), Err(Refused::Full));
         let mut queue = q(Order::Lifo);
-        queue.push(7, 0, None).unwrap();
+        queue.push(7, 0, None, 0).unwrap();
         assert!(queue.remove(7));
         assert!(!queue.remove(7));
+    }
+
+    #[test]
+    fn the_most_important_waiter_is_served_first_in_order_within_its_rank() {
+        for (order, expected) in [(Order::Fifo, [3, 4, 1, 2]), (Order::Lifo, [4, 3, 2, 1])] {
+            let mut queue: WaitQueue<u32> = WaitQueue::new(QueueParams {
+                size: 10,
+                max_wait: 100,
+                order,
+                respect_deadlines: true,
+            });
+            queue.push(1, 0, None, 4).unwrap();
+            queue.push(2, 1, None, 4).unwrap();
+            queue.push(3, 2, None, 0).unwrap();
+            queue.push(4, 3, None, 0).unwrap();
+            let served: Vec<u32> = std::iter::from_fn(|| queue.pop(5).map(|w| w.id)).collect();
+            assert_eq!(served, expected, "{order:?}");
+        }
+    }
+
+    #[test]
+    fn a_full_queue_displaces_its_least_important_waiter_for_a_more_important_arrival() {
+        for (order, victim) in [(Order::Fifo, 3), (Order::Lifo, 2)] {
+            let mut queue = q(order);
+            queue.push(1, 0, None, 2).unwrap();
+            queue.push(2, 1, None, 4).unwrap();
+            queue.push(3, 2, None, 4).unwrap();
+            // Same rank as the least important: no room.
+            assert_eq!(queue.push(8, 3, None, 4), Err(Refused::Full), "{order:?}");
+            let displaced = queue.push(9, 3, None, 0).unwrap().map(|w| (w.id, w.rank));
+            assert_eq!(
+                displaced,
+                Some((victim, 4)),
+                "{order:?}: the one served last goes"
+            );
+            assert_eq!(queue.len(), 3);
+            assert_eq!(
+                queue.pop(4).map(|w| w.id),
+                Some(9),
+                "{order:?}: the arrival first"
+            );
+            // A past deadline is still refused as such, before any displacement.
+            assert_eq!(
+                queue.push(10, 5, Some(5), 0),
+                Err(Refused::DeadlineTooClose)
+            );
+        }
     }
 }

@@ -81,7 +81,7 @@ impl LimiterState {
     /// Layout version of [`LimiterState::encode`]; part of the shared-data key, so VMs of two
     /// plugin versions side by side (during a reload) keep separate records instead of
     /// resetting each other's.
-    pub const VERSION: u8 = 5;
+    pub const VERSION: u8 = 6;
 
     /// A fresh record for `params`, created at `now` (which tells its holder ids apart from
     /// those of any earlier record).
@@ -161,6 +161,8 @@ impl LimiterState {
             LimitAlgorithm::Aimd(a) => (a.limit(), NoLoadSnapshot::default()),
             LimitAlgorithm::Fixed(l) => (*l, NoLoadSnapshot::default()),
         };
+        let slow_start =
+            matches!(&self.algorithm, LimitAlgorithm::Gradient2(g) if g.in_slow_start());
         let mut out = Vec::with_capacity(FIXED_LEN + self.holders.encoded_len());
         out.push(Self::VERSION);
         out.extend_from_slice(&self.last_rtt.to_le_bytes());
@@ -175,7 +177,8 @@ impl LimiterState {
         out.push(
             u8::from(noload.probed)
                 | (u8::from(noload.for_rise) << 1)
-                | (u8::from(noload.pending_rise) << 2),
+                | (u8::from(noload.pending_rise) << 2)
+                | (u8::from(slow_start) << 3),
         );
         self.holders.encode_into(&mut out);
         out
@@ -217,7 +220,7 @@ impl LimiterState {
         };
         let algorithm = match *params {
             AlgorithmParams::Gradient2(p) => {
-                LimitAlgorithm::Gradient2(Gradient2::restore(p, (limit, noload)))
+                LimitAlgorithm::Gradient2(Gradient2::restore(p, (limit, noload), flags & 8 != 0))
             }
             AlgorithmParams::Vegas(p) => LimitAlgorithm::Vegas(Vegas::restore(p, (limit, noload))),
             AlgorithmParams::Aimd(p) => LimitAlgorithm::Aimd(Aimd::restore(p, limit)),
@@ -253,6 +256,7 @@ mod tests {
                 interval: 10 * SECOND,
                 duration: 500 * MILLISECOND,
             },
+            slow_start: false,
         })
     }
 

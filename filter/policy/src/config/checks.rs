@@ -77,3 +77,18 @@ pub(super) fn duration(
     }
     Ok(value)
 }
+
+/// A number field: `default` when absent, else finite and within `min..=max`.
+pub(super) fn number(
+    raw: Option<f64>,
+    default: f64,
+    path: &Path<'_>,
+    min: f64,
+    max: f64,
+) -> Result<f64, ConfigError> {
+    let value = raw.unwrap_or(default);
+    if !value.is_finite() || value < min || value > max {
+        return Err(path.error(format!("must be between {min} and {max}")));
+    }
+    Ok(value)
+}

@@ -9,7 +9,7 @@ use crate::concurrency::queue::{Order, QueueParams};
 use crate::concurrency::window::Aggregate;
 use crate::concurrency::{AimdParams, AlgorithmParams, Bounds, Gradient2Params, VegasParams};
 use crate::duration::{Nanos, MILLISECOND, SECOND};
-use checks::duration;
+use checks::{duration, number as ratio};
 
 const MAX_LIMIT: u32 = 100_000;
 /// How far the window's fastest requests may exceed their no-load RTT before gradient2 shrinks
@@ -21,28 +21,25 @@ const DEFAULT_RTT_TOLERANCE: f64 = 1.2;
 /// Time between no-load probes while the limit is binding (BBR re-probes every 10 s).
 const DEFAULT_PROBE_INTERVAL: Nanos = 10 * SECOND;
 
-fn ratio(
-    raw: Option<f64>,
-    default: f64,
-    path: &Path<'_>,
-    min: f64,
-    max: f64,
-) -> Result<f64, ConfigError> {
-    let value = raw.unwrap_or(default);
-    if !value.is_finite() || value < min || value > max {
-        return Err(path.error(format!("must be between {min} and {max}")));
-    }
-    Ok(value)
-}
-
 pub(super) fn build(
     raw: RawConcurrency,
     path: &Path<'_>,
 ) -> Result<ConcurrencyConfig, ConfigError> {
     let algorithm_name = raw.algorithm.as_deref().unwrap_or("gradient2");
-    let initial = raw.initial_limit.unwrap_or(100);
+    // Slow start is gradient2's: a cold limit starts low (at min_limit, unless initial_limit
+    // says otherwise) and grows while latency holds.
+    let slow_start = raw.slow_start.unwrap_or(algorithm_name == "gradient2");
+    if slow_start && algorithm_name != "gradient2" {
+        return Err(path
+            .field("slow_start")
+            .error("only the gradient2 algorithm has a slow start"));
+    }
     // A fixed limit has no range to move in: its bounds default to the limit itself.
     let fixed = algorithm_name == "fixed";
+    let slow_start_from = raw.min_limit.unwrap_or(10);
+    let initial = raw
+        .initial_limit
+        .unwrap_or(if slow_start { slow_start_from } else { 100 });
     let min = raw.min_limit.unwrap_or(if fixed { initial } else { 10 });
     let max = raw.max_limit.unwrap_or(if fixed { initial } else { 1000 });
     for (name, value) in [
@@ -112,6 +109,7 @@ pub(super) fn build(
             )?,
             queue_size: queue_allowance_check(raw.queue_allowance, path)?,
             probe,
+            slow_start,
         }),
         "vegas" => AlgorithmParams::Vegas(VegasParams {
             bounds,

@@ -20,8 +20,10 @@ mod checks;
 mod concurrency;
 mod deadline;
 mod error;
+mod priority;
 mod raw;
 mod retry;
+mod shedding;
 mod validate;
 
 pub use error::ConfigError;
@@ -71,22 +73,8 @@ pub struct PriorityClasses {
     pub default: PriorityId,
     /// Request header that carries the class name (lower-case).
     pub header: String,
-}
-
-impl PriorityClasses {
-    /// The class of a request: the header's class when the peer is trusted and the name is
-    /// known, otherwise the default. Returns whether the header was ignored as well, so the
-    /// caller can count it.
-    pub fn classify(&self, header_value: Option<&str>, peer_trusted: bool) -> (PriorityId, bool) {
-        match header_value {
-            None => (self.default, false),
-            Some(_) if !peer_trusted => (self.default, true),
-            Some(value) => match self.classes.iter().position(|c| c == value.trim()) {
-                Some(index) => (PriorityId(index), false),
-                None => (self.default, true),
-            },
-        }
-    }
+    /// Header values that name a class besides the class names, in document order.
+    pub values: Vec<(crate::shedding::classify::ValueMatch, PriorityId)>,
 }
 
 /// A named bundle of policies applied to the requests routed to it.
@@ -103,7 +91,7 @@ pub struct PolicySet {
     /// Deadline propagation, when enabled.
     pub deadline: Option<crate::deadline::DeadlineConfig>,
     /// Load shedding, when enabled.
-    pub shedding: Option<SectionConfig>,
+    pub shedding: Option<crate::shedding::SheddingConfig>,
 }
 
 impl PolicySet {
@@ -151,11 +139,6 @@ pub struct ConcurrencyConfig {
     /// `retry-after` seconds on rejections (none when 0).
     pub retry_after_seconds: u32,
 }
-
-/// Parameters of a policy section. Each policy replaces this with its own validated type when
-/// it lands; today a section only records that the policy is switched on.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SectionConfig {}
 
 impl Config {
     /// Parses and validates a configuration document. An empty (or all-whitespace) document

@@ -32,6 +32,9 @@ pub(crate) struct RawPriority {
     pub classes: Vec<String>,
     pub default: Option<String>,
     pub header: Option<String>,
+    /// Header values naming a class besides the names: exact strings or integer ranges.
+    #[serde(default)]
+    pub values: NamedMap<String>,
 }
 
 /// `trusted_peers`: whose request hints (priority, deadline, retry marks) are believed.
@@ -52,7 +55,7 @@ pub(crate) struct RawPolicySet {
     pub retry: Option<RawRetry>,
     pub concurrency: Option<RawConcurrency>,
     pub deadline: Option<RawDeadline>,
-    pub shedding: Option<RawSection>,
+    pub shedding: Option<RawShedding>,
 }
 
 /// `retry_budget`: retries allowed as a ratio of first attempts over a window.
@@ -80,6 +83,7 @@ pub(crate) struct RawRetry {
 pub(crate) struct RawConcurrency {
     pub algorithm: Option<String>,
     pub initial_limit: Option<u32>,
+    pub slow_start: Option<bool>,
     pub min_limit: Option<u32>,
     pub max_limit: Option<u32>,
     pub smoothing: Option<f64>,
@@ -121,10 +125,50 @@ pub(crate) struct RawDeadline {
     pub believe_untrusted_peers: Option<bool>,
 }
 
-/// A policy section whose parameters arrive with the policy itself; until then it takes none.
+/// `shedding`: drop the least important work first under overload.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawSection {}
+pub(crate) struct RawShedding {
+    pub admission: Option<RawAdmission>,
+    pub throttle: Option<RawThrottle>,
+    #[serde(default)]
+    pub rate_limits: NamedMap<RawRateLimit>,
+    pub overload_status: Option<u16>,
+    pub rate_limit_status: Option<u16>,
+    pub retry_after: Option<String>,
+    pub body: Option<String>,
+    pub propagate: Option<bool>,
+}
+
+/// `shedding.admission`: the admission level.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmission {
+    pub enabled: Option<bool>,
+    pub target_queue_wait: Option<String>,
+    pub interval: Option<String>,
+    pub step: Option<f64>,
+}
+
+/// `shedding.throttle`: client-side throttling.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawThrottle {
+    pub enabled: Option<bool>,
+    pub k: Option<f64>,
+    pub window: Option<String>,
+    pub min_rps: Option<f64>,
+    pub max_reject_probability: Option<f64>,
+}
+
+/// `shedding.rate_limits.<class>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRateLimit {
+    pub per_second: f64,
+    pub burst: Option<u32>,
+    pub scope: Option<String>,
+}
 
 /// One routing rule: the first rule whose `match` holds picks the policy set.
 #[derive(Debug, Deserialize)]
@@ -134,6 +178,8 @@ pub(crate) struct RawRoute {
     #[serde(default, rename = "match")]
     pub matcher: RawRouteMatch,
     pub policy_set: String,
+    /// The class of requests this rule matches (a trusted peer's header still wins).
+    pub priority: Option<String>,
 }
 
 /// Conditions of a rule; all present conditions must hold.

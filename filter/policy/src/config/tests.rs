@@ -372,7 +372,7 @@ fn concurrency_section_defaults_and_values() {
     };
     let d = get("defaults");
     assert!(
-        matches!(d.algorithm, AlgorithmParams::Gradient2(p) if p.bounds.initial == 100.0 && p.rtt_tolerance == 1.2)
+        matches!(d.algorithm, AlgorithmParams::Gradient2(p) if p.bounds.initial == 10.0 && p.slow_start && p.rtt_tolerance == 1.2)
     );
     assert_eq!(
         (d.window, d.min_samples, d.aggregate),

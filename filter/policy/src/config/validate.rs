@@ -7,11 +7,9 @@
 use super::checks;
 use super::error::Path;
 use super::raw::{
-    RawConfig, RawHeaderMatch, RawPolicySet, RawPriority, RawRoute, RawStringMatch, RawTrustedPeers,
+    RawConfig, RawHeaderMatch, RawPolicySet, RawRoute, RawStringMatch, RawTrustedPeers,
 };
-use super::{
-    Config, ConfigError, PolicySet, PolicySetId, PriorityClasses, PriorityId, SectionConfig,
-};
+use super::{Config, ConfigError, PolicySet, PolicySetId, PriorityClasses};
 use crate::routing::{
     compile_anchored, HeaderCondition, HeaderMatch, Route, RouteMatch, RouteTable, StringMatch,
     StringMatcher,
@@ -20,15 +18,8 @@ use crate::trust::{Cidr, TrustedPeers, DEFAULT_TRUSTED_CIDRS};
 
 /// Default metric prefix.
 pub(crate) const DEFAULT_METRIC_PREFIX: &str = "ballast";
-/// Default priority classes, most important first.
-pub(crate) const DEFAULT_PRIORITY_CLASSES: &[&str] = &["critical", "standard", "sheddable"];
-/// Default class of requests without a priority header.
-pub(crate) const DEFAULT_PRIORITY: &str = "standard";
-/// Default header carrying the priority class.
-pub(crate) const DEFAULT_PRIORITY_HEADER: &str = "x-ballast-priority";
 
 const MAX_NAME_LEN: usize = 64;
-const MAX_PRIORITY_CLASSES: usize = 16;
 
 pub(super) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
     let text = std::str::from_utf8(bytes)
@@ -65,7 +56,7 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
             prefix
         }
     };
-    let priority = build_priority(raw.priority, &root.field("priority"))?;
+    let priority = super::priority::build(raw.priority, &root.field("priority"))?;
     let trusted_peers = build_trusted_peers(raw.trusted_peers, &root.field("trusted_peers"))?;
 
     let sets_path = root.field("policy_sets");
@@ -73,7 +64,7 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     for (name, set) in raw.policy_sets.0 {
         let set_path = sets_path.field(&name);
         check_name(&name).map_err(|reason| set_path.error(reason))?;
-        policy_sets.push(build_policy_set(name.clone(), set, &set_path)?);
+        policy_sets.push(build_policy_set(name.clone(), set, &priority, &set_path)?);
     }
     let resolve = |name: &str, path: &Path<'_>| -> Result<PolicySetId, ConfigError> {
         policy_sets
@@ -95,7 +86,7 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     let mut routes = Vec::with_capacity(raw.routes.len());
     for (index, route) in raw.routes.into_iter().enumerate() {
         let route_path = routes_path.index(index);
-        routes.push(build_route(route, &route_path, &resolve)?);
+        routes.push(build_route(route, &route_path, &priority, &resolve)?);
     }
     let default = match raw.default_policy_set {
         None => None,
@@ -114,9 +105,9 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
 fn build_policy_set(
     name: String,
     raw: RawPolicySet,
+    priority: &PriorityClasses,
     path: &Path<'_>,
 ) -> Result<PolicySet, ConfigError> {
-    let section = |s: Option<super::raw::RawSection>| s.map(|_| SectionConfig {});
     let retry_budget = raw
         .retry_budget
         .map(|b| super::retry::build_budget(b, &path.field("retry_budget")))
@@ -132,6 +123,10 @@ fn build_policy_set(
     let deadline = raw
         .deadline
         .map(|d| super::deadline::build(d, &path.field("deadline")))
+        .transpose()?;
+    let shedding = raw
+        .shedding
+        .map(|raw| super::shedding::build(raw, priority, &path.field("shedding")))
         .transpose()?;
     if deadline.is_some()
         && concurrency
@@ -153,67 +148,7 @@ fn build_policy_set(
         retry,
         concurrency,
         deadline,
-        shedding: section(raw.shedding),
-    })
-}
-
-fn build_priority(
-    raw: Option<RawPriority>,
-    path: &Path<'_>,
-) -> Result<PriorityClasses, ConfigError> {
-    let Some(raw) = raw else {
-        return Ok(PriorityClasses {
-            classes: DEFAULT_PRIORITY_CLASSES
-                .iter()
-                .map(|c| c.to_string())
-                .collect(),
-            default: PriorityId(
-                DEFAULT_PRIORITY_CLASSES
-                    .iter()
-                    .position(|c| *c == DEFAULT_PRIORITY)
-                    .unwrap_or(0),
-            ),
-            header: DEFAULT_PRIORITY_HEADER.to_string(),
-        });
-    };
-    let classes_path = path.field("classes");
-    if raw.classes.is_empty() {
-        return Err(classes_path.error("must name at least one class"));
-    }
-    if raw.classes.len() > MAX_PRIORITY_CLASSES {
-        return Err(classes_path.error(format!("at most {MAX_PRIORITY_CLASSES} classes")));
-    }
-    for (index, class) in raw.classes.iter().enumerate() {
-        let class_path = classes_path.index(index);
-        check_name(class).map_err(|reason| class_path.error(reason))?;
-        if raw
-            .classes
-            .get(..index)
-            .is_some_and(|before| before.contains(class))
-        {
-            return Err(class_path.error(format!("duplicate class `{class}`")));
-        }
-    }
-    let default = match &raw.default {
-        None => PriorityId(raw.classes.len() - 1),
-        Some(name) => PriorityId(raw.classes.iter().position(|c| c == name).ok_or_else(|| {
-            path.field("default").error(format!(
-                "`{name}` is not one of the classes ({})",
-                raw.classes.join(", ")
-            ))
-        })?),
-    };
-    let header = match raw.header {
-        None => DEFAULT_PRIORITY_HEADER.to_string(),
-        Some(header) => {
-            checks::header_name(&header).map_err(|reason| path.field("header").error(reason))?;
-            header
-        }
-    };
-    Ok(PriorityClasses {
-        classes: raw.classes,
-        default,
-        header,
+        shedding,
     })
 }
 
@@ -257,6 +192,7 @@ fn build_trusted_peers(
 fn build_route(
     raw: RawRoute,
     path: &Path<'_>,
+    priority: &PriorityClasses,
     resolve: &dyn Fn(&str, &Path<'_>) -> Result<PolicySetId, ConfigError>,
 ) -> Result<Route, ConfigError> {
     if let Some(name) = &raw.name {
@@ -288,8 +224,13 @@ fn build_route(
         .map(|raw| build_string_match(raw, &match_path.field("route_name"), Subject::Any))
         .transpose()?;
     let policy_set = resolve(&raw.policy_set, &path.field("policy_set"))?;
+    let class = raw
+        .priority
+        .map(|name| super::priority::class_named(priority, &name, &path.field("priority")))
+        .transpose()?;
     Ok(Route {
         name: raw.name,
+        priority: class,
         conditions: RouteMatch {
             authority,
             path: request_path,
@@ -437,7 +378,7 @@ fn build_header_match(raw: RawHeaderMatch, path: &Path<'_>) -> Result<HeaderMatc
     })
 }
 
-fn check_name(name: &str) -> Result<(), String> {
+pub(super) fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(format!("name must be 1 to {MAX_NAME_LEN} characters"));
     }

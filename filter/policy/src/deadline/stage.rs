@@ -101,7 +101,7 @@ impl DeadlinePolicy {
                 status: 400,
                 grpc_status: GrpcCode::InvalidArgument,
                 headers: vec![("x-ballast-rejected", REJECTED_MALFORMED.to_string())],
-                message: "ballast: malformed deadline header",
+                message: "ballast: malformed deadline header".into(),
             });
         }
         let grpc = reading.deadline.is_some() && grpc();
@@ -257,6 +257,6 @@ pub fn spent(grpc: bool) -> LocalReply {
         status: 504,
         grpc_status: GrpcCode::DeadlineExceeded,
         headers: vec![("x-ballast-rejected", REJECTED_DEADLINE.to_string())],
-        message: "ballast: the caller's deadline is spent",
+        message: "ballast: the caller's deadline is spent".into(),
     }
 }

@@ -4,12 +4,15 @@
 //! most requests need few of them: an admitted request never reads its deadline, a request
 //! without a retry mark never looks up its peer. Stages ask the context instead of the request,
 //! so two stages that need the same fact (the deadline, for its own stage and for the
-//! concurrency queue) pay for it once and agree on it.
+//! concurrency queue; the retry mark, for shedding and the retry stage) pay for it once and
+//! agree on it.
 
 use crate::deadline::{self, wire, Arrived, DeadlineConfig, Hints, Reading};
 use crate::duration::Nanos;
 use crate::reply::is_grpc;
+use crate::retry::marks::attempt_of;
 use crate::retry::policy::{ATTEMPT_COUNT_HEADER, GRPC_PREVIOUS_ATTEMPTS_HEADER};
+use crate::retry::AttemptMark;
 use crate::routing::RequestView;
 use crate::trust::peer_is_trusted;
 use crate::trust::TrustedPeers;
@@ -21,6 +24,7 @@ pub(super) struct RequestContext<'r> {
     trusted: Option<bool>,
     deadline: Option<Reading>,
     grpc: Option<bool>,
+    attempt: Option<AttemptMark>,
 }
 
 impl<'r> RequestContext<'r> {
@@ -31,6 +35,7 @@ impl<'r> RequestContext<'r> {
             trusted: None,
             deadline: None,
             grpc: None,
+            attempt: None,
         }
     }
 
@@ -49,14 +54,25 @@ impl<'r> RequestContext<'r> {
         trusted
     }
 
-    /// The retry marks as sent: (`x-envoy-attempt-count`, `grpc-previous-rpc-attempts`).
-    pub(super) fn attempt_marks(&mut self) -> (Option<String>, Option<String>) {
+    /// Whether the request is itself a retry, from its marks (`x-envoy-attempt-count`,
+    /// `grpc-previous-rpc-attempts`), believed only from a trusted peer (asked only when a
+    /// mark is present). Load shedding and the retry stage ask; the marks are read once.
+    pub(super) fn attempt(&mut self) -> AttemptMark {
+        if let Some(mark) = self.attempt {
+            return mark;
+        }
         let envoy = self.request.header(ATTEMPT_COUNT_HEADER).map(str::to_owned);
         let grpc = self
             .request
             .header(GRPC_PREVIOUS_ATTEMPTS_HEADER)
             .map(str::to_owned);
-        (envoy, grpc)
+        let mark = if (envoy.is_some() || grpc.is_some()) && self.peer_trusted() {
+            attempt_of(envoy.as_deref(), grpc.as_deref())
+        } else {
+            AttemptMark::First
+        };
+        self.attempt = Some(mark);
+        mark
     }
 
     /// The request's deadline under `config`, read `now` (relative hints count from when the

@@ -6,20 +6,23 @@
 //! locally). [`Exchange`] holds them and its methods are the only place that settles them.
 
 use super::context::RequestContext;
-use crate::concurrency::limiter::{Arrival, Limiter, OverLimit, StreamId, Ticket};
-use crate::config::PolicySetId;
+use crate::concurrency::limiter::{Arrival, Limiter, OverLimit, Refusal, StreamId, Ticket};
+use crate::config::{PolicySetId, PriorityClasses, PriorityId};
 use crate::deadline::stage::{
     Arrival as DeadlineArrival, DeadlinePolicy, Forwarding, ResponseFacts,
 };
 use crate::deadline::{Deadline, DeadlineConfig};
 use crate::duration::Nanos;
 use crate::env::Env;
-use crate::headers::HeaderEdit;
-use crate::metrics::Metric;
+use crate::headers::{HeaderEdit, HeaderName};
+use crate::metrics::{ClassMetric, Metric, ShedReason};
 use crate::reply::LocalReply;
 use crate::retry::policy::{RetryPolicy, ATTEMPT_COUNT_HEADER, MAX_RETRIES_HEADER};
 use crate::retry::{AttemptMark, RetryPlan};
 use crate::routing::RequestView;
+use crate::shedding::classify::Ignored;
+use crate::shedding::stage::SheddingPolicy;
+use crate::shedding::Rank;
 use crate::trust::TrustedPeers;
 use std::cell::Cell;
 use std::rc::Rc;
@@ -39,6 +42,8 @@ pub(super) struct Stages<'a> {
     /// How the request's deadline is read: the deadline section's, or the defaults (for the
     /// concurrency queue of a set without one).
     pub deadline_rules: &'a DeadlineConfig,
+    pub shedding: Option<&'a SheddingPolicy>,
+    pub priority: &'a PriorityClasses,
     pub trusted_peers: &'a TrustedPeers,
     /// Only for the limiter's accounting (a request it would refuse is admitted and counted in
     /// flight, since it is); the pipeline drops every effect of a dry run itself.
@@ -141,8 +146,12 @@ pub struct Exchange {
     status: Option<u16>,
     /// The request's deadline, when its policy set propagates deadlines.
     deadline: Option<Deadline>,
-    /// Whether the request is gRPC (known when it has a deadline).
+    /// Whether the request is gRPC (known when it has a deadline, or its answer is throttling's).
     grpc: bool,
+    /// Its shedding rank, when its policy set sheds.
+    rank: Option<Rank>,
+    /// Whether throttling waits for the upstream's answer to this request.
+    throttle_answer: bool,
 }
 
 /// When a waiter must leave the queue: its deadline less what the deadline stage keeps back
@@ -162,6 +171,49 @@ fn queue_deadline(
     }
 }
 
+/// Which class-metric reason a limiter refusal counts as (a deadline drop is not shedding).
+pub(super) fn shed_reason(why: Refusal) -> Option<ShedReason> {
+    match why {
+        Refusal::Limit => Some(ShedReason::Concurrency),
+        Refusal::Displaced => Some(ShedReason::Displaced),
+        Refusal::Deadline => None,
+    }
+}
+
+/// The request's rank for load shedding, and the priority header to forward: the class it
+/// was given (`propagate`), or, without propagation, the removal of a header not believed.
+fn classify(
+    stages: &Stages<'_>,
+    shedding: &SheddingPolicy,
+    context: &mut RequestContext<'_>,
+    route_priority: Option<PriorityId>,
+) -> (Rank, Option<HeaderEdit>) {
+    let priority = stages.priority;
+    let header = context
+        .request()
+        .header(&priority.header)
+        .map(str::to_owned);
+    let found =
+        priority.classify_request(header.as_deref(), || context.peer_trusted(), route_priority);
+    match found.ignored {
+        Some(Ignored::Untrusted) => stages.env.metrics.add(Metric::SheddingPriorityUntrusted, 1),
+        Some(Ignored::Unknown) => stages.env.metrics.add(Metric::SheddingPriorityUnknown, 1),
+        None => {}
+    }
+    let rank = Rank {
+        class: found.class,
+        retry: context.attempt().is_retry(),
+    };
+    let name: HeaderName = priority.header.clone().into();
+    let edit = if shedding.config().propagate {
+        let class = priority.name(found.class).to_string();
+        (header.as_deref() != Some(class.as_str())).then_some((name, Some(class)))
+    } else {
+        (found.ignored == Some(Ignored::Untrusted)).then_some((name, None))
+    };
+    (rank, edit)
+}
+
 impl Exchange {
     /// Runs the request stages (after routing) for `stream`. A request that must wait comes
     /// back with the deadline headers still to write, for when it leaves the queue.
@@ -169,6 +221,7 @@ impl Exchange {
         policy_set: PolicySetId,
         stages: &Stages<'_>,
         request: &mut dyn RequestView,
+        route_priority: Option<PriorityId>,
         stream: StreamId,
         now: Nanos,
     ) -> (Exchange, RequestEffects, Option<Forwarding>) {
@@ -181,6 +234,8 @@ impl Exchange {
             status: None,
             deadline: None,
             grpc: false,
+            rank: None,
+            throttle_answer: false,
         };
         let mut effects = RequestEffects {
             headers: Vec::new(),
@@ -204,8 +259,28 @@ impl Exchange {
                 DeadlineArrival::Reply(_) => {}
             }
         }
+        if let Some(shedding) = stages.shedding {
+            let (rank, edit) = classify(stages, shedding, &mut context, route_priority);
+            exchange.rank = Some(rank);
+            effects.headers.extend(edit);
+            match shedding.arrive(stages.env, rank, || context.grpc(), now) {
+                Ok(()) => {
+                    if shedding.throttles() {
+                        exchange.throttle_answer = true;
+                        exchange.grpc = context.grpc();
+                    }
+                }
+                Err(reply) if !stages.dry_run => {
+                    effects.headers.clear();
+                    effects.verdict = Verdict::Reply(reply);
+                    return (exchange, effects, None);
+                }
+                Err(_) => {}
+            }
+        }
         if let Some(limiter) = stages.limiter {
             let deadline = exchange.deadline;
+            let rank = exchange.rank.map_or(0, Rank::byte);
             let arrival = limiter.arrive(stages.env, stream, now, stages.dry_run, || OverLimit {
                 grpc: context.grpc(),
                 remaining: limiter
@@ -213,13 +288,21 @@ impl Exchange {
                     .then(|| queue_deadline(stages, &mut context, deadline, now))
                     .flatten()
                     .map(|leave_by| leave_by.saturating_sub(now)),
+                rank,
             });
             match arrival {
                 Arrival::Admitted => exchange.slot = Slot::Held(now),
-                Arrival::Rejected(reply) => {
+                Arrival::Rejected(reply, why) => {
                     if reply.is_deadline() && stages.deadline.is_some() {
                         stages.env.metrics.add(Metric::DeadlineExpiredQueued, 1);
                     }
+                    if let (Some(rank), Some(reason)) = (exchange.rank, shed_reason(why)) {
+                        stages
+                            .env
+                            .metrics
+                            .add_class(ClassMetric::Shed(reason), rank.class, 1);
+                    }
+                    effects.headers.clear();
                     exchange.slot = Slot::Rejected;
                     effects.verdict = Verdict::Reply(reply);
                     return (exchange, effects, None);
@@ -231,8 +314,8 @@ impl Exchange {
             }
         }
         if let Some(retry) = stages.retry {
-            let marks = context.attempt_marks();
-            exchange.attempt = retry.observe_mark(stages.env, marks, || context.peer_trusted());
+            exchange.attempt = context.attempt();
+            retry.count_mark(stages.env, exchange.attempt);
             let decision = retry.on_request(stages.env, context.request(), now);
             if let Some(n) = decision.max_retries {
                 effects
@@ -267,6 +350,11 @@ impl Exchange {
         self.stream
     }
 
+    /// Its shedding rank, when its policy set sheds.
+    pub fn rank(&self) -> Option<Rank> {
+        self.rank
+    }
+
     /// Whether the request is itself a retry, as a trusted peer marked it.
     pub fn attempt(&self) -> AttemptMark {
         self.attempt
@@ -283,7 +371,11 @@ impl Exchange {
         now: Nanos,
     ) -> (Vec<(String, String)>, Option<StreamId>) {
         let mut effects = (Vec::new(), None);
-        if self.retry_plan.is_none() && matches!(self.slot, Slot::None) && self.deadline.is_none() {
+        if self.retry_plan.is_none()
+            && matches!(self.slot, Slot::None)
+            && self.deadline.is_none()
+            && !self.throttle_answer
+        {
             return effects;
         }
         let status = response
@@ -320,6 +412,20 @@ impl Exchange {
                 };
                 effects.0.extend(policy.on_response(stages.env, facts));
             }
+        }
+        if let (true, Some(rank), Some(shedding), false) = (
+            self.throttle_answer,
+            self.rank,
+            stages.shedding,
+            local_reply,
+        ) {
+            self.throttle_answer = false;
+            let grpc_status = if self.grpc {
+                response.header("grpc-status")
+            } else {
+                None
+            };
+            shedding.answered(rank.class, status, grpc_status.as_deref(), now);
         }
         let at_headers = stages.limiter.is_some_and(Limiter::measures_at_headers);
         if !local_reply && (at_headers || end_of_stream) {

@@ -9,14 +9,19 @@
 //! Order (a stage runs only if its policy is on for the request's set):
 //! 1. **route**: the request's policy set ([`Pipeline::begin`]); unmatched requests pass untouched;
 //! 2. **deadline**: read the caller's deadline; answer at once when it is spent;
-//! 3. **concurrency**: admit, wait (pause) or answer locally; a waiter leaves by its deadline;
-//! 4. **retry**: the attempt mark (a retry, believed only from trusted peers), the reservation
+//! 3. **shedding**: the request's class (a trusted peer's priority header, its route, or the
+//!    default) and retry mark make its rank; rate limits, throttling and the admission level
+//!    may refuse it; its class is written upstream;
+//! 4. **concurrency**: admit, wait (pause) or answer locally; the queue serves the most
+//!    important waiter first and displaces the least important when full; a waiter leaves by
+//!    its deadline;
+//! 5. **retry**: the attempt mark (a retry, believed only from trusted peers), the reservation
 //!    and `x-envoy-max-retries` (also for a request that waits, so its reservation is booked in
 //!    the second it arrived);
-//! 5. **forward**: the deadline left, written into the request when it goes upstream: at once,
+//! 6. **forward**: the deadline left, written into the request when it goes upstream: at once,
 //!    or when it leaves the queue ([`Resume`]), so the wait is taken off the budget.
 //!
-//! Shedding and rate-limit stages come between deadline and concurrency when they land.
+//! The admission level moves at the tick, from the pressure the limiter's queue saw.
 //!
 //! `dry_run` is applied here, in one place: stages decide and count as usual, and the pipeline
 //! drops every effect that would change a request or response ([`DryRun`]). The limiter is
@@ -27,15 +32,16 @@ mod context;
 mod exchange;
 
 use crate::concurrency::limiter::{Limiter, StreamId};
-use crate::config::{Config, PolicySetId};
+use crate::config::{Config, PolicySetId, PriorityId};
 use crate::deadline::stage::{DeadlinePolicy, Forwarding};
 use crate::deadline::DeadlineConfig;
 use crate::duration::Nanos;
 use crate::env::Env;
-use crate::metrics::{Metric, Telemetry};
+use crate::metrics::{ClassMetric, Metric, Telemetry};
 use crate::reply::LocalReply;
 use crate::retry::policy::RetryPolicy;
-use crate::routing::RequestView;
+use crate::routing::{RequestView, Routed};
+use crate::shedding::stage::SheddingPolicy;
 use crate::store::SharedStore;
 pub use exchange::{Exchange, RequestEffects, ResponseEffects, ResponseView, Resume, Verdict};
 use std::cell::{Cell, RefCell};
@@ -61,6 +67,7 @@ pub struct PolicySetRuntime<T> {
     retry: Option<RetryPolicy>,
     limiter: Option<Limiter>,
     deadline: Option<DeadlinePolicy>,
+    shedding: Option<SheddingPolicy>,
 }
 
 impl<T: Telemetry> PolicySetRuntime<T> {
@@ -81,15 +88,25 @@ pub struct TickOutcome {
     pub resume: Vec<Resume>,
 }
 
+/// What the pipeline keeps of a request while it waits in a queue.
+#[derive(Debug, Clone)]
+struct Waiting {
+    policy_set: PolicySetId,
+    /// Its deadline headers, to write when it leaves (`None`: no deadline stage).
+    forwarding: Option<Forwarding>,
+    /// Its class, when its set sheds.
+    class: Option<PriorityId>,
+}
+
 /// A configuration's policy sets, ready for requests.
 pub struct Pipeline<T> {
     config: Config,
     sets: Vec<PolicySetRuntime<T>>,
     last_budget_flush: Cell<Nanos>,
-    /// Requests waiting in a queue, with the deadline headers to write when they leave it.
-    /// Bounded by the queues' sizes: an entry leaves when its stream resumes, is answered or
-    /// goes away.
-    waiting: RefCell<HashMap<StreamId, (PolicySetId, Forwarding)>>,
+    /// Requests waiting in a queue, with the deadline headers to write when they leave it and
+    /// their class (to count a refusal at the tick). Bounded by the queues' sizes: an entry
+    /// leaves when its stream resumes, is answered or goes away.
+    waiting: RefCell<HashMap<StreamId, Waiting>>,
     /// How the queue of a set without a deadline section reads a request's deadline.
     default_deadline_rules: DeadlineConfig,
 }
@@ -121,11 +138,15 @@ impl<T: Telemetry> Pipeline<T> {
                     .concurrency
                     .clone()
                     .map(|c| Limiter::open(env, Limiter::key_for(&prefix, &set.name), c, now));
+                let shedding = set.shedding.clone().map(|shedding| {
+                    SheddingPolicy::new(shedding, &config.priority.classes, &prefix, &set.name, now)
+                });
                 PolicySetRuntime {
                     telemetry,
                     retry,
                     limiter,
                     deadline: set.deadline.clone().map(DeadlinePolicy::new),
+                    shedding,
                 }
             })
             .collect();
@@ -168,15 +189,22 @@ impl<T: Telemetry> Pipeline<T> {
         for set in &self.sets {
             if let Some(limiter) = &set.limiter {
                 let done = limiter.tick(set.env(store), now);
-                for (stream, reply) in done.reject {
-                    self.waiting.borrow_mut().remove(&stream);
+                for (stream, reply, why) in done.reject {
+                    let waited = self.waiting.borrow_mut().remove(&stream);
                     if reply.is_deadline() && set.deadline.is_some() {
                         set.telemetry.add(Metric::DeadlineExpiredQueued, 1);
+                    }
+                    let class = waited.and_then(|w| w.class);
+                    if let (Some(class), Some(reason)) = (class, exchange::shed_reason(why)) {
+                        set.telemetry.add_class(ClassMetric::Shed(reason), class, 1);
                     }
                     outcome.reject.push((stream, reply));
                 }
                 for stream in done.resume {
                     outcome.resume.push(self.leaving(store, stream, now));
+                }
+                if let Some(shedding) = &set.shedding {
+                    shedding.observe(set.env(store), limiter.take_pressure(), now);
                 }
             }
         }
@@ -195,10 +223,10 @@ impl<T: Telemetry> Pipeline<T> {
     fn leaving(&self, store: &dyn SharedStore, stream: StreamId, now: Nanos) -> Resume {
         let waited = self.waiting.borrow_mut().remove(&stream);
         let headers = waited
-            .and_then(|(id, forwarding)| {
-                let set = self.set(id)?;
+            .and_then(|waiting| {
+                let set = self.set(waiting.policy_set)?;
                 let policy = set.deadline.as_ref()?;
-                Some(policy.forward(set.env(store), &forwarding, now))
+                Some(policy.forward(set.env(store), waiting.forwarding.as_ref()?, now))
             })
             .unwrap_or_default();
         Resume { stream, headers }
@@ -213,12 +241,29 @@ impl<T: Telemetry> Pipeline<T> {
         stream: StreamId,
         now: Nanos,
     ) -> Option<(Exchange, RequestEffects)> {
-        let id = self.config.routes.route(request).policy_set()?;
+        let routed = self.config.routes.route(request);
+        let id = routed.policy_set()?;
+        let route_priority = match routed {
+            Routed::Rule { rule, .. } => self
+                .config
+                .routes
+                .routes
+                .get(rule)
+                .and_then(|route| route.priority),
+            Routed::Default(_) | Routed::Unmatched => None,
+        };
         let stages = self.stages(store, id)?;
         stages.env.metrics.add(Metric::RequestsTotal, 1);
-        let (exchange, effects, held) = Exchange::begin(id, &stages, request, stream, now);
-        if let Some(forwarding) = held {
-            self.waiting.borrow_mut().insert(stream, (id, forwarding));
+        let (exchange, effects, held) =
+            Exchange::begin(id, &stages, request, route_priority, stream, now);
+        let class = exchange.rank().map(|rank| rank.class);
+        if effects.verdict == Verdict::Pause && (held.is_some() || class.is_some()) {
+            let waiting = Waiting {
+                policy_set: id,
+                forwarding: held,
+                class,
+            };
+            self.waiting.borrow_mut().insert(stream, waiting);
         }
         Some((exchange, self.dry_run().request(effects)))
     }
@@ -292,6 +337,8 @@ impl<T: Telemetry> Pipeline<T> {
                 .deadline
                 .as_ref()
                 .map_or(&self.default_deadline_rules, DeadlinePolicy::config),
+            shedding: set.shedding.as_ref(),
+            priority: &self.config.priority,
             trusted_peers: &self.config.trusted_peers,
             dry_run: self.config.dry_run,
         })

@@ -7,7 +7,7 @@
 //! a help during blips instead of a storm during outages.
 
 pub mod budget;
-mod marks;
+pub(crate) mod marks;
 pub mod policy;
 
 pub use budget::{BudgetParams, BudgetState};

@@ -11,9 +11,7 @@
 //! budget first. First attempts that reserve nothing are counted locally and flushed once a
 //! second ([`RetryPolicy::flush`]).
 
-use super::{
-    attempt_of, AttemptMark, BudgetParams, BudgetState, Eligibility, RetryPlan, RetryRules,
-};
+use super::{AttemptMark, BudgetParams, BudgetState, Eligibility, RetryPlan, RetryRules};
 use crate::duration::Nanos;
 use crate::env::Env;
 use crate::metrics::Metric;
@@ -145,28 +143,14 @@ impl RetryPolicy {
         RetryPolicy { rules, budget }
     }
 
-    /// Recognises a request that is itself a retry from its marks (`x-envoy-attempt-count`,
-    /// `grpc-previous-rpc-attempts`) and counts it. Marks are believed only from trusted peers
-    /// (`is_trusted` is asked only when a mark is present).
-    pub fn observe_mark(
-        &self,
-        env: Env<'_>,
-        (envoy, grpc): (Option<String>, Option<String>),
-        is_trusted: impl FnOnce() -> bool,
-    ) -> AttemptMark {
-        if envoy.is_none() && grpc.is_none() {
-            return AttemptMark::First;
-        }
-        if !is_trusted() {
-            return AttemptMark::First;
-        }
-        let mark = attempt_of(envoy.as_deref(), grpc.as_deref());
+    /// Counts a request's retry mark, as the pipeline read it (believed only from trusted
+    /// peers; see `pipeline::context`).
+    pub fn count_mark(&self, env: Env<'_>, mark: AttemptMark) {
         match mark {
             AttemptMark::Retry(_) => env.metrics.add(Metric::RetriedRequestsReceived, 1),
             AttemptMark::Malformed => env.metrics.add(Metric::RetryMarksMalformed, 1),
             AttemptMark::First => {}
         }
-        mark
     }
 
     /// Whether the set has a retry budget (else only eligibility is enforced).

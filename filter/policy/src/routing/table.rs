@@ -27,6 +27,8 @@ pub struct Route {
     pub conditions: RouteMatch,
     /// The policy set it selects.
     pub policy_set: PolicySetId,
+    /// The class of the requests it matches (`None`: the priority header or the default).
+    pub priority: Option<crate::config::PriorityId>,
 }
 
 /// Result of routing a request.

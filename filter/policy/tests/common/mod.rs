@@ -3,9 +3,9 @@
 #![allow(dead_code)] // each test binary uses its own part
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)] // test code
 
-use ballast_policy::config::Config;
+use ballast_policy::config::{Config, PriorityId};
 use ballast_policy::duration::Nanos;
-use ballast_policy::metrics::{Metric, Recorded, Telemetry};
+use ballast_policy::metrics::{ClassMetric, Metric, Recorded, Telemetry};
 use ballast_policy::pipeline::Pipeline;
 use ballast_policy::store::SharedStore;
 use std::rc::Rc;
@@ -63,6 +63,9 @@ impl Rng {
 pub struct Metrics(pub Rc<Recorded>);
 
 impl Telemetry for Metrics {
+    fn add_class(&self, metric: ClassMetric, class: PriorityId, n: u64) {
+        self.0.add_class(metric, class, n);
+    }
     fn add(&self, metric: Metric, n: u64) {
         self.0.add(metric, n);
     }

@@ -28,7 +28,7 @@ mod entry;
 mod refusal;
 
 use super::holders::HolderId;
-use super::queue::{Refused, WaitQueue};
+use super::queue::{Refused, WaitQueue, Waiter};
 use super::window::SampleWindow;
 use super::{Holding, LimiterState};
 use crate::config::{ConcurrencyConfig, Measure};
@@ -36,9 +36,10 @@ use crate::duration::Nanos;
 use crate::env::Env;
 use crate::metrics::Metric;
 use crate::reply::LocalReply;
+use crate::shedding::level::Pressure;
 use crate::store::{self, Update};
 use entry::handing_over;
-use refusal::Refusal;
+pub use refusal::Refusal;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -65,7 +66,7 @@ pub enum Arrival {
     /// Waiting: pause the request; the ticket changes when it leaves the queue.
     Waiting(Rc<Cell<Ticket>>),
     /// Rejected: send this reply (the request stays paused).
-    Rejected(LocalReply),
+    Rejected(LocalReply, Refusal),
 }
 
 /// What the limiter needs to know of a request it cannot admit at once; the caller reads it
@@ -76,14 +77,16 @@ pub struct OverLimit {
     pub grpc: bool,
     /// The caller's remaining time, if its headers state one.
     pub remaining: Option<Nanos>,
+    /// Its shedding rank (0, the most important, without shedding).
+    pub rank: u8,
 }
 
 /// What a tick decided: streams to answer (whose wait ran out), then streams to resume
 /// (admitted into slots freed elsewhere).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct TickOutcome {
-    /// Answer each of these streams with its reply.
-    pub reject: Vec<(StreamId, LocalReply)>,
+    /// Answer each of these streams with its reply (and why).
+    pub reject: Vec<(StreamId, LocalReply, Refusal)>,
     /// Resume each of these streams: it holds a slot now.
     pub resume: Vec<StreamId>,
 }
@@ -111,6 +114,11 @@ pub struct Limiter {
     last_heartbeat: Cell<Nanos>,
     /// Whether the entry is behind `held` because every CAS attempt of an update lost.
     behind: Cell<bool>,
+    /// Waiters displaced from the full queue, to answer at the next tick (never inside another
+    /// stream's callback, see [`Limiter::release`]): stream and whether it is gRPC.
+    displaced: RefCell<Vec<(StreamId, bool)>>,
+    /// What the queue saw since load shedding last asked ([`Limiter::take_pressure`]).
+    pressure: Cell<Pressure>,
 }
 
 impl Limiter {
@@ -134,7 +142,21 @@ impl Limiter {
             written_queued: Cell::new(0),
             last_heartbeat: Cell::new(now),
             behind: Cell::new(false),
+            displaced: RefCell::new(Vec::new()),
+            pressure: Cell::new(Pressure::default()),
         }
+    }
+
+    /// The queue's pressure since the last call (for load shedding's admission level).
+    pub fn take_pressure(&self) -> Pressure {
+        self.pressure.take()
+    }
+
+    /// Counts a refusal for want of room or time.
+    fn pressure_refused(&self) {
+        let mut pressure = self.pressure.get();
+        pressure.refused = pressure.refused.saturating_add(1);
+        self.pressure.set(pressure);
     }
 
     /// The shared-data key of its record, `<prefix>.concurrency.v<layout>.<policy set>`.
@@ -228,20 +250,45 @@ impl Limiter {
         let start_by = request
             .remaining
             .map(|remaining| now.saturating_add(remaining).saturating_sub(margin));
-        let pushed = self.queue.borrow_mut().push(stream, now, start_by);
+        let pushed = self
+            .queue
+            .borrow_mut()
+            .push(stream, now, start_by, request.rank);
         match pushed {
-            Ok(()) => {
+            Ok(displaced) => {
+                if let Some(waiter) = displaced {
+                    self.displace(waiter.id);
+                }
                 let ticket = Rc::new(Cell::new(Ticket::Waiting));
                 self.tickets
                     .borrow_mut()
                     .insert(stream, (ticket.clone(), request.grpc));
                 Arrival::Waiting(ticket)
             }
-            Err(Refused::Full) => Arrival::Rejected(self.refuse(env, request.grpc, Refusal::Limit)),
-            Err(Refused::DeadlineTooClose) => {
-                Arrival::Rejected(self.refuse(env, request.grpc, Refusal::Deadline))
-            }
+            Err(Refused::Full) => Arrival::Rejected(
+                self.refuse(env, request.grpc, Refusal::Limit),
+                Refusal::Limit,
+            ),
+            Err(Refused::DeadlineTooClose) => Arrival::Rejected(
+                self.refuse(env, request.grpc, Refusal::Deadline),
+                Refusal::Deadline,
+            ),
         }
+    }
+
+    /// A waiter lost its place to a more important arrival: it is refused (its ticket says so
+    /// at once, so its stream settles as a local reply) and answered at the next tick.
+    fn displace(&self, stream: StreamId) {
+        let grpc = self
+            .tickets
+            .borrow_mut()
+            .remove(&stream)
+            .map(|(ticket, grpc)| {
+                ticket.set(Ticket::Rejected);
+                grpc
+            })
+            .unwrap_or(false);
+        self.displaced.borrow_mut().push((stream, grpc));
     }
 
     /// An admitted request finished (`rtt` is `None` when it is not a sample: cancelled, or a
@@ -336,7 +383,7 @@ impl Limiter {
         self.add_held(1);
         let next = self.queue.borrow_mut().pop(now);
         match next {
-            Some(waiter) => Some(self.admit_waiter(waiter.id, now)),
+            Some(waiter) => Some(self.admit_waiter(waiter, now)),
             // Not reached (`has_live` found one, and nothing ran since): give the slot back,
             // without a hand-off so this cannot recurse.
             None => {
@@ -351,12 +398,19 @@ impl Limiter {
         if self.queue.borrow_mut().remove(stream) {
             self.tickets.borrow_mut().remove(&stream);
         }
+        // Displaced but not answered yet: nobody is left to answer.
+        self.displaced.borrow_mut().retain(|(id, _)| *id != stream);
     }
 
     /// Periodic work: answer waiters whose time ran out, write this VM's entry when due, admit
     /// waiters into slots freed elsewhere.
     pub fn tick(&self, env: Env<'_>, now: Nanos) -> TickOutcome {
         let mut outcome = TickOutcome::default();
+        let displaced = std::mem::take(&mut *self.displaced.borrow_mut());
+        for (stream, grpc) in displaced {
+            let reply = self.refuse(env, grpc, Refusal::Displaced);
+            outcome.reject.push((stream, reply, Refusal::Displaced));
+        }
         let expired = self.queue.borrow_mut().expire(now);
         for waiter in expired {
             let grpc = self
@@ -376,7 +430,7 @@ impl Limiter {
             };
             outcome
                 .reject
-                .push((waiter.id, self.refuse(env, grpc, why)));
+                .push((waiter.id, self.refuse(env, grpc, why), why));
         }
         let registered = self.holder.get().is_some() || self.held.get() > 0;
         let last = self.last_heartbeat.get();
@@ -423,7 +477,7 @@ impl Limiter {
             self.add_held(1);
             let next = self.queue.borrow_mut().pop(now);
             match next {
-                Some(waiter) => outcome.resume.push(self.admit_waiter(waiter.id, now)),
+                Some(waiter) => outcome.resume.push(self.admit_waiter(waiter, now)),
                 None => {
                     self.give_back(env, now);
                     break;
@@ -433,12 +487,18 @@ impl Limiter {
         outcome
     }
 
-    /// A waiter leaves the queue holding a slot: its ticket says so.
-    fn admit_waiter(&self, stream: StreamId, now: Nanos) -> StreamId {
-        if let Some((ticket, _)) = self.tickets.borrow_mut().remove(&stream) {
+    /// A waiter leaves the queue holding a slot: its ticket says so, and its wait counts.
+    fn admit_waiter(&self, waiter: Waiter<StreamId>, now: Nanos) -> StreamId {
+        if let Some((ticket, _)) = self.tickets.borrow_mut().remove(&waiter.id) {
             ticket.set(Ticket::Admitted(now));
         }
-        stream
+        let mut pressure = self.pressure.get();
+        pressure.admitted_waiters = pressure.admitted_waiters.saturating_add(1);
+        pressure.waited = pressure
+            .waited
+            .saturating_add(now.saturating_sub(waiter.since));
+        self.pressure.set(pressure);
+        waiter.id
     }
 }
 

@@ -1,5 +1,5 @@
-//! The limiter's own answers: over the limit (`reject_status`, gRPC UNAVAILABLE) or past the
-//! caller's deadline (504, gRPC DEADLINE_EXCEEDED).
+//! The limiter's own answers: over the limit or displaced from the queue (`reject_status`,
+//! gRPC UNAVAILABLE) or past the caller's deadline (504, gRPC DEADLINE_EXCEEDED).
 //!
 //! Why apart from `mod.rs`: the shape of a refusal (status, headers, gRPC mapping, metrics) is
 //! one decision, independent of when the limiter refuses.
@@ -11,11 +11,13 @@ use crate::reply::{GrpcCode, LocalReply};
 
 /// Why the limiter answers a request itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Refusal {
+pub enum Refusal {
     /// No slot, and the queue was full or the wait ran out.
     Limit,
     /// The caller's deadline would pass before the request could be served.
     Deadline,
+    /// A more important request took its place in the full queue.
+    Displaced,
 }
 
 impl Limiter {
@@ -25,9 +27,20 @@ impl Limiter {
     /// `retry-after`: a retry cannot help a caller that has given up.
     pub(super) fn refuse(&self, env: Env<'_>, grpc: bool, why: Refusal) -> LocalReply {
         env.metrics.add(Metric::ConcurrencyRejected, 1);
+        if why != Refusal::Deadline {
+            self.pressure_refused();
+        }
         match why {
-            Refusal::Limit => {
-                let mut headers = vec![("x-ballast-rejected", "concurrency".to_string())];
+            Refusal::Limit | Refusal::Displaced => {
+                let (reason, message) = if why == Refusal::Limit {
+                    ("concurrency", "ballast: concurrency limit reached")
+                } else {
+                    (
+                        "displaced",
+                        "ballast: overloaded: a more important request took this one's place",
+                    )
+                };
+                let mut headers = vec![("x-ballast-rejected", reason.to_string())];
                 if self.config.retry_after_seconds > 0 {
                     headers.push(("retry-after", self.config.retry_after_seconds.to_string()));
                 }
@@ -36,7 +49,7 @@ impl Limiter {
                     status: self.config.reject_status,
                     grpc_status: GrpcCode::Unavailable,
                     headers,
-                    message: "ballast: concurrency limit reached",
+                    message: message.into(),
                 }
             }
             Refusal::Deadline => {
@@ -47,7 +60,8 @@ impl Limiter {
                     grpc_status: GrpcCode::DeadlineExceeded,
                     headers: vec![("x-ballast-rejected", "deadline".to_string())],
                     message:
-                        "ballast: the caller's deadline passes before a concurrency slot frees",
+                        "ballast: the caller's deadline passes before a concurrency slot frees"
+                            .into(),
                 }
             }
         }

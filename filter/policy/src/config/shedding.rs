@@ -1,0 +1,160 @@
+//! Validation of the `shedding` section. Defaults (what `"shedding": {}` means) are
+//! [`SheddingConfig::default`], documented in README.
+
+use super::checks::{self, duration, number};
+use super::error::Path;
+use super::priority::class_named;
+use super::raw::{RawAdmission, RawRateLimit, RawShedding, RawThrottle};
+use super::{ConfigError, PriorityClasses};
+use crate::duration::{MILLISECOND, SECOND};
+use crate::shedding::{
+    AdmissionParams, RateLimitParams, RateScope, SheddingConfig, ThrottleParams,
+};
+
+/// The longest refusal body: one line for a person or a log, not a page.
+const MAX_BODY: usize = 1024;
+
+pub(super) fn build(
+    raw: RawShedding,
+    priority: &PriorityClasses,
+    path: &Path<'_>,
+) -> Result<SheddingConfig, ConfigError> {
+    let defaults = SheddingConfig::default();
+    let overload_status = raw.overload_status.unwrap_or(defaults.overload_status);
+    checks::error_status(overload_status)
+        .map_err(|reason| path.field("overload_status").error(reason))?;
+    let rate_limit_status = raw.rate_limit_status.unwrap_or(defaults.rate_limit_status);
+    checks::error_status(rate_limit_status)
+        .map_err(|reason| path.field("rate_limit_status").error(reason))?;
+    let retry_after = duration(
+        raw.retry_after,
+        u64::from(defaults.retry_after_seconds) * SECOND,
+        &path.field("retry_after"),
+        0,
+        3600 * SECOND,
+    )?;
+    if let Some(body) = &raw.body {
+        let body_path = path.field("body");
+        if body.len() > MAX_BODY {
+            return Err(body_path.error(format!("at most {MAX_BODY} bytes")));
+        }
+        // It is also the grpc-message: one line of visible ASCII and spaces.
+        if body.chars().any(|c| !(c == ' ' || c.is_ascii_graphic())) {
+            return Err(body_path.error("must be one line of printable ASCII"));
+        }
+    }
+    let mut rate_limits = Vec::with_capacity(raw.rate_limits.0.len());
+    let limits_path = path.field("rate_limits");
+    for (class, limit) in raw.rate_limits.0 {
+        let limit_path = limits_path.field(&class);
+        let id = class_named(priority, &class, &limit_path)?;
+        rate_limits.push((id, build_rate_limit(limit, &limit_path)?));
+    }
+    Ok(SheddingConfig {
+        admission: build_admission(raw.admission, defaults.admission, &path.field("admission"))?,
+        throttle: build_throttle(raw.throttle, defaults.throttle, &path.field("throttle"))?,
+        rate_limits,
+        overload_status,
+        rate_limit_status,
+        retry_after_seconds: u32::try_from(retry_after.div_ceil(SECOND)).unwrap_or(u32::MAX),
+        body: raw.body,
+        propagate: raw.propagate.unwrap_or(defaults.propagate),
+    })
+}
+
+fn build_admission(
+    raw: Option<RawAdmission>,
+    defaults: Option<AdmissionParams>,
+    path: &Path<'_>,
+) -> Result<Option<AdmissionParams>, ConfigError> {
+    let raw = raw.unwrap_or_default();
+    let (Some(defaults), true) = (defaults, raw.enabled.unwrap_or(true)) else {
+        return Ok(None);
+    };
+    let interval = duration(
+        raw.interval,
+        defaults.interval,
+        &path.field("interval"),
+        10 * MILLISECOND,
+        60 * SECOND,
+    )?;
+    Ok(Some(AdmissionParams {
+        target_queue_wait: duration(
+            raw.target_queue_wait,
+            defaults.target_queue_wait,
+            &path.field("target_queue_wait"),
+            MILLISECOND,
+            60 * SECOND,
+        )?,
+        interval,
+        step: number(raw.step, defaults.step, &path.field("step"), 0.01, 32.0)?,
+    }))
+}
+
+fn build_throttle(
+    raw: Option<RawThrottle>,
+    defaults: Option<ThrottleParams>,
+    path: &Path<'_>,
+) -> Result<Option<ThrottleParams>, ConfigError> {
+    let raw = raw.unwrap_or_default();
+    let (Some(defaults), true) = (defaults, raw.enabled.unwrap_or(true)) else {
+        return Ok(None);
+    };
+    Ok(Some(ThrottleParams {
+        k: number(raw.k, defaults.k, &path.field("k"), 1.0, 100.0)?,
+        window: duration(
+            raw.window,
+            defaults.window,
+            &path.field("window"),
+            100 * MILLISECOND,
+            600 * SECOND,
+        )?,
+        min_rps: number(
+            raw.min_rps,
+            defaults.min_rps,
+            &path.field("min_rps"),
+            0.0,
+            1e9,
+        )?,
+        max_reject_probability: number(
+            raw.max_reject_probability,
+            defaults.max_reject_probability,
+            &path.field("max_reject_probability"),
+            0.0,
+            1.0,
+        )?,
+    }))
+}
+
+fn build_rate_limit(raw: RawRateLimit, path: &Path<'_>) -> Result<RateLimitParams, ConfigError> {
+    // governor counts in whole nanoseconds per request: at most 1e9 per second.
+    let per_second = number(
+        Some(raw.per_second),
+        0.0,
+        &path.field("per_second"),
+        0.001,
+        1e9,
+    )?;
+    if per_second <= 0.0 {
+        return Err(path.field("per_second").error("must be above 0"));
+    }
+    let default_burst = crate::numeric::saturating_u32((per_second / 10.0).ceil().clamp(1.0, 1e6));
+    let burst = raw.burst.unwrap_or(default_burst);
+    if burst == 0 || burst > 1_000_000 {
+        return Err(path.field("burst").error("must be between 1 and 1000000"));
+    }
+    let scope = match raw.scope.as_deref() {
+        None | Some("shared") => RateScope::Shared,
+        Some("worker") => RateScope::Worker,
+        Some(other) => {
+            return Err(path
+                .field("scope")
+                .error(format!("`{other}` is not one of: shared, worker")))
+        }
+    };
+    Ok(RateLimitParams {
+        per_second,
+        burst,
+        scope,
+    })
+}
