@@ -74,15 +74,11 @@ impl Cidr {
     }
 }
 
-/// Loopback and private ranges: Envoy's notion of an internal peer. The default trust set.
-pub const DEFAULT_TRUSTED_CIDRS: &[&str] = &[
-    "127.0.0.0/8",
-    "10.0.0.0/8",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-    "::1/128",
-    "fc00::/7",
-];
+/// Loopback only: the default trust set. Private ranges are not trusted by default: every pod
+/// of a mesh is in them (10.0.0.0/8 in most clusters), so trusting them would let any pod mark
+/// itself critical or claim a long deadline. Trust a mesh by SPIFFE principal instead (README,
+/// "Trusted peers").
+pub const DEFAULT_TRUSTED_CIDRS: &[&str] = &["127.0.0.0/8", "::1/128"];
 
 /// The compiled `trusted_peers` rules.
 #[derive(Debug, Clone, Default)]
@@ -142,6 +138,7 @@ mod tests {
         TrustedPeers {
             source_cidrs: DEFAULT_TRUSTED_CIDRS
                 .iter()
+                .chain(&["10.0.0.0/8", "192.168.0.0/16"])
                 .map(|c| Cidr::parse(c).unwrap())
                 .collect(),
             principals: vec![StringMatch {
@@ -194,6 +191,27 @@ mod tests {
                 *expected,
                 "{address:?} {principal:?}"
             );
+        }
+    }
+
+    #[test]
+    fn the_default_trusts_loopback_only() {
+        let peers = TrustedPeers {
+            source_cidrs: DEFAULT_TRUSTED_CIDRS
+                .iter()
+                .map(|c| Cidr::parse(c).unwrap())
+                .collect(),
+            principals: Vec::new(),
+        };
+        for (address, expected) in [
+            ("127.0.0.1:5555", true),
+            ("[::1]:443", true),
+            ("[::ffff:127.0.0.1]:443", true),
+            ("10.2.3.4:80", false),
+            ("192.168.1.1:80", false),
+            ("[fd00::1]:80", false),
+        ] {
+            assert_eq!(peers.is_trusted(Some(address), None), expected, "{address}");
         }
     }
 }

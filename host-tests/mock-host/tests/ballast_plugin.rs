@@ -57,11 +57,18 @@ fn send(
         stream.local_response().is_none(),
         "nothing rejects one request at a time"
     );
-    // Only the retry policy may add a header (Envoy's retry cap); nothing else changes.
-    let seen: Vec<(String, String)> = stream
-        .request_headers_now()
+    // Only the retry policy may add a header (Envoy's retry cap), and shedding the class it
+    // gave the request (the default: these requests carry none); nothing else changes.
+    let now = stream.request_headers_now();
+    if let Some((_, class)) = now.iter().find(|(k, _)| k == "x-ballast-priority") {
+        assert_eq!(
+            class, "standard",
+            "a request without a class gets the default"
+        );
+    }
+    let seen: Vec<(String, String)> = now
         .into_iter()
-        .filter(|(k, _)| k != "x-envoy-max-retries")
+        .filter(|(k, _)| k != "x-envoy-max-retries" && k != "x-ballast-priority")
         .collect();
     let sent: Vec<(String, String)> = headers
         .iter()

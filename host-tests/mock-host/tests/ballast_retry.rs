@@ -214,15 +214,15 @@ fn retry_marks_from_trusted_peers_are_counted() {
     let mut host = host(1, &config(0.2, 10, false));
     type Row<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
     let rows: [Row; 5] = [
-        ("10.1.2.3:5000", &[("x-envoy-attempt-count", "3")], "retry"),
+        ("127.0.0.1:5000", &[("x-envoy-attempt-count", "3")], "retry"),
         (
-            "10.1.2.3:5000",
+            "127.0.0.1:5000",
             &[("grpc-previous-rpc-attempts", "1")],
             "retry",
         ),
-        ("10.1.2.3:5000", &[("x-envoy-attempt-count", "1")], "first"),
+        ("127.0.0.1:5000", &[("x-envoy-attempt-count", "1")], "first"),
         (
-            "10.1.2.3:5000",
+            "127.0.0.1:5000",
             &[("x-envoy-attempt-count", "banana")],
             "malformed",
         ),

@@ -29,8 +29,12 @@ pub struct Gradient2Params {
     pub smoothing: f64,
     /// How much recent RTT may exceed the no-load RTT before the limit shrinks (≥ 1).
     pub rtt_tolerance: f64,
-    /// Requests of queue allowed on top of the gradient's estimate.
+    /// Requests of queue allowed on top of the gradient's estimate…
     pub queue_size: f64,
+    /// …or, when above 0, this fraction of the limit, at most `queue_size` (the default: 10 %
+    /// of the limit up to 4; a fixed 4 is 10 % of a limit of 40 but 40 % of one of 10, and
+    /// holds a small upstream's queue deep).
+    pub queue_fraction: f64,
     /// No-load RTT probes.
     pub probe: ProbeParams,
     /// Start from the initial limit and double it each window the limit binds while latency
@@ -55,6 +59,12 @@ pub struct Gradient2 {
     noload: NoLoadRtt,
     /// Still in slow start.
     slow_start: bool,
+    /// The lowest window RTT (the window's aggregate) seen in slow start (0: none yet).
+    slow_start_base: f64,
+    /// When slow start last doubled the limit: it doubles again only on a window that began
+    /// one base RTT after that, whose requests all met the doubled limit (windows of every
+    /// worker feed this one record, so counting windows would not do).
+    slow_start_grew_at: Nanos,
 }
 
 impl Gradient2 {
@@ -65,7 +75,19 @@ impl Gradient2 {
             limit: params.bounds.clamp(params.bounds.initial),
             noload: NoLoadRtt::new(params.probe, far_above(&params)),
             slow_start: params.slow_start,
+            slow_start_base: 0.0,
+            slow_start_grew_at: 0,
         }
+    }
+
+    /// Slow start's state: whether it is on, when it last doubled the limit, and the lowest
+    /// window RTT seen.
+    pub fn slow_start_state(&self) -> (bool, Nanos, f64) {
+        (
+            self.slow_start,
+            self.slow_start_grew_at,
+            self.slow_start_base,
+        )
     }
 
     /// Whether it is still in slow start.
@@ -77,13 +99,19 @@ impl Gradient2 {
     pub fn restore(
         params: Gradient2Params,
         (limit, noload): (f64, NoLoadSnapshot),
-        slow_start: bool,
+        (slow_start, grew_at, base): (bool, Nanos, f64),
     ) -> Gradient2 {
         Gradient2 {
             params,
             limit: params.bounds.clamp(limit),
             noload: NoLoadRtt::restore(params.probe, far_above(&params), noload),
             slow_start: slow_start && params.slow_start,
+            slow_start_base: if base.is_finite() && base > 0.0 {
+                base
+            } else {
+                0.0
+            },
+            slow_start_grew_at: grew_at,
         }
     }
 
@@ -92,16 +120,16 @@ impl Gradient2 {
         let Some((phase, fastest)) = self.track(&sample, now) else {
             return self.limit();
         };
+        if self.slow_start && phase != Phase::Probing {
+            return self.slow_start_step(&sample, now);
+        }
         // Hold the limit during a probe (its samples measure the drain, not the load), and when
         // load is too low to say anything about capacity (application-limited).
         if phase == Phase::Probing || f64::from(sample.in_flight) < self.limit / 2.0 {
             return self.limit();
         }
         let gradient = (self.params.rtt_tolerance * self.noload.rtt() / fastest).clamp(0.5, 1.0);
-        if self.slow_start {
-            return self.slow_start_step(&sample, gradient);
-        }
-        let estimate = self.limit * gradient + self.params.queue_size;
+        let estimate = self.limit * gradient + self.allowance();
         let smoothed =
             self.limit * (1.0 - self.params.smoothing) + estimate * self.params.smoothing;
         self.limit = self.params.bounds.clamp(smoothed);
@@ -110,18 +138,47 @@ impl Gradient2 {
 }
 
 impl Gradient2 {
+    /// The queue allowed on top of the gradient's estimate at the current limit.
+    fn allowance(&self) -> f64 {
+        if self.params.queue_fraction > 0.0 {
+            (self.params.queue_fraction * self.limit).min(self.params.queue_size)
+        } else {
+            self.params.queue_size
+        }
+    }
+
     /// Slow start (as TCP's): a cold limiter knows nothing of the upstream's capacity, and an
     /// initial limit far above it fills the upstream's own queue for as long as the gradient
     /// takes to come down (seconds, at smoothing 0.2). So it starts low, and each window in
-    /// which demand met the limit (`turned_away`) with latency holding doubles it, the queue
-    /// absorbing the ramp. The first window whose fastest requests exceed the tolerance (or
-    /// that saw a drop) ends slow start and goes back to the last limit that held, half the
-    /// current one; from there the gradient rules.
-    fn slow_start_step(&mut self, sample: &Sample, gradient: f64) -> f64 {
-        if gradient < 1.0 || sample.dropped {
+    /// which demand met the limit (`turned_away`, with the window's peak in flight at half the
+    /// limit or more) doubles it, the queue absorbing the ramp; after a doubling only a window
+    /// that began one base RTT later may double it again, since only its requests all met
+    /// the doubled limit. Rise detection compares the
+    /// window's RTT (its `aggregate`) with the lowest window RTT seen in slow start: once the
+    /// upstream queues, every request after the doubling waits, so the aggregate moves within
+    /// one window, where the fastest requests (gradient2's usual signal) keep showing the
+    /// unqueued ones for a while; and a window aggregate is steady where a small window's 5th
+    /// percentile is noisy. A window beyond `rtt_tolerance` × that base (or with a drop) ends
+    /// slow start at the last limit that held, half the current one; from there the gradient
+    /// rules.
+    fn slow_start_step(&mut self, sample: &Sample, now: Nanos) -> f64 {
+        let rtt = crate::numeric::approx_f64(sample.rtt);
+        let base = self.slow_start_base;
+        let rose = base > 0.0 && rtt > far_above(&self.params) * base;
+        if rose || sample.dropped {
             self.slow_start = false;
             self.limit = self.params.bounds.clamp(self.limit / SLOW_START_GROWTH);
-        } else if sample.turned_away {
+            return self.limit();
+        }
+        if rtt > 0.0 && (base == 0.0 || rtt < base) {
+            self.slow_start_base = rtt;
+        }
+        let settled = self
+            .slow_start_grew_at
+            .saturating_add(crate::numeric::saturating_u64(self.slow_start_base));
+        let binding = sample.turned_away && f64::from(sample.in_flight) >= self.limit / 2.0;
+        if binding && (self.slow_start_grew_at == 0 || sample.started >= settled) {
+            self.slow_start_grew_at = now.max(1);
             self.limit = self.params.bounds.clamp(self.limit * SLOW_START_GROWTH);
             if self.limit >= self.params.bounds.max {
                 self.slow_start = false;
@@ -146,7 +203,7 @@ impl ProbedLimit for Gradient2 {
     }
     /// Equilibrium: limit ≈ tolerance × C + allowance, so C ≈ (limit − allowance) / t.
     fn implied_capacity(&self) -> f64 {
-        (self.limit - self.params.queue_size) / self.params.rtt_tolerance
+        (self.limit - self.allowance()) / self.params.rtt_tolerance
     }
 }
 
@@ -166,6 +223,7 @@ mod tests {
             smoothing: 0.2,
             rtt_tolerance: 1.5,
             queue_size: 4.0,
+            queue_fraction: 0.0,
             probe: ProbeParams {
                 interval: 0,
                 duration: 0,
@@ -234,38 +292,65 @@ mod tests {
 
     #[test]
     fn slow_start_doubles_while_latency_holds_then_falls_back_to_the_last_limit_that_held() {
+        use crate::duration::MILLISECOND;
         let mut p = params();
         p.slow_start = true;
         p.bounds.initial = 5.0;
         let mut g = Gradient2::new(p);
-        let window = |fastest_ms: u64, in_flight: u32| Sample {
-            rtt: fastest_ms * crate::duration::MILLISECOND,
+        // Window `i` runs from i × 100 ms to (i + 1) × 100 ms.
+        let window = |rtt_ms: u64, in_flight: u32, i: u64| Sample {
+            rtt: rtt_ms * MILLISECOND,
             in_flight,
             dropped: false,
             turned_away: true,
-            fastest: fastest_ms * crate::duration::MILLISECOND,
-            started: 0,
+            fastest: rtt_ms * MILLISECOND,
+            started: i * 100 * MILLISECOND,
         };
+        let end = |i: u64| (i + 1) * 100 * MILLISECOND;
         let mut limits = Vec::new();
-        for _ in 0..3 {
-            let limit = g.limit() as u32;
-            limits.push(g.update(window(50, limit), 0));
+        for i in 0..5 {
+            let limit = crate::numeric::saturating_u32(g.limit());
+            limits.push(g.update(window(50, limit, i), end(i)));
         }
-        assert_eq!(limits, [10.0, 20.0, 40.0], "doubles each binding window at no-load latency");
+        assert_eq!(
+            limits,
+            [10.0, 10.0, 20.0, 20.0, 40.0],
+            "doubles on binding windows that began a base RTT after the last doubling"
+        );
         assert!(g.in_slow_start());
-        // Latency rises past the tolerance (1.5 × 50 ms): back to the last limit that held.
-        assert_eq!(g.update(window(90, 40), 0), 20.0);
+        // A window that did not meet the limit holds it.
+        let unbound = Sample {
+            turned_away: false,
+            ..window(50, 40, 5)
+        };
+        assert_eq!(g.update(unbound, end(5)), 40.0);
+        // The window's RTT rises well past the lowest seen (50 ms; beyond far_above, 1.875×):
+        // back to the last limit that held.
+        let slower = Sample {
+            turned_away: false,
+            ..window(90, 40, 6)
+        };
+        assert_eq!(
+            g.update(slower, end(6)),
+            40.0,
+            "90 ms is within 1.875 × 50 ms"
+        );
+        assert!(g.in_slow_start());
+        assert_eq!(g.update(window(100, 40, 7), end(7)), 20.0);
         assert!(!g.in_slow_start());
         // From there the gradient rules: another rise shrinks it gradually, no more doubling.
-        let after = g.update(window(200, 20), 0);
+        let after = g.update(window(200, 20, 8), end(8));
         assert!(after < 20.0, "{after}");
         let mut quiet = Gradient2::new(p);
         let idle = Sample {
             turned_away: false,
-            ..window(50, 5)
+            ..window(50, 5, 0)
         };
-        assert_eq!(quiet.update(idle, 0), 5.0, "no growth while demand stays under the limit");
+        assert_eq!(
+            quiet.update(idle, end(0)),
+            5.0,
+            "no growth while demand stays under the limit"
+        );
         assert!(quiet.in_slow_start());
     }
 }
-

@@ -46,9 +46,15 @@ pub struct Holder {
     pub held: u32,
     /// Requests waiting in its queue when it last wrote (for the process-wide gauge).
     pub queued: u32,
+    /// The rank of its most important waiter when it last wrote ([`NO_WAITER`]: none), so
+    /// that a slot freed on one VM goes to the most important waiter of any VM.
+    pub best: u8,
     /// When it last wrote its entry.
     pub seen: Nanos,
 }
+
+/// The rank an entry carries when its VM has nobody waiting.
+pub const NO_WAITER: u8 = u8::MAX;
 
 /// What [`Holders::remove_dead`] took back.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -60,7 +66,7 @@ pub struct Removed {
 }
 
 /// Bytes per encoded entry.
-const ENTRY_LEN: usize = 8 + 4 + 4 + 8;
+const ENTRY_LEN: usize = 8 + 4 + 4 + 1 + 8;
 /// Bytes before the entries: epoch, next sequence number, count.
 const HEADER_LEN: usize = 4 + 4 + 2;
 
@@ -97,6 +103,15 @@ impl Holders {
             .fold(0u32, |sum, h| sum.saturating_add(h.queued))
     }
 
+    /// The most important rank waiting on any VM, as each last wrote ([`NO_WAITER`]: none).
+    pub fn best_waiting(&self) -> u8 {
+        self.entries
+            .iter()
+            .map(|h| h.best)
+            .min()
+            .unwrap_or(NO_WAITER)
+    }
+
     /// Slots held by `id` (0 if it has no entry).
     pub fn held_by(&self, id: Option<HolderId>) -> u32 {
         id.and_then(|id| self.entries.iter().find(|h| h.id == id))
@@ -123,9 +138,22 @@ impl Holders {
         queued: u32,
         now: Nanos,
     ) -> Option<HolderId> {
+        self.set_ranked(id, held, queued, NO_WAITER, now)
+    }
+
+    /// [`Holders::set`], with the rank of the VM's most important waiter.
+    pub fn set_ranked(
+        &mut self,
+        id: Option<HolderId>,
+        held: u32,
+        queued: u32,
+        best: u8,
+        now: Nanos,
+    ) -> Option<HolderId> {
         if let Some(entry) = id.and_then(|id| self.entries.iter_mut().find(|h| h.id == id)) {
             entry.held = held;
             entry.queued = queued;
+            entry.best = best;
             entry.seen = now;
             return Some(entry.id);
         }
@@ -138,6 +166,7 @@ impl Holders {
             id,
             held,
             queued,
+            best,
             seen: now,
         });
         Some(id)
@@ -179,6 +208,7 @@ impl Holders {
             out.extend_from_slice(&h.id.to_le_bytes());
             out.extend_from_slice(&h.held.to_le_bytes());
             out.extend_from_slice(&h.queued.to_le_bytes());
+            out.push(h.best);
             out.extend_from_slice(&h.seen.to_le_bytes());
         }
     }
@@ -204,7 +234,8 @@ impl Holders {
                     id: u64::from_le_bytes(e.get(0..8)?.try_into().ok()?),
                     held: u32::from_le_bytes(e.get(8..12)?.try_into().ok()?),
                     queued: u32::from_le_bytes(e.get(12..16)?.try_into().ok()?),
-                    seen: u64::from_le_bytes(e.get(16..24)?.try_into().ok()?),
+                    best: *e.get(16)?,
+                    seen: u64::from_le_bytes(e.get(17..25)?.try_into().ok()?),
                 })
             })
             .collect::<Option<Vec<_>>>()?;

@@ -164,6 +164,12 @@ impl<T: Copy + PartialEq> WaitQueue<T> {
         self.waiters.remove(best?.0)
     }
 
+    /// The rank of the most important waiter (expired ones included: they leave at the next
+    /// tick, which rewrites the rank).
+    pub fn best_rank(&self) -> Option<u8> {
+        self.waiters.iter().map(|w| w.rank).min()
+    }
+
     /// Whether some waiter can still be admitted at `now` (what [`WaitQueue::pop`] would find).
     pub fn has_live(&self, now: Nanos) -> bool {
         self.waiters.iter().any(|w| w.leave_by > now)

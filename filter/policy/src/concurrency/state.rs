@@ -72,10 +72,12 @@ pub struct Holding {
     pub held: u32,
     /// Requests waiting in its queue.
     pub queued: u32,
+    /// The rank of its most important waiter (`holders::NO_WAITER`: none).
+    pub best: u8,
 }
 
 /// Length of the fixed part of the encoding (the holders follow).
-const FIXED_LEN: usize = 1 + 8 + 8 + 8 + 8 + 8 + 8 + 4 + 8 + 8 + 1;
+const FIXED_LEN: usize = 1 + 8 + 8 + 8 + 8 + 8 + 8 + 4 + 8 + 8 + 1 + 8 + 8;
 
 impl LimiterState {
     /// Layout version of [`LimiterState::encode`]; part of the shared-data key, so VMs of two
@@ -122,13 +124,22 @@ impl LimiterState {
     /// A VM asks for one more slot at `now`: its entry is brought up to date with `me`
     /// (registered if it has none), then one slot is added if the limit allows. Returns its id
     /// (`None`: no room to register) and whether it was admitted.
-    pub fn try_acquire(&mut self, me: Holding, now: Nanos) -> (Option<HolderId>, bool) {
-        let Some(id) = self.holders.set(me.id, me.held, me.queued, now) else {
+    ///
+    /// `rank` is the shedding rank of the request the slot is for: a slot never goes to it
+    /// while a more important request waits on any VM (that VM's next tick takes the slot).
+    /// Without shedding every rank is 0 and this never holds a slot back.
+    pub fn try_acquire(&mut self, me: Holding, rank: u8, now: Nanos) -> (Option<HolderId>, bool) {
+        let Some(id) = self.report(me, now) else {
             return (None, false);
         };
-        if self.in_flight() < self.limit(now) {
-            self.holders
-                .set(Some(id), me.held.saturating_add(1), me.queued, now);
+        let outranked = self.holders.best_waiting() < rank;
+        if self.in_flight() < self.limit(now) && !outranked {
+            let one_more = Holding {
+                id: Some(id),
+                held: me.held.saturating_add(1),
+                ..me
+            };
+            self.report(one_more, now);
             (Some(id), true)
         } else {
             (Some(id), false)
@@ -138,7 +149,8 @@ impl LimiterState {
     /// Writes what a VM says of itself at `now` (after releases, or as a heartbeat); returns
     /// its id (`None`: no room to register).
     pub fn report(&mut self, me: Holding, now: Nanos) -> Option<HolderId> {
-        self.holders.set(me.id, me.held, me.queued, now)
+        self.holders
+            .set_ranked(me.id, me.held, me.queued, me.best, now)
     }
 
     /// Removes the entries of VMs not seen for the holder timeout (never `me`'s) and returns
@@ -153,6 +165,11 @@ impl LimiterState {
         self.algorithm.update(sample, now)
     }
 
+    /// Whether the algorithm is in slow start.
+    pub fn in_slow_start(&self) -> bool {
+        matches!(&self.algorithm, LimitAlgorithm::Gradient2(g) if g.in_slow_start())
+    }
+
     /// Bytes for shared data.
     pub fn encode(&self) -> Vec<u8> {
         let (limit, noload) = match &self.algorithm {
@@ -161,8 +178,10 @@ impl LimiterState {
             LimitAlgorithm::Aimd(a) => (a.limit(), NoLoadSnapshot::default()),
             LimitAlgorithm::Fixed(l) => (*l, NoLoadSnapshot::default()),
         };
-        let slow_start =
-            matches!(&self.algorithm, LimitAlgorithm::Gradient2(g) if g.in_slow_start());
+        let (slow_start, slow_start_grew_at, slow_start_base) = match &self.algorithm {
+            LimitAlgorithm::Gradient2(g) => g.slow_start_state(),
+            _ => (false, 0, 0.0),
+        };
         let mut out = Vec::with_capacity(FIXED_LEN + self.holders.encoded_len());
         out.push(Self::VERSION);
         out.extend_from_slice(&self.last_rtt.to_le_bytes());
@@ -180,6 +199,8 @@ impl LimiterState {
                 | (u8::from(noload.pending_rise) << 2)
                 | (u8::from(slow_start) << 3),
         );
+        out.extend_from_slice(&slow_start_base.to_le_bytes());
+        out.extend_from_slice(&slow_start_grew_at.to_le_bytes());
         self.holders.encode_into(&mut out);
         out
     }
@@ -219,9 +240,11 @@ impl LimiterState {
             pending_rise: flags & 4 != 0,
         };
         let algorithm = match *params {
-            AlgorithmParams::Gradient2(p) => {
-                LimitAlgorithm::Gradient2(Gradient2::restore(p, (limit, noload), flags & 8 != 0))
-            }
+            AlgorithmParams::Gradient2(p) => LimitAlgorithm::Gradient2(Gradient2::restore(
+                p,
+                (limit, noload),
+                (flags & 8 != 0, u64_at(78)?, f64_at(70)?),
+            )),
             AlgorithmParams::Vegas(p) => LimitAlgorithm::Vegas(Vegas::restore(p, (limit, noload))),
             AlgorithmParams::Aimd(p) => LimitAlgorithm::Aimd(Aimd::restore(p, limit)),
             AlgorithmParams::Fixed(b) => LimitAlgorithm::Fixed(b.initial),
@@ -252,6 +275,7 @@ mod tests {
             smoothing: 0.2,
             rtt_tolerance: 1.5,
             queue_size: 4.0,
+            queue_fraction: 0.0,
             probe: ProbeParams {
                 interval: 10 * SECOND,
                 duration: 500 * MILLISECOND,
@@ -265,25 +289,54 @@ mod tests {
             id,
             held,
             queued: 0,
+            best: crate::concurrency::holders::NO_WAITER,
         }
+    }
+
+    #[test]
+    fn a_slot_is_held_back_for_a_more_important_waiter_on_any_vm() {
+        let mut s = LimiterState::new(&gradient(), 0);
+        let (a, _) = s.try_acquire(vm(None, 0), 0, 0);
+        // VM b has a rank-0 waiter: a rank-2 arrival on VM a gets no slot, rank 0 does.
+        let waiting = Holding {
+            best: 0,
+            queued: 1,
+            ..vm(None, 0)
+        };
+        let (b, _) = s.try_acquire(waiting, 0, 0);
+        let (_, admitted) = s.try_acquire(vm(a, 1), 2, 0);
+        assert!(!admitted, "outranked by b's waiter");
+        assert_eq!(s.in_flight(), 2);
+        assert!(s.try_acquire(Holding { id: b, ..waiting }, 0, 0).1);
+        // Once b's queue is empty, rank 2 is admitted again (up to the limit of 3: full now).
+        s.report(
+            Holding {
+                id: b,
+                held: 1,
+                ..vm(b, 1)
+            },
+            0,
+        );
+        s.report(vm(a, 0), 0);
+        assert!(s.try_acquire(vm(a, 0), 2, 0).1);
     }
 
     #[test]
     fn acquire_up_to_the_limit_across_vms_then_release() {
         let mut s = LimiterState::new(&gradient(), 0);
-        let (a, admitted) = s.try_acquire(vm(None, 0), 0);
+        let (a, admitted) = s.try_acquire(vm(None, 0), 0, 0);
         assert!(admitted);
-        let (b, admitted) = s.try_acquire(vm(None, 0), 0);
+        let (b, admitted) = s.try_acquire(vm(None, 0), 0, 0);
         assert!(admitted && a != b, "a second VM registers separately");
-        assert!(s.try_acquire(vm(a, 1), 0).1);
+        assert!(s.try_acquire(vm(a, 1), 0, 0).1);
         assert_eq!(
-            s.try_acquire(vm(b, 1), 0),
+            s.try_acquire(vm(b, 1), 0, 0),
             (b, false),
             "limit 3, across VMs"
         );
         assert_eq!(s.in_flight(), 3);
         s.report(vm(a, 1), 0); // a released one
-        assert!(s.try_acquire(vm(b, 1), 0).1);
+        assert!(s.try_acquire(vm(b, 1), 0, 0).1);
         assert_eq!(
             (s.holders.held_by(a), s.holders.held_by(b), s.in_flight()),
             (1, 2, 3)
@@ -294,13 +347,13 @@ mod tests {
     fn a_dead_vms_slots_come_back() {
         use crate::concurrency::holders::HOLDER_TIMEOUT;
         let mut s = LimiterState::new(&gradient(), 0);
-        let (dead, _) = s.try_acquire(vm(None, 0), 0);
-        s.try_acquire(vm(dead, 1), 0);
-        let (live, _) = s.try_acquire(vm(None, 0), 0);
-        assert_eq!(s.try_acquire(vm(live, 1), SECOND), (live, false), "full");
+        let (dead, _) = s.try_acquire(vm(None, 0), 0, 0);
+        s.try_acquire(vm(dead, 1), 0, 0);
+        let (live, _) = s.try_acquire(vm(None, 0), 0, 0);
+        assert_eq!(s.try_acquire(vm(live, 1), 0, SECOND), (live, false), "full");
         assert_eq!(s.remove_dead(SECOND + HOLDER_TIMEOUT, live).held, 2);
         assert_eq!(
-            s.try_acquire(vm(live, 1), SECOND + HOLDER_TIMEOUT),
+            s.try_acquire(vm(live, 1), 0, SECOND + HOLDER_TIMEOUT),
             (live, true)
         );
     }
@@ -314,6 +367,7 @@ mod tests {
                 id: None,
                 held: 2,
                 queued: 1,
+                best: 3,
             },
             5,
         );
@@ -326,6 +380,7 @@ mod tests {
         );
         let decoded = LimiterState::decode(&params, &s.encode()).unwrap();
         assert_eq!((decoded.in_flight(), decoded.queued()), (2, 1));
+        assert_eq!(decoded.holders.best_waiting(), 3);
         assert_eq!(decoded.holders, s.holders);
         assert_eq!(decoded.limit(0), s.limit(0));
         assert_eq!(decoded.last_rtt, s.last_rtt);

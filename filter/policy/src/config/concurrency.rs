@@ -26,8 +26,8 @@ pub(super) fn build(
     path: &Path<'_>,
 ) -> Result<ConcurrencyConfig, ConfigError> {
     let algorithm_name = raw.algorithm.as_deref().unwrap_or("gradient2");
-    // Slow start is gradient2's: a cold limit starts low (at min_limit, unless initial_limit
-    // says otherwise) and grows while latency holds.
+    // Slow start is gradient2's (and on by default there): a cold limit starts low (at
+    // min_limit, unless initial_limit says otherwise) and grows while latency holds.
     let slow_start = raw.slow_start.unwrap_or(algorithm_name == "gradient2");
     if slow_start && algorithm_name != "gradient2" {
         return Err(path
@@ -107,7 +107,13 @@ pub(super) fn build(
                 1.0,
                 10.0,
             )?,
+            // Unset: 10 % of the limit, at most 4; set: that many requests.
             queue_size: queue_allowance_check(raw.queue_allowance, path)?,
+            queue_fraction: if raw.queue_allowance.is_some() {
+                0.0
+            } else {
+                0.1
+            },
             probe,
             slow_start,
         }),

@@ -281,14 +281,15 @@ impl Exchange {
         if let Some(limiter) = stages.limiter {
             let deadline = exchange.deadline;
             let rank = exchange.rank.map_or(0, Rank::byte);
-            let arrival = limiter.arrive(stages.env, stream, now, stages.dry_run, || OverLimit {
-                grpc: context.grpc(),
-                remaining: limiter
-                    .respects_deadlines()
-                    .then(|| queue_deadline(stages, &mut context, deadline, now))
-                    .flatten()
-                    .map(|leave_by| leave_by.saturating_sub(now)),
-                rank,
+            let arrival = limiter.arrive(stages.env, stream, rank, now, stages.dry_run, || {
+                OverLimit {
+                    grpc: context.grpc(),
+                    remaining: limiter
+                        .respects_deadlines()
+                        .then(|| queue_deadline(stages, &mut context, deadline, now))
+                        .flatten()
+                        .map(|leave_by| leave_by.saturating_sub(now)),
+                }
             });
             match arrival {
                 Arrival::Admitted => exchange.slot = Slot::Held(now),

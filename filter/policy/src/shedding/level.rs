@@ -6,8 +6,8 @@
 //! caller and a queue place for nothing. The level sheds those at arrival. It is a number of
 //! ranks, fractional: at 2.4 the first two ranks pass, 40 % of the third passes (exactly, by
 //! an accumulator, not by dice), the rest are shed. Each `interval` it moves one `step` down
-//! while the queue says overload (admitted waiters waited longer than the target on average,
-//! or the queue refused someone), and one step up otherwise, so it settles where the admitted
+//! while the queue says overload (its waiters waited longer than the target on average, a
+//! refused waiter counting as the whole `max_wait`), and one step up otherwise, so it settles where the admitted
 //! demand fits and recovers within `ranks / step` intervals once the overload clears. It never
 //! goes below 1: critical first attempts are never shed here (the limiter still bounds them).
 
@@ -17,29 +17,25 @@ use crate::duration::Nanos;
 /// What the limiter's queue saw since the level last moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Pressure {
-    /// Waiters that left the queue with a slot.
-    pub admitted_waiters: u32,
-    /// The time they waited, summed.
+    /// Waiters that left the queue: with a slot, or refused (full, timed out, displaced).
+    pub waiters: u32,
+    /// The time they waited, summed (a refused one counts as the queue's whole `max_wait`).
     pub waited: Nanos,
-    /// Requests the queue refused for want of room or time (full, timed out, displaced).
+    /// How many of them were refused.
     pub refused: u32,
 }
 
 impl Pressure {
     /// Adds another worker's or interval's pressure.
     pub fn add(&mut self, other: Pressure) {
-        self.admitted_waiters = self.admitted_waiters.saturating_add(other.admitted_waiters);
+        self.waiters = self.waiters.saturating_add(other.waiters);
         self.waited = self.waited.saturating_add(other.waited);
         self.refused = self.refused.saturating_add(other.refused);
     }
 
-    /// Whether it says overload under `params`.
+    /// Whether it says overload under `params`: the waiters' average wait is over the target.
     pub fn overloaded(&self, params: &AdmissionParams) -> bool {
-        if self.refused > 0 {
-            return true;
-        }
-        self.admitted_waiters > 0
-            && self.waited / u64::from(self.admitted_waiters) > params.target_queue_wait
+        self.waiters > 0 && self.waited / u64::from(self.waiters) > params.target_queue_wait
     }
 }
 

@@ -132,9 +132,9 @@ impl Default for SheddingConfig {
     fn default() -> Self {
         SheddingConfig {
             admission: Some(AdmissionParams {
-                target_queue_wait: 10 * crate::duration::MILLISECOND,
+                target_queue_wait: 20 * crate::duration::MILLISECOND,
                 interval: 100 * crate::duration::MILLISECOND,
-                step: 0.2,
+                step: 0.1,
             }),
             throttle: Some(ThrottleParams {
                 k: 2.0,

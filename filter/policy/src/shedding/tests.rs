@@ -97,13 +97,16 @@ fn admission() -> AdmissionParams {
 #[test]
 fn the_admission_level_sheds_from_the_least_important_rank_and_recovers() {
     let overload = Pressure {
-        admitted_waiters: 10,
+        waiters: 10,
         waited: 10 * 20 * MILLISECOND,
         refused: 0,
     };
     let mut level = AdmissionLevel::new(admission(), 6, 0);
     assert_eq!(level.level(), 6.0);
-    assert!(!level.observe(overload, 50 * MILLISECOND), "not an interval yet");
+    assert!(
+        !level.observe(overload, 50 * MILLISECOND),
+        "not an interval yet"
+    );
     let mut t = 0;
     for expected in [5.5, 5.0, 4.5, 4.0] {
         t += 100 * MILLISECOND;
@@ -135,8 +138,9 @@ fn the_admission_level_sheds_from_the_least_important_rank_and_recovers() {
 fn the_boundary_rank_passes_exactly_its_fraction() {
     let mut level = AdmissionLevel::new(admission(), 6, 0);
     let refused = Pressure {
+        waiters: 1,
+        waited: 50 * MILLISECOND,
         refused: 1,
-        ..Pressure::default()
     };
     // 6 → 3.5 in five overloaded intervals.
     for i in 1..=5 {
@@ -147,7 +151,7 @@ fn the_boundary_rank_passes_exactly_its_fraction() {
     assert_eq!(passed, 500);
     // Short waits below the target are not overload.
     let short = Pressure {
-        admitted_waiters: 4,
+        waiters: 4,
         waited: 4 * 5 * MILLISECOND,
         refused: 0,
     };
@@ -195,7 +199,10 @@ fn a_refusal_says_when_the_limit_has_room_again() {
         rate.check(&store, SECOND + 40 * MILLISECOND),
         RateDecision::Limited(60 * MILLISECOND)
     );
-    assert_eq!(rate.check(&store, SECOND + 100 * MILLISECOND), RateDecision::Allowed);
+    assert_eq!(
+        rate.check(&store, SECOND + 100 * MILLISECOND),
+        RateDecision::Allowed
+    );
 }
 
 #[test]
@@ -208,7 +215,7 @@ fn a_shared_limit_holds_across_workers_and_survives_lost_races_and_foreign_bytes
     let mut t = SECOND;
     // Two workers alternate, each offered 500/s, for 10 s: together still 100/s.
     while t < 11 * SECOND {
-        if t % (20 * MILLISECOND) == 0 {
+        if t.is_multiple_of(20 * MILLISECOND) {
             store.lose_next_races(3);
         }
         for worker in [&one, &two] {
@@ -247,19 +254,49 @@ fn classes_come_from_trusted_headers_values_ranges_routes_and_the_default() {
         let found = p.classify_request(header, || trusted, route.map(PriorityId));
         (found.class.0, found.source, found.ignored)
     };
-    assert_eq!(class(Some("normal"), true, None), (1, ClassSource::Header, None));
-    assert_eq!(class(Some(" 3 "), true, None), (0, ClassSource::Header, None));
-    assert_eq!(class(Some("23"), true, None), (1, ClassSource::Header, None));
-    assert_eq!(class(Some("31"), true, None), (2, ClassSource::Header, None));
-    assert_eq!(class(Some("vip"), true, None), (0, ClassSource::Header, None));
+    assert_eq!(
+        class(Some("normal"), true, None),
+        (1, ClassSource::Header, None)
+    );
+    assert_eq!(
+        class(Some(" 3 "), true, None),
+        (0, ClassSource::Header, None)
+    );
+    assert_eq!(
+        class(Some("23"), true, None),
+        (1, ClassSource::Header, None)
+    );
+    assert_eq!(
+        class(Some("31"), true, None),
+        (2, ClassSource::Header, None)
+    );
+    assert_eq!(
+        class(Some("vip"), true, None),
+        (0, ClassSource::Header, None)
+    );
     let unknown = Some(Ignored::Unknown);
-    assert_eq!(class(Some("32"), true, None), (2, ClassSource::Default, unknown));
-    assert_eq!(class(Some("-1"), true, None), (2, ClassSource::Default, unknown));
+    assert_eq!(
+        class(Some("32"), true, None),
+        (2, ClassSource::Default, unknown)
+    );
+    assert_eq!(
+        class(Some("-1"), true, None),
+        (2, ClassSource::Default, unknown)
+    );
     let spoofed = Some(Ignored::Untrusted);
-    assert_eq!(class(Some("critical"), false, None), (2, ClassSource::Default, spoofed));
+    assert_eq!(
+        class(Some("critical"), false, None),
+        (2, ClassSource::Default, spoofed)
+    );
     assert_eq!(class(None, false, Some(0)), (0, ClassSource::Route, None));
-    assert_eq!(class(Some("critical"), false, Some(1)), (1, ClassSource::Route, spoofed));
-    assert_eq!(class(Some("sheddable"), true, Some(0)), (2, ClassSource::Header, None));
+    assert_eq!(
+        class(Some("critical"), false, Some(1)),
+        (1, ClassSource::Route, spoofed)
+    );
+    assert_eq!(
+        class(Some("sheddable"), true, Some(0)),
+        (2, ClassSource::Header, None)
+    );
 }
 
 #[test]
@@ -279,7 +316,10 @@ fn the_stage_refuses_with_reason_status_retry_after_and_counts_per_class() {
     assert!(policy.arrive(env, low, || false, SECOND).is_ok());
     let refused = policy.arrive(env, low, || true, SECOND + 30 * MILLISECOND);
     let reply = refused.unwrap_err();
-    assert_eq!((reply.status, reply.grpc, reply.grpc_status.code()), (429, true, 8));
+    assert_eq!(
+        (reply.status, reply.grpc, reply.grpc_status.code()),
+        (429, true, 8)
+    );
     assert!(reply
         .headers
         .contains(&("x-ballast-rejected", "rate-limited".to_string())));
@@ -299,12 +339,13 @@ fn the_stage_refuses_with_reason_status_retry_after_and_counts_per_class() {
     );
     // The level moves with the limiter's pressure; its gauge is in hundredths of a rank.
     let refusing = Pressure {
+        waiters: 1,
+        waited: 50 * MILLISECOND,
         refused: 1,
-        ..Pressure::default()
     };
     policy.observe(env, refusing, SECOND);
-    assert_eq!(policy.level(), Some(5.8));
-    assert_eq!(metrics.get(Metric::SheddingAdmissionLevel), 580);
+    assert_eq!(policy.level(), Some(5.9));
+    assert_eq!(metrics.get(Metric::SheddingAdmissionLevel), 590);
     let shed = policy
         .arrive(
             env,

@@ -5,7 +5,7 @@
 //! true across workers and crashes (see `concurrency::holders`).
 
 use super::{Limiter, Seen};
-use crate::concurrency::holders::{HolderId, Removed};
+use crate::concurrency::holders::{HolderId, Removed, NO_WAITER};
 use crate::concurrency::{Holding, LimiterState};
 use crate::duration::Nanos;
 use crate::env::Env;
@@ -13,12 +13,14 @@ use crate::metrics::Metric;
 use crate::store::{self, Update};
 
 /// What a VM writes of itself when a slot it just acquired goes to one of its waiters: one more
-/// slot held, one fewer waiting.
+/// slot held, one fewer waiting (its best rank is rewritten with its next update, at the
+/// latest on the next tick).
 pub(super) fn handing_over(id: Option<HolderId>, me: Holding) -> Holding {
     Holding {
         id,
         held: me.held.saturating_add(1),
         queued: me.queued.saturating_sub(1),
+        best: me.best,
     }
 }
 
@@ -32,10 +34,12 @@ impl Limiter {
 
     /// What this VM writes of itself.
     pub(super) fn me(&self) -> Holding {
+        let queue = self.queue.borrow();
         Holding {
             id: self.holder.get(),
             held: self.held.get(),
-            queued: u32::try_from(self.queue.borrow().len()).unwrap_or(u32::MAX),
+            queued: u32::try_from(queue.len()).unwrap_or(u32::MAX),
+            best: queue.best_rank().unwrap_or(NO_WAITER),
         }
     }
 
@@ -45,12 +49,14 @@ impl Limiter {
         // Without an entry (table full) nothing of this VM was stored: still behind.
         self.behind.set(holder.is_none());
         self.written_queued.set(me.queued);
+        self.written_best.set(me.best);
         self.saw_totals(env, seen);
     }
 
     /// Keeps the record's totals as this VM last saw them, and their gauges.
     fn saw_totals(&self, env: Env<'_>, seen: Seen) {
         self.last_in_flight.set(seen.in_flight);
+        self.slow_start.set(seen.slow_start);
         env.metrics
             .set(Metric::ConcurrencyInFlight, u64::from(seen.in_flight));
         env.metrics

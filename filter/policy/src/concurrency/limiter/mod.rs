@@ -77,8 +77,6 @@ pub struct OverLimit {
     pub grpc: bool,
     /// The caller's remaining time, if its headers state one.
     pub remaining: Option<Nanos>,
-    /// Its shedding rank (0, the most important, without shedding).
-    pub rank: u8,
 }
 
 /// What a tick decided: streams to answer (whose wait ran out), then streams to resume
@@ -110,6 +108,8 @@ pub struct Limiter {
     held: Cell<u32>,
     /// The queue length this VM last wrote into its entry (the gauge sums the entries).
     written_queued: Cell<u32>,
+    /// The best waiting rank this VM last wrote into its entry.
+    written_best: Cell<u8>,
     /// When this VM last proved it is alive and looked for stopped VMs (every second).
     last_heartbeat: Cell<Nanos>,
     /// Whether the entry is behind `held` because every CAS attempt of an update lost.
@@ -119,6 +119,8 @@ pub struct Limiter {
     displaced: RefCell<Vec<(StreamId, bool)>>,
     /// What the queue saw since load shedding last asked ([`Limiter::take_pressure`]).
     pressure: Cell<Pressure>,
+    /// Whether the algorithm was in slow start when this VM last read the record.
+    slow_start: Cell<bool>,
 }
 
 impl Limiter {
@@ -140,10 +142,12 @@ impl Limiter {
             holder: Cell::new(None),
             held: Cell::new(0),
             written_queued: Cell::new(0),
+            written_best: Cell::new(super::holders::NO_WAITER),
             last_heartbeat: Cell::new(now),
             behind: Cell::new(false),
             displaced: RefCell::new(Vec::new()),
             pressure: Cell::new(Pressure::default()),
+            slow_start: Cell::new(false),
         }
     }
 
@@ -152,10 +156,13 @@ impl Limiter {
         self.pressure.take()
     }
 
-    /// Counts a refusal for want of room or time.
+    /// Counts a refusal for want of room or time: as a waiter that waited the whole
+    /// `max_wait` (a timed-out waiter did; a full or displacing queue is as bad).
     fn pressure_refused(&self) {
         let mut pressure = self.pressure.get();
         pressure.refused = pressure.refused.saturating_add(1);
+        pressure.waiters = pressure.waiters.saturating_add(1);
+        pressure.waited = pressure.waited.saturating_add(self.config.queue.max_wait);
         self.pressure.set(pressure);
     }
 
@@ -180,6 +187,7 @@ impl Limiter {
         &self,
         env: Env<'_>,
         stream: StreamId,
+        rank: u8,
         now: Nanos,
         dry_run: bool,
         over_limit: impl FnOnce() -> OverLimit,
@@ -190,7 +198,7 @@ impl Limiter {
             // A worker that stopped must not keep its slots just because no registered worker
             // is left to notice (one worker; or all traffic on one worker's connection).
             let removed = state.remove_dead(now, me.id);
-            let (holder, admitted) = state.try_acquire(me, now);
+            let (holder, admitted) = state.try_acquire(me, rank, now);
             if !admitted && dry_run {
                 let counted = Holding {
                     id: holder,
@@ -250,10 +258,7 @@ impl Limiter {
         let start_by = request
             .remaining
             .map(|remaining| now.saturating_add(remaining).saturating_sub(margin));
-        let pushed = self
-            .queue
-            .borrow_mut()
-            .push(stream, now, start_by, request.rank);
+        let pushed = self.queue.borrow_mut().push(stream, now, start_by, rank);
         match pushed {
             Ok(displaced) => {
                 if let Some(waiter) = displaced {
@@ -314,7 +319,14 @@ impl Limiter {
                 let in_flight = self.last_in_flight.get();
                 window.add(rtt, in_flight, is_congestion(status));
             }
-            let due = now.saturating_sub(window.started) >= self.config.window
+            // Slow start doubles the limit once per window: its windows are half as long, so a
+            // ramp waits less for room (the rise it looks for shows within half a window).
+            let length = if self.slow_start.get() {
+                self.config.window / 2
+            } else {
+                self.config.window
+            };
+            let due = now.saturating_sub(window.started) >= length
                 && window.count() >= self.config.min_samples;
             if due {
                 (true, window.summarize(self.config.aggregate))
@@ -332,7 +344,8 @@ impl Limiter {
             }
             let mut handed = false;
             if has_waiter {
-                (holder, handed) = state.try_acquire(Holding { id: holder, ..me }, now);
+                let rank = me.best;
+                (holder, handed) = state.try_acquire(Holding { id: holder, ..me }, rank, now);
                 if handed {
                     // The waiter leaves the queue with the slot: write it so at once.
                     state.report(handing_over(holder, me), now);
@@ -437,7 +450,9 @@ impl Limiter {
         // A clock that stepped back makes the heartbeat due at once rather than never.
         let heartbeat_due =
             now < last || now.saturating_sub(last) >= super::holders::HEARTBEAT_PERIOD;
-        let queue_changed = self.me().queued != self.written_queued.get();
+        let me = self.me();
+        let queue_changed =
+            me.queued != self.written_queued.get() || me.best != self.written_best.get();
         if registered && (self.behind.get() || heartbeat_due || queue_changed) {
             self.heartbeat(env, now);
         } else if !registered && heartbeat_due {
@@ -446,16 +461,18 @@ impl Limiter {
         while self.queue.borrow().has_live(now) {
             // Under overload the record is usually full: look before writing, so waiting
             // workers do not add a CAS every tick to the races arrivals must win.
-            let full = self
-                .peek(env)
-                .is_some_and(|state| state.in_flight() >= state.limit(now));
+            // A more important waiter on another VM gets the next free slot there.
+            let best = self.me().best;
+            let full = self.peek(env).is_some_and(|state| {
+                state.in_flight() >= state.limit(now) || state.holders.best_waiting() < best
+            });
             if full {
                 break;
             }
             let me = self.me();
             let result = store::update(env.store, &self.key, |bytes| {
                 let mut state = self.state(bytes, now);
-                let (holder, admitted) = state.try_acquire(me, now);
+                let (holder, admitted) = state.try_acquire(me, me.best, now);
                 if admitted {
                     state.report(handing_over(holder, me), now);
                 }
@@ -493,7 +510,7 @@ impl Limiter {
             ticket.set(Ticket::Admitted(now));
         }
         let mut pressure = self.pressure.get();
-        pressure.admitted_waiters = pressure.admitted_waiters.saturating_add(1);
+        pressure.waiters = pressure.waiters.saturating_add(1);
         pressure.waited = pressure
             .waited
             .saturating_add(now.saturating_sub(waiter.since));
@@ -518,6 +535,7 @@ struct Acquired {
 /// The record as an update left it, for this VM's view and the gauges.
 #[derive(Debug, Clone, Copy)]
 struct Seen {
+    slow_start: bool,
     limit: u32,
     in_flight: u32,
     queued: u32,
@@ -528,6 +546,7 @@ struct Seen {
 impl Seen {
     fn of(state: &LimiterState, now: Nanos) -> Seen {
         Seen {
+            slow_start: state.in_slow_start(),
             limit: state.limit(now),
             in_flight: state.in_flight(),
             queued: state.queued(),
