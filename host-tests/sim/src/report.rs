@@ -264,6 +264,13 @@ fn evaluate(loaded: &Loaded, report: &Report) -> Vec<Check> {
                 r.success_ratio >= min,
             );
         }
+        if let Some(max) = e.success_ratio_max {
+            add(
+                format!("{label}.success_ratio <= {max}"),
+                r.success_ratio,
+                r.success_ratio <= max,
+            );
+        }
         if let Some(min) = e.goodput_min_rps {
             add(
                 format!("{label}.goodput_rps >= {min}"),

@@ -322,6 +322,8 @@ pub const CLASS_SERIES: [&str; 4] = ["offered_rps", "goodput_rps", "rejected_rps
 pub struct Expect {
     /// Succeeded / offered ≥ this.
     pub success_ratio_min: Option<f64>,
+    /// Succeeded / offered ≤ this (work that should be shed).
+    pub success_ratio_max: Option<f64>,
     /// Successes per second ≥ this.
     pub goodput_min_rps: Option<f64>,
     /// p50 latency of admitted requests ≤ this.
@@ -474,6 +476,9 @@ fn check(s: &Scenario) -> Result<(), String> {
     Ok(())
 }
 
+/// The class name a rate series check uses for the sum over all classes.
+pub const TOTAL_CLASS: &str = "total";
+
 fn check_series_expect(s: &Scenario, e: &SeriesExpect) -> Result<(), String> {
     match (&e.metric, &e.value, &e.class) {
         (Some(metric), None, None) => {
@@ -485,8 +490,11 @@ fn check_series_expect(s: &Scenario, e: &SeriesExpect) -> Result<(), String> {
             if !CLASS_SERIES.contains(&value.as_str()) {
                 return Err(format!("value `{value}` is not one of {CLASS_SERIES:?}"));
             }
-            if !s.classes.iter().any(|c| &c.name == class) {
-                return Err(format!("class `{class}`: no such class"));
+            let total = class == TOTAL_CLASS && value != "p99_ms";
+            if !total && !s.classes.iter().any(|c| &c.name == class) {
+                return Err(format!(
+                    "class `{class}`: no such class (`{TOTAL_CLASS}` sums the classes' rates)"
+                ));
             }
         }
         _ => return Err("give either `metric`, or `value` and `class`".into()),

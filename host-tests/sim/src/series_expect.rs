@@ -75,9 +75,16 @@ fn select(e: &SeriesExpect, series: &Series) -> (String, Vec<Option<f64>>) {
         "rejected_rps" => &series.rejected_rps,
         _ => &series.p99_ms,
     };
-    let values = by_class
-        .get(&class)
-        .map(|v| v.iter().map(|x| Some(*x)).collect())
-        .unwrap_or_default();
+    let values = match by_class.get(&class) {
+        Some(v) => v.iter().map(|x| Some(*x)).collect(),
+        // `total` (a rate: p99 has no sum) adds the classes up, point by point.
+        None if class == crate::scenario::TOTAL_CLASS => {
+            let len = by_class.values().map(Vec::len).max().unwrap_or(0);
+            (0..len)
+                .map(|i| Some(by_class.values().filter_map(|v| v.get(i)).sum()))
+                .collect()
+        }
+        None => Vec::new(),
+    };
     (format!("classes.{class}.{value}"), values)
 }

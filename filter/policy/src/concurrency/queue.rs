@@ -91,7 +91,23 @@ impl<T: Copy + PartialEq> WaitQueue<T> {
         start_by: Option<Nanos>,
         rank: u8,
     ) -> Result<Option<Waiter<T>>, Refused> {
-        let max_wait_end = now.saturating_add(self.params.max_wait);
+        self.push_patient(id, now, start_by, rank, 1)
+    }
+
+    /// [`WaitQueue::push`] for a waiter that may wait `patience` times `max_wait`.
+    pub fn push_patient(
+        &mut self,
+        id: T,
+        now: Nanos,
+        start_by: Option<Nanos>,
+        rank: u8,
+        patience: u32,
+    ) -> Result<Option<Waiter<T>>, Refused> {
+        let max_wait = self
+            .params
+            .max_wait
+            .saturating_mul(u64::from(patience.max(1)));
+        let max_wait_end = now.saturating_add(max_wait);
         let start_by = start_by.filter(|_| self.params.respect_deadlines);
         if start_by.is_some_and(|start_by| start_by <= now) {
             return Err(Refused::DeadlineTooClose);

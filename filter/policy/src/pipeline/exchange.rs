@@ -280,7 +280,7 @@ impl Exchange {
         }
         if let Some(limiter) = stages.limiter {
             let deadline = exchange.deadline;
-            let rank = exchange.rank.map_or(0, Rank::byte);
+            let rank = exchange.rank.map(Rank::byte);
             let arrival = limiter.arrive(stages.env, stream, rank, now, stages.dry_run, || {
                 OverLimit {
                     grpc: context.grpc(),

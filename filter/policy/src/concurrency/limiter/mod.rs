@@ -183,15 +183,24 @@ impl Limiter {
 
     /// A request arrives: admit it, queue it, or reject it. `over_limit` is asked only when it
     /// cannot be admitted at once.
+    ///
+    /// `rank` is the request's shedding rank (`None` without shedding): the queue serves the
+    /// most important first, and the first attempts of the most important class (rank 0)
+    /// may wait twice `max_wait`, since they are the work shedding exists to keep.
     pub fn arrive(
         &self,
         env: Env<'_>,
         stream: StreamId,
-        rank: u8,
+        rank: Option<u8>,
         now: Nanos,
         dry_run: bool,
         over_limit: impl FnOnce() -> OverLimit,
     ) -> Arrival {
+        let (patience, rank) = match rank {
+            Some(0) => (2, 0),
+            Some(rank) => (1, rank),
+            None => (1, 0),
+        };
         let me = self.me();
         let result = store::update(env.store, &self.key, |bytes| {
             let mut state = self.state(bytes, now);
@@ -258,7 +267,10 @@ impl Limiter {
         let start_by = request
             .remaining
             .map(|remaining| now.saturating_add(remaining).saturating_sub(margin));
-        let pushed = self.queue.borrow_mut().push(stream, now, start_by, rank);
+        let pushed = self
+            .queue
+            .borrow_mut()
+            .push_patient(stream, now, start_by, rank, patience);
         match pushed {
             Ok(displaced) => {
                 if let Some(waiter) = displaced {
