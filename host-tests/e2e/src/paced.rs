@@ -27,6 +27,8 @@ pub struct Outcome {
     pub latency: Duration,
     /// Status, or the client error.
     pub result: Result<Response, String>,
+    /// Which kind of request it was (the index [`run_mixed`]'s caller gave it; 0 for [`run`]).
+    pub kind: usize,
 }
 
 impl Outcome {
@@ -69,10 +71,24 @@ pub struct Summary {
 impl PacedRun {
     /// Summarises requests started in `[from, to)`.
     pub fn summary(&self, from: Duration, to: Duration) -> Summary {
+        self.summary_where(from, to, |_| true)
+    }
+
+    /// Summarises the requests of `kind` started in `[from, to)`.
+    pub fn summary_of(&self, kind: usize, from: Duration, to: Duration) -> Summary {
+        self.summary_where(from, to, |o| o.kind == kind)
+    }
+
+    fn summary_where(
+        &self,
+        from: Duration,
+        to: Duration,
+        keep: impl Fn(&Outcome) -> bool,
+    ) -> Summary {
         let in_range: Vec<&Outcome> = self
             .outcomes
             .iter()
-            .filter(|o| o.started >= from && o.started < to)
+            .filter(|o| o.started >= from && o.started < to && keep(o))
             .collect();
         let mut ok_ms: Vec<f64> = in_range
             .iter()
@@ -118,6 +134,18 @@ pub fn run(
     duration: Duration,
     threads: usize,
 ) -> PacedRun {
+    run_mixed(addr, path, rate, duration, threads, |_| (0, Vec::new()))
+}
+
+/// [`run`], where request `i` is of the kind `kind_of(i)` names and carries its headers.
+pub fn run_mixed(
+    addr: SocketAddr,
+    path: &str,
+    rate: f64,
+    duration: Duration,
+    threads: usize,
+    kind_of: impl Fn(usize) -> (usize, Vec<(String, String)>) + Sync,
+) -> PacedRun {
     assert!(addr.ip().is_loopback(), "load tests target loopback only");
     assert!(rate > 0.0 && rate <= 5_000.0, "bounded rate");
     assert!(duration <= Duration::from_secs(60), "bounded duration");
@@ -132,12 +160,18 @@ pub fn run(
         } else if now - due > Duration::from_millis(50) {
             late.fetch_add(1, Ordering::Relaxed);
         }
+        let (kind, headers) = kind_of(i);
+        let headers: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_bytes()))
+            .collect();
         let started = start.elapsed();
-        let result = request_within(addr, "GET", path, &[], b"", CLIENT_TIMEOUT);
+        let result = request_within(addr, "GET", path, &headers, b"", CLIENT_TIMEOUT);
         Outcome {
             started,
             latency: start.elapsed() - started,
             result,
+            kind,
         }
     });
     PacedRun {
