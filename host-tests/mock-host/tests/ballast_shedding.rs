@@ -238,3 +238,46 @@ fn a_dry_run_counts_refusals_and_changes_no_response() {
         4
     );
 }
+
+#[test]
+fn a_class_its_upstream_refuses_is_throttled_at_the_door_and_others_are_not() {
+    let mut host = host(
+        1,
+        r#"{"shedding": {"admission": {"enabled": false}, "throttle": {"min_rps": 0}}}"#,
+        false,
+    );
+    let mut throttled = 0;
+    for _ in 0..100 {
+        let (id, action) = send(&mut host, "sheddable", false);
+        if action == Action::Continue {
+            let mut stream = host.stream(id).unwrap();
+            stream
+                .response_headers(&[(":status", "503")], true)
+                .unwrap();
+            stream.finish().unwrap();
+        } else {
+            assert_eq!(
+                rejected(&mut host, id),
+                Some((503, "throttled".to_string()))
+            );
+            throttled += 1;
+        }
+        host.advance(Duration::from_millis(10)).unwrap();
+    }
+    // Every answer a refusal: p = requests / (requests + 1), capped at 0.9.
+    assert!((70..=90).contains(&throttled), "{throttled} throttled");
+    assert_eq!(
+        class_counter(&host, "class_shed", "sheddable", Some("throttled")),
+        throttled
+    );
+    // Another class's window is its own.
+    for _ in 0..20 {
+        let (id, action) = send(&mut host, "critical", false);
+        assert_eq!(action, Action::Continue);
+        respond(&mut host, id);
+    }
+    assert_eq!(
+        class_counter(&host, "class_shed", "critical", Some("throttled")),
+        0
+    );
+}
