@@ -25,7 +25,7 @@ pub const REASON_TAG: &str = "reason";
 
 /// Renders a metric name carrying one tag, in Istio's extractable form.
 pub fn tagged_name(prefix: &str, metric: &str, tag: &str, value: &str) -> String {
-    format!("{prefix}_{metric}.{tag}=.={value};.;")
+    multi_tagged_name(prefix, metric, &[(tag, value)])
 }
 
 /// Renders a metric name carrying several tags, each in Istio's extractable form.

@@ -40,7 +40,7 @@ use crate::env::Env;
 use crate::metrics::{ClassMetric, Metric, Telemetry};
 use crate::reply::LocalReply;
 use crate::retry::policy::RetryPolicy;
-use crate::routing::{RequestView, Routed};
+use crate::routing::RequestView;
 use crate::shedding::stage::SheddingPolicy;
 use crate::store::SharedStore;
 pub use exchange::{Exchange, RequestEffects, ResponseEffects, ResponseView, Resume, Verdict};
@@ -243,15 +243,7 @@ impl<T: Telemetry> Pipeline<T> {
     ) -> Option<(Exchange, RequestEffects)> {
         let routed = self.config.routes.route(request);
         let id = routed.policy_set()?;
-        let route_priority = match routed {
-            Routed::Rule { rule, .. } => self
-                .config
-                .routes
-                .routes
-                .get(rule)
-                .and_then(|route| route.priority),
-            Routed::Default(_) | Routed::Unmatched => None,
-        };
+        let route_priority = self.config.routes.priority_of(routed);
         let stages = self.stages(store, id)?;
         stages.env.metrics.add(Metric::RequestsTotal, 1);
         let (exchange, effects, held) =

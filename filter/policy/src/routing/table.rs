@@ -67,6 +67,14 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
+    /// The class a routed request gets from its rule (`routes[].priority`), if any.
+    pub fn priority_of(&self, routed: Routed) -> Option<crate::config::PriorityId> {
+        match routed {
+            Routed::Rule { rule, .. } => self.routes.get(rule).and_then(|route| route.priority),
+            Routed::Default(_) | Routed::Unmatched => None,
+        }
+    }
+
     /// Routes a request, reading only the attributes the tried rules need.
     pub fn route(&self, request: &mut dyn RequestView) -> Routed {
         for (rule, route) in self.routes.iter().enumerate() {

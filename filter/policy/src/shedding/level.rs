@@ -35,6 +35,13 @@ impl Pressure {
         self.refused = self.refused.saturating_add(other.refused);
     }
 
+    /// A waiter left the queue after `waited`, with a slot or `refused`.
+    pub fn left_queue(&mut self, waited: Nanos, refused: bool) {
+        self.waiters = self.waiters.saturating_add(1);
+        self.waited = self.waited.saturating_add(waited);
+        self.refused = self.refused.saturating_add(u32::from(refused));
+    }
+
     /// Whether it says overload under `params`: the waiters' average wait is over the target.
     pub fn overloaded(&self, params: &AdmissionParams) -> bool {
         self.waiters > 0 && self.waited / u64::from(self.waiters) > params.target_queue_wait

@@ -160,9 +160,7 @@ impl Limiter {
     /// `max_wait` (a timed-out waiter did; a full or displacing queue is as bad).
     fn pressure_refused(&self) {
         let mut pressure = self.pressure.get();
-        pressure.refused = pressure.refused.saturating_add(1);
-        pressure.waiters = pressure.waiters.saturating_add(1);
-        pressure.waited = pressure.waited.saturating_add(self.config.queue.max_wait);
+        pressure.left_queue(self.config.queue.max_wait, true);
         self.pressure.set(pressure);
     }
 
@@ -296,16 +294,20 @@ impl Limiter {
     /// A waiter lost its place to a more important arrival: it is refused (its ticket says so
     /// at once, so its stream settles as a local reply) and answered at the next tick.
     fn displace(&self, stream: StreamId) {
-        let grpc = self
-            .tickets
+        let grpc = self.reject_ticket(stream);
+        self.displaced.borrow_mut().push((stream, grpc));
+    }
+
+    /// A waiter leaves the queue refused: its ticket says so. Returns whether it is gRPC.
+    fn reject_ticket(&self, stream: StreamId) -> bool {
+        self.tickets
             .borrow_mut()
             .remove(&stream)
             .map(|(ticket, grpc)| {
                 ticket.set(Ticket::Rejected);
                 grpc
             })
-            .unwrap_or(false);
-        self.displaced.borrow_mut().push((stream, grpc));
+            .unwrap_or(false)
     }
 
     /// An admitted request finished (`rtt` is `None` when it is not a sample: cancelled, or a
@@ -356,8 +358,7 @@ impl Limiter {
             }
             let mut handed = false;
             if has_waiter {
-                let rank = me.best;
-                (holder, handed) = state.try_acquire(Holding { id: holder, ..me }, rank, now);
+                (holder, handed) = state.try_acquire(Holding { id: holder, ..me }, me.best, now);
                 if handed {
                     // The waiter leaves the queue with the slot: write it so at once.
                     state.report(handing_over(holder, me), now);
@@ -438,15 +439,7 @@ impl Limiter {
         }
         let expired = self.queue.borrow_mut().expire(now);
         for waiter in expired {
-            let grpc = self
-                .tickets
-                .borrow_mut()
-                .remove(&waiter.id)
-                .map(|(ticket, grpc)| {
-                    ticket.set(Ticket::Rejected);
-                    grpc
-                })
-                .unwrap_or(false);
+            let grpc = self.reject_ticket(waiter.id);
             let why = if waiter.deadline_bound {
                 Refusal::Deadline
             } else {
@@ -474,14 +467,13 @@ impl Limiter {
             // Under overload the record is usually full: look before writing, so waiting
             // workers do not add a CAS every tick to the races arrivals must win.
             // A more important waiter on another VM gets the next free slot there.
-            let best = self.me().best;
+            let me = self.me();
             let full = self.peek(env).is_some_and(|state| {
-                state.in_flight() >= state.limit(now) || state.holders.best_waiting() < best
+                state.in_flight() >= state.limit(now) || state.holders.best_waiting() < me.best
             });
             if full {
                 break;
             }
-            let me = self.me();
             let result = store::update(env.store, &self.key, |bytes| {
                 let mut state = self.state(bytes, now);
                 let (holder, admitted) = state.try_acquire(me, me.best, now);
@@ -522,10 +514,7 @@ impl Limiter {
             ticket.set(Ticket::Admitted(now));
         }
         let mut pressure = self.pressure.get();
-        pressure.waiters = pressure.waiters.saturating_add(1);
-        pressure.waited = pressure
-            .waited
-            .saturating_add(now.saturating_sub(waiter.since));
+        pressure.left_queue(now.saturating_sub(waiter.since), false);
         self.pressure.set(pressure);
         waiter.id
     }
