@@ -1,10 +1,13 @@
 //! The capacity model: at most `capacity` requests hold a slot at once and the rest wait
 //! in FIFO order, optionally bounded by a queue limit. Written by hand (instead of a bare
 //! `tokio::sync::Semaphore`) because the capacity can shrink live while slots are held, and
-//! the stats need the number in use and its high-water mark.
+//! the stats need the number in use, its high-water mark and the slot time spent busy
+//! (how much of its capacity the upstream actually used: a proxy in front that leaves slots
+//! idle while work waits wastes capacity, whatever the machine's speed).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
@@ -22,6 +25,10 @@ struct State {
     in_use: usize,
     max_in_use: usize,
     waiters: VecDeque<oneshot::Sender<()>>,
+    /// Slot-seconds held since the gate was made, up to `changed`.
+    busy_slot_seconds: f64,
+    /// When `in_use` last changed.
+    changed: Instant,
 }
 
 impl State {
@@ -29,7 +36,15 @@ impl State {
         self.capacity == 0 || self.in_use < self.capacity
     }
 
+    /// Adds the slot time held since the last change; called before `in_use` changes.
+    fn account(&mut self) {
+        let now = Instant::now();
+        self.busy_slot_seconds += self.in_use as f64 * (now - self.changed).as_secs_f64();
+        self.changed = now;
+    }
+
     fn take(&mut self) {
+        self.account();
         self.in_use += 1;
         self.max_in_use = self.max_in_use.max(self.in_use);
     }
@@ -69,6 +84,8 @@ impl Gate {
                 in_use: 0,
                 max_in_use: 0,
                 waiters: VecDeque::new(),
+                busy_slot_seconds: 0.0,
+                changed: Instant::now(),
             }),
         })
     }
@@ -106,6 +123,7 @@ impl Gate {
 
     fn release(&self) {
         let mut s = lock(&self.state);
+        s.account();
         s.in_use = s.in_use.saturating_sub(1);
         s.grant_waiting();
     }
@@ -124,6 +142,13 @@ impl Gate {
         let s = lock(&self.state);
         let waiting = s.waiters.iter().filter(|tx| !tx.is_closed()).count();
         (s.in_use, s.max_in_use, waiting)
+    }
+
+    /// Slot-seconds held since the gate was made (never reset: callers take differences).
+    pub(crate) fn busy_slot_seconds(&self) -> f64 {
+        let mut s = lock(&self.state);
+        s.account();
+        s.busy_slot_seconds
     }
 
     /// Restarts the high-water mark from the current occupancy.
@@ -185,6 +210,23 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(gate.occupancy(), (0, 1, 0));
+    }
+
+    #[tokio::test]
+    async fn busy_time_counts_held_slots_only() {
+        let gate = Gate::new(2, None);
+        let idle = gate.busy_slot_seconds();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(gate.busy_slot_seconds(), idle, "no slot held, no busy time");
+        let a = gate.acquire().await.unwrap();
+        let b = gate.acquire().await.unwrap();
+        let before = std::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop((a, b));
+        let held = before.elapsed().as_secs_f64();
+        let busy = gate.busy_slot_seconds() - idle;
+        assert!(busy >= 2.0 * 0.050, "two slots for 50 ms: {busy}");
+        assert!(busy <= 2.0 * held + 0.01, "two slots for {held} s: {busy}");
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::gate::{lock, Gate};
 
 /// What `GET /__demo/stats` returns (also [`crate::RunningUpstream::stats`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatsSnapshot {
     /// Requests answered since the last reset (admin endpoints excluded).
     pub total: u64,
@@ -27,6 +27,10 @@ pub struct StatsSnapshot {
     /// Requests answered 503 at once because the queue was at its limit (also in `total`).
     #[serde(default)]
     pub rejected: u64,
+    /// Slot-seconds spent serving since the upstream started (not reset): the difference
+    /// over a run divided by `capacity × seconds` is how busy the upstream was kept.
+    #[serde(default)]
+    pub busy_slot_seconds: f64,
 }
 
 #[derive(Debug, Default)]
@@ -72,6 +76,7 @@ impl Stats {
             max_in_flight_seen,
             queued,
             rejected: c.rejected,
+            busy_slot_seconds: gate.busy_slot_seconds(),
         }
     }
 }
