@@ -132,27 +132,23 @@ impl Outcome {
             ));
         }
         println!("{line}");
-        let per_second: Vec<String> = (0..SPIKE.as_secs())
+        let critical_p99 = self.by_second(|from, to| self.run.summary_of(0, from, to).p99_ms);
+        println!("{name}: critical p99 by second (ms): {critical_p99}");
+        let goodput = self.by_second(|from, to| self.run.summary(from, to).goodput_rps);
+        println!("{name}: goodput by second (req/s): {goodput}");
+    }
+
+    /// One figure per second of the spike, from the requests started in that second.
+    fn by_second(&self, figure: impl Fn(Duration, Duration) -> f64) -> String {
+        (0..SPIKE.as_secs())
             .map(|t| {
-                let c = self
-                    .run
-                    .summary_of(0, Duration::from_secs(t), Duration::from_secs(t + 1));
-                format!("{:.0}", c.p99_ms)
+                format!(
+                    "{:.0}",
+                    figure(Duration::from_secs(t), Duration::from_secs(t + 1))
+                )
             })
-            .collect();
-        println!(
-            "{name}: critical p99 by second (ms): {}",
-            per_second.join(" ")
-        );
-        let goodput: Vec<String> = (0..SPIKE.as_secs())
-            .map(|t| {
-                let s = self
-                    .run
-                    .summary(Duration::from_secs(t), Duration::from_secs(t + 1));
-                format!("{:.0}", s.goodput_rps)
-            })
-            .collect();
-        println!("{name}: goodput by second (req/s): {}", goodput.join(" "));
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
