@@ -18,6 +18,7 @@ mod gradient2;
 pub mod holders;
 pub mod limiter;
 pub mod noload;
+mod overflow;
 mod probed;
 pub mod queue;
 mod state;

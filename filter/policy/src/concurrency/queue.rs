@@ -6,6 +6,8 @@
 //! would pass before it could be served is dropped early rather than served uselessly. LIFO
 //! order (as in Netflix's blocking limiter and Facebook's adaptive LIFO) serves the freshest
 //! requests first under overload, when the oldest are the likeliest to have been abandoned.
+//! The default, adaptive order is FIFO for a rank until that rank overflows (see
+//! [`super::overflow`]), then LIFO with a shorter wait for it alone.
 //!
 //! Each waiter has a rank (load shedding's priority order; 0 is the most important, and every
 //! waiter has rank 0 without shedding): the most important waiter is served first, in the
@@ -13,6 +15,7 @@
 //! displacing its least important waiter (the one it would serve last) rather than refusing
 //! the arrival.
 
+use super::overflow::{Overflow, OVERFLOW_WAIT_DIVISOR};
 use crate::duration::Nanos;
 use std::collections::VecDeque;
 
@@ -23,6 +26,9 @@ pub enum Order {
     Fifo,
     /// Newest first.
     Lifo,
+    /// Oldest first within a rank until that rank overflows; newest first (and a quarter of
+    /// `max_wait`) while it does.
+    Adaptive,
 }
 
 /// Queue parameters.
@@ -68,6 +74,7 @@ pub enum Refused {
 pub struct WaitQueue<T> {
     params: QueueParams,
     waiters: VecDeque<Waiter<T>>,
+    overflow: Overflow,
 }
 
 impl<T: Copy + PartialEq> WaitQueue<T> {
@@ -76,6 +83,29 @@ impl<T: Copy + PartialEq> WaitQueue<T> {
         WaitQueue {
             params,
             waiters: VecDeque::new(),
+            overflow: Overflow::default(),
+        }
+    }
+
+    /// The order the queue serves `rank` in at `now`: the configured one, or for the adaptive
+    /// order, LIFO while that rank overflows.
+    fn order_of(&self, rank: u8, now: Nanos) -> Order {
+        match self.params.order {
+            Order::Adaptive if self.overflow.is_overflowing(rank, now) => Order::Lifo,
+            Order::Adaptive => Order::Fifo,
+            fixed => fixed,
+        }
+    }
+
+    /// `max_wait` for a new waiter of `rank` at `now`: shorter while an adaptive queue's rank
+    /// overflows.
+    fn max_wait_of(&self, rank: u8, now: Nanos) -> Nanos {
+        let overflowing =
+            self.params.order == Order::Adaptive && self.overflow.is_overflowing(rank, now);
+        if overflowing {
+            (self.params.max_wait / OVERFLOW_WAIT_DIVISOR).max(1)
+        } else {
+            self.params.max_wait
         }
     }
 
@@ -104,8 +134,7 @@ impl<T: Copy + PartialEq> WaitQueue<T> {
         patience: u32,
     ) -> Result<Option<Waiter<T>>, Refused> {
         let max_wait = self
-            .params
-            .max_wait
+            .max_wait_of(rank, now)
             .saturating_mul(u64::from(patience.max(1)));
         let max_wait_end = now.saturating_add(max_wait);
         let start_by = start_by.filter(|_| self.params.respect_deadlines);
@@ -117,10 +146,14 @@ impl<T: Copy + PartialEq> WaitQueue<T> {
         }
         let mut displaced = None;
         if self.waiters.len() >= self.params.size {
-            let victim = self.last_served().filter(|(_, waiter)| waiter.rank > rank);
-            let Some((index, _)) = victim else {
+            let victim = self
+                .last_served(now)
+                .filter(|(_, waiter)| waiter.rank > rank);
+            let Some((index, victim)) = victim else {
+                self.overflow.record(rank, now);
                 return Err(Refused::Full);
             };
+            self.overflow.record(victim.rank, now);
             displaced = self.waiters.remove(index);
         }
         let (leave_by, deadline_bound) = match start_by {
@@ -137,23 +170,20 @@ impl<T: Copy + PartialEq> WaitQueue<T> {
         Ok(displaced)
     }
 
-    /// The waiter this queue would serve last (least important; within its rank the newest
-    /// under FIFO, the oldest under LIFO), with its position.
-    fn last_served(&self) -> Option<(usize, Waiter<T>)> {
-        let mut last: Option<(usize, Waiter<T>)> = None;
-        for (index, waiter) in self.waiters.iter().enumerate() {
-            let later = match last {
-                None => true,
-                Some((_, current)) => match self.params.order {
-                    Order::Fifo => waiter.rank >= current.rank,
-                    Order::Lifo => waiter.rank > current.rank,
-                },
-            };
-            if later {
-                last = Some((index, *waiter));
-            }
+    /// The waiter this queue would serve last at `now` (least important; within its rank the
+    /// newest when served FIFO, the oldest when served LIFO), with its position.
+    fn last_served(&self, now: Nanos) -> Option<(usize, Waiter<T>)> {
+        let rank = self.waiters.iter().map(|w| w.rank).max()?;
+        let mut of_rank = self
+            .waiters
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(_, w)| w.rank == rank);
+        match self.order_of(rank, now) {
+            Order::Lifo => of_rank.next(),
+            _ => of_rank.last(),
         }
-        last
     }
 
     /// The next waiter to admit at `now` (most important first, by order within a rank),
@@ -161,23 +191,24 @@ impl<T: Copy + PartialEq> WaitQueue<T> {
     /// not go to a request that can no longer be answered in time) and left for
     /// [`WaitQueue::expire`].
     pub fn pop(&mut self, now: Nanos) -> Option<Waiter<T>> {
-        let mut best: Option<(usize, u8)> = None;
-        for (index, waiter) in self.waiters.iter().enumerate() {
-            if waiter.leave_by <= now {
-                continue;
-            }
-            let better = match best {
-                None => true,
-                Some((_, rank)) => match self.params.order {
-                    Order::Fifo => waiter.rank < rank,
-                    Order::Lifo => waiter.rank <= rank,
-                },
-            };
-            if better {
-                best = Some((index, waiter.rank));
-            }
-        }
-        self.waiters.remove(best?.0)
+        let live = |w: &Waiter<T>| w.leave_by > now;
+        let rank = self
+            .waiters
+            .iter()
+            .filter(|w| live(w))
+            .map(|w| w.rank)
+            .min()?;
+        let mut of_rank = self
+            .waiters
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.rank == rank && live(w))
+            .map(|(index, _)| index);
+        let index = match self.order_of(rank, now) {
+            Order::Lifo => of_rank.last(),
+            _ => of_rank.next(),
+        }?;
+        self.waiters.remove(index)
     }
 
     /// The rank of the most important waiter (expired ones included: they leave at the next
@@ -202,7 +233,16 @@ impl<T: Copy + PartialEq> WaitQueue<T> {
                 true
             }
         });
+        for waiter in expired.iter().filter(|w| !w.deadline_bound) {
+            self.overflow.record(waiter.rank, now);
+        }
         expired
+    }
+
+    /// Records a sign, from outside the queue, that `rank` gets more work than slots (load
+    /// shedding's level refuses some of it).
+    pub fn note_overflow(&mut self, rank: u8, now: Nanos) {
+        self.overflow.record(rank, now);
     }
 
     /// Removes a waiter that went away (its stream was reset).
@@ -392,5 +432,60 @@ mod tests {
                 Err(Refused::DeadlineTooClose)
             );
         }
+    }
+}
+#[cfg(test)]
+mod adaptive_tests {
+    use super::*;
+    use crate::concurrency::overflow::OVERFLOW_SIGNS;
+    use crate::test_support::test;
+
+    fn adaptive(size: usize) -> WaitQueue<u32> {
+        WaitQueue::new(QueueParams {
+            size,
+            max_wait: 100,
+            order: Order::Adaptive,
+            respect_deadlines: true,
+        })
+    }
+
+    #[test]
+    fn a_rank_whose_waiters_time_out_is_served_newest_first_with_a_shorter_wait() {
+        let mut queue = adaptive(100);
+        let signs = OVERFLOW_SIGNS;
+        for id in 0..signs {
+            queue.push(id, 0, None, 0).unwrap();
+        }
+        assert_eq!(queue.expire(100).len(), signs as usize);
+        queue.push(100, 100, None, 0).unwrap();
+        queue.push(101, 101, None, 0).unwrap();
+        queue.push(200, 102, None, 1).unwrap(); // rank 1 never overflowed: FIFO, full wait
+        queue.push(201, 103, None, 1).unwrap();
+        assert_eq!(queue.pop(104).map(|w| w.id), Some(101), "newest first");
+        assert_eq!(
+            queue.expire(100 + 100 / 4).len(),
+            1,
+            "a quarter of max_wait"
+        );
+        assert_eq!(queue.pop(126).map(|w| w.id), Some(200), "oldest first");
+    }
+
+    #[test]
+    fn a_few_timeouts_leave_the_order_fifo_and_signs_from_shedding_count() {
+        let mut queue = adaptive(100);
+        queue.push(1, 0, None, 0).unwrap();
+        assert_eq!(queue.expire(100).len(), 1);
+        queue.push(2, 100, None, 0).unwrap();
+        queue.push(3, 101, None, 0).unwrap();
+        assert_eq!(
+            queue.pop(102).map(|w| w.id),
+            Some(2),
+            "one timeout is a burst"
+        );
+        for _ in 0..OVERFLOW_SIGNS {
+            queue.note_overflow(0, 102);
+        }
+        queue.push(4, 103, None, 0).unwrap();
+        assert_eq!(queue.pop(104).map(|w| w.id), Some(4));
     }
 }

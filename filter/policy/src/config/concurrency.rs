@@ -207,12 +207,13 @@ fn build_queue(raw: Option<RawQueue>, path: &Path<'_>) -> Result<QueueParams, Co
         return Err(path.field("size").error("must be at most 100000"));
     }
     let order = match raw.order.as_deref() {
+        Some("adaptive") => Order::Adaptive,
         None | Some("fifo") => Order::Fifo,
         Some("lifo") => Order::Lifo,
         Some(other) => {
             return Err(path
                 .field("order")
-                .error(format!("`{other}` is not `fifo` or `lifo`")))
+                .error(format!("`{other}` is not `adaptive`, `fifo` or `lifo`")))
         }
     };
     Ok(QueueParams {

@@ -454,3 +454,31 @@ fn deadline_section_defaults_and_values() {
         }
     );
 }
+
+#[test]
+fn the_queue_order_is_adaptive_by_default_only_beside_shedding() {
+    use crate::concurrency::queue::Order;
+    let config = Config::from_json(
+        br#"{"priority": {"classes": ["critical", "normal"], "default": "normal"},
+            "policy_sets": {
+            "alone": {"concurrency": {}},
+            "shed": {"concurrency": {}, "shedding": {}},
+            "shed_fifo": {"concurrency": {"queue": {"order": "fifo"}}, "shedding": {}},
+            "asked": {"concurrency": {"queue": {"order": "adaptive"}}}}}"#,
+    )
+    .unwrap();
+    let order = |name: &str| {
+        config
+            .policy_set(config.policy_set_named(name).unwrap())
+            .unwrap()
+            .concurrency
+            .as_ref()
+            .unwrap()
+            .queue
+            .order
+    };
+    assert_eq!(order("alone"), Order::Fifo);
+    assert_eq!(order("shed"), Order::Adaptive);
+    assert_eq!(order("shed_fifo"), Order::Fifo, "an explicit order stands");
+    assert_eq!(order("asked"), Order::Adaptive);
+}

@@ -263,6 +263,9 @@ impl Exchange {
             let (rank, edit) = classify(stages, shedding, &mut context, route_priority);
             exchange.rank = Some(rank);
             effects.headers.extend(edit);
+            if let (true, Some(limiter)) = (shedding.level_sheds(rank), stages.limiter) {
+                limiter.rank_overflows(rank.byte(), now);
+            }
             match shedding.arrive(stages.env, rank, || context.grpc(), now) {
                 Ok(()) => {
                     if shedding.throttles() {

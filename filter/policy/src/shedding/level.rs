@@ -82,6 +82,11 @@ impl AdmissionLevel {
         self.level
     }
 
+    /// Whether the level sheds any of rank `index` now (it is the boundary rank or below it).
+    pub fn sheds(&self, index: usize) -> bool {
+        f64::from(u32::try_from(index).unwrap_or(u32::MAX)) + 1.0 > self.level
+    }
+
     /// Whether a request of rank `index` passes (the boundary rank passes its fraction).
     pub fn admits(&mut self, index: usize) -> bool {
         let index = f64::from(u32::try_from(index).unwrap_or(u32::MAX));

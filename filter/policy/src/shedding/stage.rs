@@ -126,6 +126,14 @@ impl SheddingPolicy {
         }
     }
 
+    /// Whether the admission level sheds some of `rank` now: that rank overflows, and the
+    /// limiter's queue serves it newest first (see `concurrency::overflow`).
+    pub fn level_sheds(&self, rank: Rank) -> bool {
+        self.level
+            .as_ref()
+            .is_some_and(|level| level.borrow().sheds(rank.index()))
+    }
+
     /// The limiter's queue pressure since the last call; moves the admission level when due.
     pub fn observe(&self, env: Env<'_>, pressure: Pressure, now: Nanos) {
         if let Some(level) = &self.level {

@@ -147,6 +147,11 @@ fn the_boundary_rank_passes_exactly_its_fraction() {
         level.observe(refused, i * 100 * MILLISECOND);
     }
     assert_eq!(level.level(), 3.5);
+    assert!(!level.sheds(2), "ranks above the boundary are not shed");
+    assert!(
+        level.sheds(3) && level.sheds(4),
+        "the boundary rank and below are"
+    );
     let passed = (0..1000).filter(|_| level.admits(3)).count();
     assert_eq!(passed, 500);
     // Short waits below the target are not overload.

@@ -151,6 +151,12 @@ impl Limiter {
         }
     }
 
+    /// Load shedding refuses some requests of `rank` at the door: that rank overflows, and an
+    /// adaptive queue serves it newest first.
+    pub fn rank_overflows(&self, rank: u8, now: Nanos) {
+        self.queue.borrow_mut().note_overflow(rank, now);
+    }
+
     /// The queue's pressure since the last call (for load shedding's admission level).
     pub fn take_pressure(&self) -> Pressure {
         self.pressure.take()
