@@ -133,9 +133,14 @@ impl<T: Copy + PartialEq> WaitQueue<T> {
         rank: u8,
         patience: u32,
     ) -> Result<Option<Waiter<T>>, Refused> {
-        let max_wait = self
-            .max_wait_of(rank, now)
-            .saturating_mul(u64::from(patience.max(1)));
+        // A waiter given extra patience (the work shedding keeps) keeps all of it: for it a
+        // timeout is a lost request of the class that must survive, so an overflow only
+        // changes the order it is served in.
+        let max_wait = if patience > 1 {
+            self.params.max_wait.saturating_mul(u64::from(patience))
+        } else {
+            self.max_wait_of(rank, now)
+        };
         let max_wait_end = now.saturating_add(max_wait);
         let start_by = start_by.filter(|_| self.params.respect_deadlines);
         if start_by.is_some_and(|start_by| start_by <= now) {
@@ -487,5 +492,32 @@ mod adaptive_tests {
         }
         queue.push(4, 103, None, 0).unwrap();
         assert_eq!(queue.pop(104).map(|w| w.id), Some(4));
+    }
+}
+
+#[cfg(test)]
+mod patience_tests {
+    use super::*;
+    use crate::concurrency::overflow::OVERFLOW_SIGNS;
+    use crate::test_support::test;
+
+    #[test]
+    fn a_patient_waiter_keeps_its_whole_wait_when_its_rank_overflows() {
+        let mut queue = WaitQueue::new(QueueParams {
+            size: 100,
+            max_wait: 100,
+            order: Order::Adaptive,
+            respect_deadlines: true,
+        });
+        for _ in 0..OVERFLOW_SIGNS {
+            queue.note_overflow(0, 0);
+        }
+        queue.push_patient(1, 0, None, 0, 2).unwrap();
+        queue.push_patient(2, 1, None, 0, 2).unwrap();
+        assert!(
+            queue.expire(199).is_empty(),
+            "twice max_wait, not a quarter of it"
+        );
+        assert_eq!(queue.pop(199).map(|w| w.id), Some(2), "still newest first");
     }
 }
