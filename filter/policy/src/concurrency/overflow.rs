@@ -22,7 +22,7 @@ pub const OVERFLOW_MEMORY: Nanos = SECOND;
 /// measured 109–127 ms (FIFO: ~190 ms).
 pub const OVERFLOW_SIGNS: u32 = 3;
 /// An overflowing rank's new waiters wait this fraction of `max_wait` (CoDel's idea: a queue
-/// that stands is a problem, not a buffer).
+/// that stands is a problem, not a buffer); waiters given extra patience keep all of it.
 pub const OVERFLOW_WAIT_DIVISOR: u64 = 4;
 
 /// One rank's recent signs: when the current count began and how many, and until when the rank
