@@ -27,7 +27,7 @@ pub enum Order {
     /// Newest first.
     Lifo,
     /// Oldest first within a rank until that rank overflows; newest first (and a quarter of
-    /// `max_wait`) while it does.
+    /// `max_wait`, for waiters without extra patience) while it does.
     Adaptive,
 }
 
@@ -97,15 +97,20 @@ impl<T: Copy + PartialEq> WaitQueue<T> {
         }
     }
 
-    /// `max_wait` for a new waiter of `rank` at `now`: shorter while an adaptive queue's rank
-    /// overflows.
-    fn max_wait_of(&self, rank: u8, now: Nanos) -> Nanos {
-        let overflowing =
-            self.params.order == Order::Adaptive && self.overflow.is_overflowing(rank, now);
-        if overflowing {
+    /// The wait of a new waiter of `rank` with `patience` at `now`: `patience` × `max_wait`, or
+    /// a fraction of `max_wait` while an adaptive queue's rank overflows. A waiter given extra
+    /// patience (the work shedding keeps) keeps all of it: for it a timeout is a lost request
+    /// of the class that must survive, so an overflow only changes the order it is served in.
+    fn max_wait_of(&self, rank: u8, patience: u32, now: Nanos) -> Nanos {
+        let shortened = patience <= 1
+            && self.params.order == Order::Adaptive
+            && self.overflow.is_overflowing(rank, now);
+        if shortened {
             (self.params.max_wait / OVERFLOW_WAIT_DIVISOR).max(1)
         } else {
-            self.params.max_wait
+            self.params
+                .max_wait
+                .saturating_mul(u64::from(patience.max(1)))
         }
     }
 
@@ -133,14 +138,7 @@ impl<T: Copy + PartialEq> WaitQueue<T> {
         rank: u8,
         patience: u32,
     ) -> Result<Option<Waiter<T>>, Refused> {
-        // A waiter given extra patience (the work shedding keeps) keeps all of it: for it a
-        // timeout is a lost request of the class that must survive, so an overflow only
-        // changes the order it is served in.
-        let max_wait = if patience > 1 {
-            self.params.max_wait.saturating_mul(u64::from(patience))
-        } else {
-            self.max_wait_of(rank, now)
-        };
+        let max_wait = self.max_wait_of(rank, patience, now);
         let max_wait_end = now.saturating_add(max_wait);
         let start_by = start_by.filter(|_| self.params.respect_deadlines);
         if start_by.is_some_and(|start_by| start_by <= now) {
