@@ -21,8 +21,11 @@ const DEFAULT_RTT_TOLERANCE: f64 = 1.2;
 /// Time between no-load probes while the limit is binding (BBR re-probes every 10 s).
 const DEFAULT_PROBE_INTERVAL: Nanos = 10 * SECOND;
 
+/// Builds the section; `beside_shedding` makes an unset queue order adaptive (its LIFO is per
+/// rank, and the ranks come from shedding; without, it stays FIFO: see `concurrency::overflow`).
 pub(super) fn build(
     raw: RawConcurrency,
+    beside_shedding: bool,
     path: &Path<'_>,
 ) -> Result<ConcurrencyConfig, ConfigError> {
     let algorithm_name = raw.algorithm.as_deref().unwrap_or("gradient2");
@@ -190,7 +193,7 @@ pub(super) fn build(
         min_samples: raw.min_samples.unwrap_or(20).max(1),
         aggregate,
         measure,
-        queue: build_queue(raw.queue, &path.field("queue"))?,
+        queue: build_queue(raw.queue, beside_shedding, &path.field("queue"))?,
         reject_status,
         retry_after_seconds: u32::try_from(retry_after.div_ceil(SECOND)).unwrap_or(u32::MAX),
     })
@@ -200,13 +203,18 @@ fn queue_allowance_check(raw: Option<f64>, path: &Path<'_>) -> Result<f64, Confi
     ratio(raw, 4.0, &path.field("queue_allowance"), 0.0, 1000.0)
 }
 
-fn build_queue(raw: Option<RawQueue>, path: &Path<'_>) -> Result<QueueParams, ConfigError> {
+fn build_queue(
+    raw: Option<RawQueue>,
+    beside_shedding: bool,
+    path: &Path<'_>,
+) -> Result<QueueParams, ConfigError> {
     let raw = raw.unwrap_or_default();
     let size = raw.size.unwrap_or(100);
     if size > 100_000 {
         return Err(path.field("size").error("must be at most 100000"));
     }
     let order = match raw.order.as_deref() {
+        None if beside_shedding => Order::Adaptive,
         Some("adaptive") => Order::Adaptive,
         None | Some("fifo") => Order::Fifo,
         Some("lifo") => Order::Lifo,

@@ -116,24 +116,11 @@ fn build_policy_set(
         Some(r) => Some(super::retry::build_rules(r, &path.field("retry"))?),
         None => retry_budget.map(|_| crate::retry::RetryRules::default()),
     };
-    // With shedding, an unset queue order is adaptive: its LIFO is per rank, and the ranks
-    // come from shedding. Without, it stays FIFO (see `concurrency::overflow`).
-    let order_unset = raw
-        .concurrency
-        .as_ref()
-        .and_then(|c| c.queue.as_ref())
-        .is_none_or(|q| q.order.is_none());
-    let adaptive = order_unset && raw.shedding.is_some();
+    let beside_shedding = raw.shedding.is_some();
     let concurrency = raw
         .concurrency
-        .map(|c| super::concurrency::build(c, &path.field("concurrency")))
-        .transpose()?
-        .map(|mut c| {
-            if adaptive {
-                c.queue.order = crate::concurrency::queue::Order::Adaptive;
-            }
-            c
-        });
+        .map(|c| super::concurrency::build(c, beside_shedding, &path.field("concurrency")))
+        .transpose()?;
     let deadline = raw
         .deadline
         .map(|d| super::deadline::build(d, &path.field("deadline")))
