@@ -7,8 +7,8 @@
 //! sheddable in `x-priority`): ballast with `concurrency {}` and `shedding {}` keeps critical
 //! success ≥ 99.5 % and goodput ≥ 0.95 C over the whole spike (C as the upstream delivered it
 //! during the run, from its busy slot time; ≥ 0.9 of the nominal C besides), and critical p99
-//! ≤ 2.5× unloaded once the cold start's first 2 s are over (over the whole spike it is
-//! printed, not judged: the first seconds are not there yet).
+//! over the whole spike, cold start included, ≤ 2.5× unloaded (measured 1.8–1.9×; the bound
+//! leaves room for a loaded CI machine).
 //! The native filters' numbers are printed beside (run with `--nocapture`). Further: a shared
 //! per-class rate limit holds to ±5 % over 10 s across both workers, a priority from an
 //! untrusted peer gets the default class upstream, and a dry run changes no response.
@@ -259,21 +259,24 @@ fn critical_work_survives_a_cold_3x_spike_and_natives_are_printed_beside() {
         critical.ok,
         critical.sent
     );
-    // Judged once the cold start is over: in its first 2 s the upstream's connection pool
-    // fills and slow start finds the capacity, and critical p99 there is ~1.5–4x unloaded for
-    // ballast (and the native filters alike); the whole-spike figure is printed above. Settled,
-    // it measured 1.7–2.0x in quiet runs; the bound leaves room for a loaded CI machine (the
-    // 2x target belongs to `make bench`, which measures it side by side).
+    // Over the whole spike, cold start included: it measured 1.78–1.90x in quiet runs (the
+    // first second ~140 ms while slow start tries 20 on an upstream of 10, then ~100 ms); the
+    // bound leaves room for a loaded CI machine (the 2x target belongs to `make bench`, which
+    // measures it side by side). Before slow start stopped overshooting it was 2.2–3.3x.
+    let whole = ours.class(0);
     let settled = ours.run.summary_of(0, Duration::from_secs(2), SPIKE);
     println!(
-        "ballast: critical p99 after the first 2 s {:.1} ms ({:.2}x unloaded)",
+        "ballast: critical p99 over the whole spike {:.1} ms ({:.2}x unloaded), after the \
+         first 2 s {:.1} ms ({:.2}x)",
+        whole.p99_ms,
+        whole.p99_ms / ours.unloaded_p99_ms,
         settled.p99_ms,
         settled.p99_ms / ours.unloaded_p99_ms
     );
     assert!(
-        settled.p99_ms <= 2.5 * ours.unloaded_p99_ms,
-        "critical p99 after the first 2 s {:.1} ms > 2.5x unloaded p99 {:.1} ms",
-        settled.p99_ms,
+        whole.p99_ms <= 2.5 * ours.unloaded_p99_ms,
+        "critical p99 over the whole spike {:.1} ms > 2.5x unloaded p99 {:.1} ms",
+        whole.p99_ms,
         ours.unloaded_p99_ms
     );
     // Goodput against C as the upstream delivered it during this run (the nominal C assumes

@@ -45,6 +45,13 @@ pub struct Gradient2Params {
 /// How much slow start grows the limit per window.
 const SLOW_START_GROWTH: f64 = 2.0;
 
+/// Base RTTs after a doubling before a window may show what the doubled limit did: a request
+/// admitted just after it can queue behind the ones already in service (up to one more base
+/// RTT while the limit stays within twice the capacity), so a window that began one base RTT
+/// later still completes requests admitted before the doubling, and reads as "latency holds"
+/// (measured in Envoy: 10 → 20 → 40 within 52 ms, the rise seen only at 40).
+const SETTLE_BASE_RTTS: f64 = 2.0;
+
 /// Well above the tolerance the equilibrium sits at: a baseline this far below the fastest
 /// requests for a while is stale (or the upstream got slower) and is probed early.
 fn far_above(params: &Gradient2Params) -> f64 {
@@ -62,7 +69,7 @@ pub struct Gradient2 {
     /// The lowest window RTT (the window's aggregate) seen in slow start (0: none yet).
     slow_start_base: f64,
     /// When slow start last doubled the limit: it doubles again only on a window that began
-    /// one base RTT after that, whose requests all met the doubled limit (windows of every
+    /// [`SETTLE_BASE_RTTS`] base RTTs after that, whose requests all met the doubled limit (windows of every
     /// worker feed this one record, so counting windows would not do).
     slow_start_grew_at: Nanos,
 }
@@ -117,7 +124,7 @@ impl Gradient2 {
 
     /// Feeds one sample taken at `now`; returns the enforced limit.
     pub fn update(&mut self, sample: Sample, now: Nanos) -> f64 {
-        let Some((phase, fastest)) = self.track(&sample, now) else {
+        let Some((phase, fastest)) = self.track(&sample, now, !self.slow_start) else {
             return self.limit();
         };
         if self.slow_start && phase != Phase::Probing {
@@ -152,8 +159,8 @@ impl Gradient2 {
     /// takes to come down (seconds, at smoothing 0.2). So it starts low, and each window in
     /// which demand met the limit (`turned_away`, with the window's peak in flight at half the
     /// limit or more) doubles it, the queue absorbing the ramp; after a doubling only a window
-    /// that began one base RTT later may double it again, since only its requests all met
-    /// the doubled limit. Rise detection compares the
+    /// that began [`SETTLE_BASE_RTTS`] base RTTs later may double it again, since only its
+    /// requests all met the doubled limit. Rise detection compares the
     /// window's RTT (its `aggregate`) with the lowest window RTT seen in slow start: once the
     /// upstream queues, every request after the doubling waits, so the aggregate moves within
     /// one window, where the fastest requests (gradient2's usual signal) keep showing the
@@ -175,7 +182,9 @@ impl Gradient2 {
         }
         let settled = self
             .slow_start_grew_at
-            .saturating_add(crate::numeric::saturating_u64(self.slow_start_base));
+            .saturating_add(crate::numeric::saturating_u64(
+                SETTLE_BASE_RTTS * self.slow_start_base,
+            ));
         let binding = sample.turned_away && f64::from(sample.in_flight) >= self.limit / 2.0;
         if binding && (self.slow_start_grew_at == 0 || sample.started >= settled) {
             self.slow_start_grew_at = now.max(1);
@@ -291,6 +300,44 @@ mod tests {
     }
 
     #[test]
+    fn no_probe_halves_the_limit_slow_start_is_testing() {
+        use crate::duration::{MILLISECOND, SECOND};
+        let mut p = params();
+        p.slow_start = true;
+        p.bounds.initial = 5.0;
+        p.probe = ProbeParams {
+            interval: SECOND,
+            duration: 200 * MILLISECOND,
+        };
+        let mut g = Gradient2::new(p);
+        let window = |in_flight: u32, turned_away: bool, i: u64| Sample {
+            rtt: 50 * MILLISECOND,
+            in_flight,
+            dropped: false,
+            turned_away,
+            fastest: 50 * MILLISECOND,
+            started: i * 100 * MILLISECOND,
+        };
+        let end = |i: u64| (i + 1) * 100 * MILLISECOND;
+        // Unloaded for 2 s: a probe comes due (an eighth of the interval after the first).
+        for i in 0..20 {
+            g.update(window(1, false, i), end(i));
+        }
+        // Then demand meets the limit: each doubling is enforced, none is held down.
+        let mut enforced = Vec::new();
+        for i in 20..30 {
+            let limit = crate::numeric::saturating_u32(g.limit());
+            enforced.push(g.update(window(limit, true, i), end(i)));
+            assert_eq!(g.limit(), g.learned(), "no probe in slow start");
+        }
+        assert_eq!(enforced[0], 10.0);
+        assert!(
+            enforced.contains(&20.0) && enforced.contains(&40.0),
+            "{enforced:?}"
+        );
+    }
+
+    #[test]
     fn slow_start_doubles_while_latency_holds_then_falls_back_to_the_last_limit_that_held() {
         use crate::duration::MILLISECOND;
         let mut p = params();
@@ -298,6 +345,7 @@ mod tests {
         p.bounds.initial = 5.0;
         let mut g = Gradient2::new(p);
         // Window `i` runs from i × 100 ms to (i + 1) × 100 ms.
+        // A base RTT of 60 ms: a window must begin 120 ms after a doubling to judge it.
         let window = |rtt_ms: u64, in_flight: u32, i: u64| Sample {
             rtt: rtt_ms * MILLISECOND,
             in_flight,
@@ -308,38 +356,39 @@ mod tests {
         };
         let end = |i: u64| (i + 1) * 100 * MILLISECOND;
         let mut limits = Vec::new();
-        for i in 0..5 {
+        for i in 0..7 {
             let limit = crate::numeric::saturating_u32(g.limit());
-            limits.push(g.update(window(50, limit, i), end(i)));
+            limits.push(g.update(window(60, limit, i), end(i)));
         }
         assert_eq!(
             limits,
-            [10.0, 10.0, 20.0, 20.0, 40.0],
-            "doubles on binding windows that began a base RTT after the last doubling"
+            [10.0, 10.0, 10.0, 20.0, 20.0, 20.0, 40.0],
+            "doubles on binding windows that began two base RTTs after the last doubling \
+             (one base RTT later, the window's requests still include ones admitted before it)"
         );
         assert!(g.in_slow_start());
         // A window that did not meet the limit holds it.
         let unbound = Sample {
             turned_away: false,
-            ..window(50, 40, 5)
+            ..window(50, 40, 7)
         };
-        assert_eq!(g.update(unbound, end(5)), 40.0);
-        // The window's RTT rises well past the lowest seen (50 ms; beyond far_above, 1.875×):
+        assert_eq!(g.update(unbound, end(7)), 40.0);
+        // The window's RTT rises well past the lowest seen (now 50 ms; beyond far_above, 1.875×):
         // back to the last limit that held.
         let slower = Sample {
             turned_away: false,
-            ..window(90, 40, 6)
+            ..window(90, 40, 8)
         };
         assert_eq!(
-            g.update(slower, end(6)),
+            g.update(slower, end(8)),
             40.0,
             "90 ms is within 1.875 × 50 ms"
         );
         assert!(g.in_slow_start());
-        assert_eq!(g.update(window(100, 40, 7), end(7)), 20.0);
+        assert_eq!(g.update(window(100, 40, 9), end(9)), 20.0);
         assert!(!g.in_slow_start());
         // From there the gradient rules: another rise shrinks it gradually, no more doubling.
-        let after = g.update(window(200, 20, 8), end(8));
+        let after = g.update(window(200, 20, 10), end(10));
         assert!(after < 20.0, "{after}");
         let mut quiet = Gradient2::new(p);
         let idle = Sample {

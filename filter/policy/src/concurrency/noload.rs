@@ -78,6 +78,9 @@ pub struct Observation {
     pub now: Nanos,
     /// Whether demand exceeded the limit during the window.
     pub turned_away: bool,
+    /// Whether a probe may start now (not while gradient2's slow start holds the limit low:
+    /// it measures no-load latency anyway, and a probe there halves the limit it is testing).
+    pub may_probe: bool,
 }
 
 /// The learned no-load RTT and the probe schedule.
@@ -199,7 +202,7 @@ impl NoLoadRtt {
         }
         let rise = s.rise_since > 0 && now - s.rise_since.min(now) >= self.params.stale_after();
         let due = interval > 0 && now > 0 && (now >= s.next_probe || rise);
-        if o.turned_away && due {
+        if o.turned_away && o.may_probe && due {
             s.probing_since = now;
             s.probe_sum = 0.0;
             s.probe_windows = 0;
@@ -303,6 +306,7 @@ mod tests {
             window_started: now.saturating_sub(WINDOW),
             now,
             turned_away,
+            may_probe: true,
         })
     }
 
@@ -403,6 +407,23 @@ mod tests {
     }
 
     #[test]
+    fn no_probe_starts_while_probes_are_not_allowed() {
+        let mut n = tracker();
+        feed(&mut n, 20.0, SECOND, false);
+        let held = n.observe(Observation {
+            fastest: 20.0 * MS,
+            window_started: 3 * SECOND - WINDOW,
+            now: 3 * SECOND,
+            turned_away: true,
+            may_probe: false,
+        });
+        assert_eq!(held, Phase::Tracking);
+        assert!(!n.probing(), "due and turned away, but not allowed");
+        feed(&mut n, 20.0, 3 * SECOND + WINDOW, true);
+        assert!(n.probing(), "the next allowed window starts the due probe");
+    }
+
+    #[test]
     fn only_windows_that_began_inside_the_probe_count() {
         let mut n = tracker();
         feed(&mut n, 20.0, SECOND, false);
@@ -413,6 +434,7 @@ mod tests {
             window_started: 2 * SECOND,
             now: 3 * SECOND + 3 * WINDOW,
             turned_away: true,
+            may_probe: true,
         });
         assert!(n.probing(), "a window from before the probe is no result");
         feed(&mut n, 19.0, 3 * SECOND + 4 * WINDOW, true);

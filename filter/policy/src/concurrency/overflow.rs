@@ -20,11 +20,14 @@ pub const OVERFLOW_MEMORY: Nanos = SECOND;
 /// shipped shedding scenarios over 9 seeds: with 1, critical at 3x lost 0.5 % on one seed (a
 /// burst flipped it to the short wait); with 8, critical at 10x entered LIFO late enough that
 /// its p99 was 117–141 ms; with 3, 3x kept every critical request on every seed and 10x
-/// measured 109–127 ms (FIFO: ~190 ms; since critical first attempts keep their whole wait,
-/// 127–154 ms).
+/// measured 109–127 ms (FIFO: ~190 ms).
 pub const OVERFLOW_SIGNS: u32 = 3;
-/// An overflowing rank's new waiters wait this fraction of `max_wait` (CoDel's idea: a queue
-/// that stands is a problem, not a buffer); waiters given extra patience keep all of it.
+/// An overflowing rank's new waiters wait this fraction of their wait (CoDel's idea: a queue
+/// that stands is a problem, not a buffer). Critical first attempts, with twice `max_wait`,
+/// get half of `max_wait`: once critical alone overflows it cannot all be served, and its
+/// whole wait only lengthened the admitted ones' (10x in the simulator: p99 127–154 ms with
+/// the whole wait, 109–127 ms with this; a real Envoy cold 3x spike lost no critical request
+/// either way once slow start no longer overshot).
 pub const OVERFLOW_WAIT_DIVISOR: u64 = 4;
 
 /// One rank's recent signs: when the current count began and how many, and until when the rank

@@ -59,9 +59,10 @@ pub trait ProbedLimit {
         self.noload().rtt()
     }
 
-    /// Feeds a window's fastest requests to the tracker: `None` when the window has none,
-    /// else the phase and the fastest RTT (ns) for the algorithm to compare.
-    fn track(&mut self, sample: &Sample, now: Nanos) -> Option<(Phase, f64)> {
+    /// Feeds a window's fastest requests to the tracker (a probe may start only if
+    /// `may_probe`): `None` when the window has none, else the phase and the fastest RTT (ns)
+    /// for the algorithm to compare.
+    fn track(&mut self, sample: &Sample, now: Nanos, may_probe: bool) -> Option<(Phase, f64)> {
         let fastest = crate::numeric::approx_f64(sample.fastest);
         if fastest <= 0.0 {
             return None;
@@ -71,6 +72,7 @@ pub trait ProbedLimit {
             window_started: sample.started,
             now,
             turned_away: sample.turned_away,
+            may_probe,
         });
         Some((phase, fastest))
     }

@@ -27,7 +27,7 @@ pub enum Order {
     /// Newest first.
     Lifo,
     /// Oldest first within a rank until that rank overflows; newest first (and a quarter of
-    /// `max_wait`, for waiters without extra patience) while it does.
+    /// the wait) while it does.
     Adaptive,
 }
 
@@ -98,19 +98,19 @@ impl<T: Copy + PartialEq> WaitQueue<T> {
     }
 
     /// The wait of a new waiter of `rank` with `patience` at `now`: `patience` × `max_wait`, or
-    /// a fraction of `max_wait` while an adaptive queue's rank overflows. A waiter given extra
-    /// patience (the work shedding keeps) keeps all of it: for it a timeout is a lost request
-    /// of the class that must survive, so an overflow only changes the order it is served in.
+    /// a fraction of that while an adaptive queue's rank overflows (a patient waiter keeps its
+    /// multiple of the shorter wait: an overflowing rank cannot all be served anyway).
     fn max_wait_of(&self, rank: u8, patience: u32, now: Nanos) -> Nanos {
-        let shortened = patience <= 1
-            && self.params.order == Order::Adaptive
-            && self.overflow.is_overflowing(rank, now);
+        let shortened =
+            self.params.order == Order::Adaptive && self.overflow.is_overflowing(rank, now);
+        let whole = self
+            .params
+            .max_wait
+            .saturating_mul(u64::from(patience.max(1)));
         if shortened {
-            (self.params.max_wait / OVERFLOW_WAIT_DIVISOR).max(1)
+            (whole / OVERFLOW_WAIT_DIVISOR).max(1)
         } else {
-            self.params
-                .max_wait
-                .saturating_mul(u64::from(patience.max(1)))
+            whole
         }
     }
 
@@ -500,7 +500,7 @@ mod patience_tests {
     use crate::test_support::test;
 
     #[test]
-    fn a_patient_waiter_keeps_its_whole_wait_when_its_rank_overflows() {
+    fn a_patient_waiter_keeps_its_multiple_of_the_shorter_wait_when_its_rank_overflows() {
         let mut queue = WaitQueue::new(QueueParams {
             size: 100,
             max_wait: 100,
@@ -513,9 +513,14 @@ mod patience_tests {
         queue.push_patient(1, 0, None, 0, 2).unwrap();
         queue.push_patient(2, 1, None, 0, 2).unwrap();
         assert!(
-            queue.expire(199).is_empty(),
-            "twice max_wait, not a quarter of it"
+            queue.expire(49).is_empty(),
+            "twice a quarter of max_wait, not one quarter"
         );
-        assert_eq!(queue.pop(199).map(|w| w.id), Some(2), "still newest first");
+        assert_eq!(queue.pop(49).map(|w| w.id), Some(2), "newest first");
+        assert_eq!(
+            queue.expire(51).iter().map(|w| w.id).collect::<Vec<_>>(),
+            [1],
+            "and not its whole doubled wait"
+        );
     }
 }

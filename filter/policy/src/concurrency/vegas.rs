@@ -58,7 +58,7 @@ impl Vegas {
 
     /// Feeds one sample taken at `now`; returns the enforced limit.
     pub fn update(&mut self, sample: Sample, now: Nanos) -> f64 {
-        let Some((phase, fastest)) = self.track(&sample, now) else {
+        let Some((phase, fastest)) = self.track(&sample, now, true) else {
             return self.limit();
         };
         let (alpha, beta, step) = thresholds(self.limit);
