@@ -7,7 +7,7 @@
 //! sheddable in `x-priority`): ballast with `concurrency {}` and `shedding {}` keeps critical
 //! success ≥ 99.5 % and goodput ≥ 0.95 C over the whole spike (C as the upstream delivered it
 //! during the run, from its busy slot time; ≥ 0.9 of the nominal C besides), and critical p99
-//! over the whole spike, cold start included, ≤ 2.5× unloaded (measured 1.8–1.9×; the bound
+//! over the whole spike, cold start included, ≤ 2.5× unloaded (measured 1.78–1.93×; the bound
 //! leaves room for a loaded CI machine).
 //! The native filters' numbers are printed beside (run with `--nocapture`). Further: a shared
 //! per-class rate limit holds to ±5 % over 10 s across both workers, a priority from an
@@ -259,24 +259,23 @@ fn critical_work_survives_a_cold_3x_spike_and_natives_are_printed_beside() {
         critical.ok,
         critical.sent
     );
-    // Over the whole spike, cold start included: it measured 1.78–1.90x in quiet runs (the
+    // Over the whole spike, cold start included: it measured 1.78–1.93x in quiet runs (the
     // first second ~140 ms while slow start tries 20 on an upstream of 10, then ~100 ms); the
     // bound leaves room for a loaded CI machine (the 2x target belongs to `make bench`, which
     // measures it side by side). Before slow start stopped overshooting it was 2.2–3.3x.
-    let whole = ours.class(0);
     let settled = ours.run.summary_of(0, Duration::from_secs(2), SPIKE);
     println!(
         "ballast: critical p99 over the whole spike {:.1} ms ({:.2}x unloaded), after the \
          first 2 s {:.1} ms ({:.2}x)",
-        whole.p99_ms,
-        whole.p99_ms / ours.unloaded_p99_ms,
+        critical.p99_ms,
+        critical.p99_ms / ours.unloaded_p99_ms,
         settled.p99_ms,
         settled.p99_ms / ours.unloaded_p99_ms
     );
     assert!(
-        whole.p99_ms <= 2.5 * ours.unloaded_p99_ms,
+        critical.p99_ms <= 2.5 * ours.unloaded_p99_ms,
         "critical p99 over the whole spike {:.1} ms > 2.5x unloaded p99 {:.1} ms",
-        whole.p99_ms,
+        critical.p99_ms,
         ours.unloaded_p99_ms
     );
     // Goodput against C as the upstream delivered it during this run (the nominal C assumes

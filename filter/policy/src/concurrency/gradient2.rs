@@ -49,7 +49,7 @@ const SLOW_START_GROWTH: f64 = 2.0;
 /// admitted just after it can queue behind the ones already in service (up to one more base
 /// RTT while the limit stays within twice the capacity), so a window that began one base RTT
 /// later still completes requests admitted before the doubling, and reads as "latency holds"
-/// (measured in Envoy: 10 → 20 → 40 within 52 ms, the rise seen only at 40).
+/// when the doubled limit already queues.
 const SETTLE_BASE_RTTS: f64 = 2.0;
 
 /// Well above the tolerance the equilibrium sits at: a baseline this far below the fastest
@@ -69,8 +69,8 @@ pub struct Gradient2 {
     /// The lowest window RTT (the window's aggregate) seen in slow start (0: none yet).
     slow_start_base: f64,
     /// When slow start last doubled the limit: it doubles again only on a window that began
-    /// [`SETTLE_BASE_RTTS`] base RTTs after that, whose requests all met the doubled limit (windows of every
-    /// worker feed this one record, so counting windows would not do).
+    /// [`SETTLE_BASE_RTTS`] base RTTs after that, whose requests all met the doubled limit
+    /// (windows of every worker feed this one record, so counting windows would not do).
     slow_start_grew_at: Nanos,
 }
 

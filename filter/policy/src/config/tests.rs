@@ -277,6 +277,13 @@ fn unmatched_without_default_passes() {
     );
 }
 
+/// The policy set `name` of `config` (a test's own configuration: it must be there).
+fn set_named<'a>(config: &'a Config, name: &str) -> &'a PolicySet {
+    config
+        .policy_set(config.policy_set_named(name).unwrap())
+        .unwrap()
+}
+
 #[test]
 fn retry_sections_take_defaults_and_values() {
     let config = Config::from_json(
@@ -288,12 +295,7 @@ fn retry_sections_take_defaults_and_values() {
             "rules_only": {"retry": {}}}}"#,
     )
     .unwrap();
-    let set = |name: &str| {
-        config
-            .policy_set(config.policy_set_named(name).unwrap())
-            .unwrap()
-            .clone()
-    };
+    let set = |name: &str| set_named(&config, name).clone();
     let defaults = set("defaults");
     assert_eq!(
         defaults.retry_budget,
@@ -362,14 +364,7 @@ fn concurrency_section_defaults_and_values() {
             "fixed": {"concurrency": {"algorithm": "fixed", "initial_limit": 8}}}}"#,
     )
     .unwrap();
-    let get = |name: &str| {
-        config
-            .policy_set(config.policy_set_named(name).unwrap())
-            .unwrap()
-            .concurrency
-            .clone()
-            .unwrap()
-    };
+    let get = |name: &str| set_named(&config, name).concurrency.clone().unwrap();
     let d = get("defaults");
     assert!(
         matches!(d.algorithm, AlgorithmParams::Gradient2(p) if p.bounds.initial == 10.0 && p.slow_start && p.rtt_tolerance == 1.2)
@@ -417,14 +412,7 @@ fn deadline_section_defaults_and_values() {
                      "believe_untrusted_peers": true}}}}"#,
     )
     .unwrap();
-    let section = |name: &str| {
-        config
-            .policy_set(config.policy_set_named(name).unwrap())
-            .unwrap()
-            .deadline
-            .clone()
-            .unwrap()
-    };
+    let section = |name: &str| set_named(&config, name).deadline.clone().unwrap();
     let defaults = section("defaults");
     assert_eq!(defaults, DeadlineConfig::default());
     assert_eq!(
@@ -468,9 +456,7 @@ fn the_queue_order_is_adaptive_by_default_only_beside_shedding() {
     )
     .unwrap();
     let order = |name: &str| {
-        config
-            .policy_set(config.policy_set_named(name).unwrap())
-            .unwrap()
+        set_named(&config, name)
             .concurrency
             .as_ref()
             .unwrap()
