@@ -339,7 +339,7 @@ impl Limiter {
                 let in_flight = self.last_in_flight.get();
                 window.add(rtt, in_flight, is_congestion(status));
             }
-            // Slow start doubles the limit once per window: its windows are half as long, so a
+            // Slow start grows the limit once per window: its windows are half as long, so a
             // ramp waits less for room (the rise it looks for shows within half a window).
             let length = if self.slow_start.get() {
                 self.config.window / 2
