@@ -52,11 +52,6 @@ pub fn header(map: MapType, name: &str) -> Option<String> {
     }
 }
 
-/// Sets (replaces) a header of `map`; a failure only loses the header.
-pub fn set_header(map: MapType, name: &str, value: &str) {
-    let _ = hostcalls::set_map_value(map, name, Some(value));
-}
-
 /// Sets or removes headers of `map`; a failure only loses that edit.
 pub fn edit_headers(map: MapType, edits: &[HeaderEdit]) {
     for (name, value) in edits {
@@ -90,6 +85,22 @@ pub struct HostResponse;
 impl ResponseView for HostResponse {
     fn header(&mut self, name: &str) -> Option<String> {
         header(MapType::HttpResponseHeaders, name)
+    }
+
+    fn upstream_address(&mut self) -> Option<String> {
+        property(&["upstream", "address"])
+    }
+
+    fn upstream_principal(&mut self) -> Option<String> {
+        property(&["upstream", "uri_san_peer_certificate"])
+    }
+
+    fn downstream_address(&mut self) -> Option<String> {
+        property(&["source", "address"])
+    }
+
+    fn downstream_principal(&mut self) -> Option<String> {
+        property(&["connection", "uri_san_peer_certificate"])
     }
 }
 

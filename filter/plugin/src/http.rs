@@ -105,9 +105,7 @@ impl HttpContext for BallastHttp {
             end_of_stream,
             host::now(),
         );
-        for (name, value) in &effects.set_headers {
-            host::set_header(MapType::HttpResponseHeaders, name, value);
-        }
+        host::edit_headers(MapType::HttpResponseHeaders, &effects.headers);
         self.resume_other(effects.resume);
         Action::Continue
     }

@@ -76,6 +76,11 @@ metrics! {
     RetryBudgetContended => "retry_budget_contended", Counter, Retry, "Budget updates that lost every CAS race.";
     RetriedRequestsReceived => "retried_requests_received", Counter, Retry, "Requests marked as retries by a trusted peer.";
     RetryMarksMalformed => "retry_marks_malformed", Counter, Retry, "Retry marks that did not parse.";
+    RetryFinalMarksEmitted => "retry_final_marks_emitted", Counter, Retry, "Final failures marked so the proxies above do not retry them.";
+    RetryMarksHonoured => "retry_final_marks_honoured", Counter, Retry, "Failed responses a trusted hop below had marked final (not retried here).";
+    RetriesSaved => "retries_saved", Counter, Retry, "Retries this hop's router would have made on responses marked final below.";
+    RetryMarksUntrusted => "retry_final_marks_untrusted", Counter, Retry, "Final marks from an upstream that is not trusted (not counted as final).";
+    RetryMarksStripped => "retry_final_marks_stripped", Counter, Retry, "Responses whose final marks were removed toward a peer that is not trusted.";
     RetryBudgetAvailable => "retry_budget_available", Gauge, RetryBudget, "Whole retries available in the budget.";
     ConcurrencyLimit => "concurrency_limit", Gauge, Concurrency, "The current limit.";
     ConcurrencyInFlight => "concurrency_in_flight", Gauge, Concurrency, "Requests in flight, all workers.";

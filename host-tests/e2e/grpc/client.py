@@ -18,7 +18,7 @@ usage: client.py TARGET --timeout-ms MS [--calls N] [--pause-ms MS] [--metadata 
 
 stdout, one JSON object per call, flushed:
   {"call": I, "code": "DEADLINE_EXCEEDED", "code_number": 4, "details": "...",
-   "elapsed_ms": 150.2}
+   "elapsed_ms": 150.2, "trailing": {"key": "value", ...}}
 or, if the channel cannot connect within 5 s, one line {"error": "..."} and exit status 1.
 
 Bounded: every call has its timeout (at most 30 s), at most 100 calls, and the channel is
@@ -69,8 +69,10 @@ def main():
                     b"ping", timeout=args.timeout_ms / 1000.0, metadata=sent
                 )
                 code, details = outcome.code(), outcome.details() or ""
+                trailing = outcome.trailing_metadata() or ()
             except grpc.RpcError as e:
                 code, details = e.code(), e.details() or ""
+                trailing = e.trailing_metadata() or ()
             elapsed = (time.monotonic() - started) * 1000
             print(json.dumps({
                 "call": i,
@@ -78,6 +80,7 @@ def main():
                 "code_number": code.value[0],
                 "details": details,
                 "elapsed_ms": round(elapsed, 1),
+                "trailing": {k: v for k, v in trailing if isinstance(v, str)},
             }), flush=True)
     return 0
 

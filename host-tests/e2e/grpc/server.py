@@ -98,6 +98,12 @@ def make_handler(method, default_sleep_ms, forward):
                 "after_ms": round((time.monotonic() - started) * 1000, 1),
             })
             return reply
+        fail_code = metadata.get("x-fail-code")
+        if fail_code is not None:
+            # A failing leaf: answer at once with that status (trailers-only).
+            code = next(c for c in grpc.StatusCode if c.value[0] == int(fail_code))
+            emit({"event": "end", "call": n, "outcome": "failed " + code.name, "after_ms": 0.0})
+            context.abort(code, "leaf failing")
         # Sleep, but wake when the call ends early (cancelled by the peer or its deadline).
         ended = threading.Event()
         context.add_callback(ended.set)

@@ -66,6 +66,18 @@ pub struct CallResult {
     pub details: String,
     /// From sending the call to its end, in milliseconds.
     pub elapsed_ms: f64,
+    /// Its trailing metadata (text values; a trailers-only reply's headers are here too).
+    pub trailing: Vec<(String, String)>,
+}
+
+impl CallResult {
+    /// A trailing metadata value.
+    pub fn trailer(&self, key: &str) -> Option<&str> {
+        self.trailing
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Makes `calls` unary calls to `/test.Echo/Call` at `target`, one after the other, each with
@@ -155,6 +167,15 @@ fn parse_call(line: &str) -> Result<CallResult, String> {
             .get("elapsed_ms")
             .and_then(Value::as_f64)
             .ok_or_else(bad)?,
+        trailing: value
+            .get("trailing")
+            .and_then(Value::as_object)
+            .map(|map| {
+                map.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 
@@ -379,8 +400,14 @@ mod tests {
                 code_number: 4,
                 details: "x".into(),
                 elapsed_ms: 150.5,
+                trailing: Vec::new(),
             })
         );
+        let marked = r#"{"call": 1, "code": "UNAVAILABLE", "code_number": 14, "details": "",
+            "elapsed_ms": 3.0, "trailing": {"x-ballast-final": "upstream", "n": 3}}"#;
+        let marked = parse_call(marked).unwrap();
+        assert_eq!(marked.trailer("x-ballast-final"), Some("upstream"));
+        assert_eq!(marked.trailer("n"), None, "text values only");
         assert!(parse_call(r#"{"error": "cannot connect"}"#).is_err());
     }
 }

@@ -145,8 +145,13 @@ fn occasional_failures_are_still_retried() {
 
 #[test]
 fn post_is_retried_only_with_an_idempotency_key() {
+    // Idempotency alone (`retry` without a budget): against an upstream failing everything a
+    // budget's floor would shrink away, and this is about which requests may be retried at all.
     let upstream = upstream(1.0);
-    let envoy = envoy(&upstream, 1, None);
+    let rules_only = r#"{"policy_sets": {"api": {"retry": {"max_retries_per_request": 3,
+        "idempotency_key_header": "idempotency-key", "explain_header": "x-ballast-retry"}}},
+        "default_policy_set": "api"}"#;
+    let envoy = envoy(&upstream, 1, Some(rules_only));
     for i in 0..20 {
         let plain = request(envoy.listener(), "POST", "/api/orders", &[], b"{}").unwrap();
         assert_eq!(plain.status, 503);

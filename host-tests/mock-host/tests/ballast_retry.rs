@@ -66,13 +66,14 @@ fn request(
     reserved
 }
 
-/// Sends failing requests (all reserved retries used) in the given worker order and returns
-/// the total of retries granted.
+/// Sends requests that use all their reserved retries (and then succeed: the floor is kept
+/// for requests that do not fail) in the given worker order and returns the total of retries
+/// granted.
 fn drain_budget(host: &mut Host, order: &[usize]) -> u32 {
     let mut granted = 0;
     for &worker in order {
         // Envoy made every reserved retry (the attempt count exceeds any reservation).
-        granted += request(host, worker, "GET", 503, u32::MAX).unwrap();
+        granted += request(host, worker, "GET", 200, u32::MAX).unwrap();
     }
     granted
 }
@@ -89,7 +90,7 @@ fn four_workers_share_exactly_one_budget_in_any_interleaving() {
         let mut host = host(4, &config(0.0, 10, false));
         let mut granted = 0;
         for &worker in &order {
-            let reserved = request(&mut host, worker, "GET", 503, u32::MAX).unwrap();
+            let reserved = request(&mut host, worker, "GET", 200, u32::MAX).unwrap();
             granted += reserved;
         }
         assert_eq!(
@@ -114,8 +115,12 @@ fn budget_earns_by_ratio_and_refunds_unused_retries() {
         reserved_sum += request(&mut host, i % 4, "GET", 200, 1).unwrap();
     }
     assert!(reserved_sum > 0, "refunds make budget available again");
-    // Now everything fails: 0.2 × 100 earlier firsts = 20 retries, plus 0.2 per new first.
-    let granted = drain_budget(&mut host, &[0, 1, 2, 3].repeat(25));
+    // Now everything fails: 0.2 × 100 earlier firsts = 20 retries, plus 0.2 per new first
+    // (no floor here, so failures take nothing away).
+    let mut granted = 0;
+    for i in 0..100 {
+        granted += request(&mut host, i % 4, "GET", 503, u32::MAX).unwrap();
+    }
     // 100 + 100 first attempts → 40 retries in the window.
     assert_eq!(granted, 40, "ratio 0.2 of 200 first attempts");
     assert_eq!(
@@ -281,4 +286,31 @@ fn dry_run_adds_no_explanation_to_the_response() {
             "dry_run {dry_run}: counted either way"
         );
     }
+}
+
+#[test]
+fn the_floor_does_not_carry_a_storm() {
+    // ratio 0, floor 10/s × 10 s = 100: requests whose retries succeed keep the floor; once
+    // requests finally fail, their share of the window's requests takes it away (Linkerd and
+    // Finagle keep it whole: the 70 left would all go to the storm).
+    let mut host = host(2, &config(0.0, 10, false));
+    assert_eq!(
+        drain_budget(&mut host, &[0, 1].repeat(5)),
+        30,
+        "the floor serves retries"
+    );
+    let mut storm = 0;
+    for i in 0..40 {
+        storm += request(&mut host, i % 2, "GET", 503, u32::MAX).unwrap();
+    }
+    // The k-th failure sees a floor of 100 × 11 / (11 + k): it runs dry after about nine.
+    assert!(
+        (1..=30).contains(&storm),
+        "the storm got {storm} of the 70 retries left"
+    );
+    assert_eq!(
+        request(&mut host, 0, "GET", 503, u32::MAX),
+        Some(0),
+        "failures took the floor away"
+    );
 }

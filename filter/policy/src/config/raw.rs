@@ -75,6 +75,8 @@ pub(crate) struct RawRetry {
     pub idempotency_key_header: Option<String>,
     pub max_retries_per_request: Option<u32>,
     pub explain_header: Option<String>,
+    pub mark_final_failures: Option<bool>,
+    pub strip_marks_to_untrusted: Option<bool>,
 }
 
 /// `concurrency`: adaptive concurrency limit with a bounded wait queue.

@@ -102,5 +102,11 @@ pub(super) fn build_rules(raw: RawRetry, path: &Path<'_>) -> Result<RetryRules, 
         }
         rules.explain_header = Some(header);
     }
+    if let Some(mark) = raw.mark_final_failures {
+        rules.chain.mark_final_failures = mark;
+    }
+    if let Some(strip) = raw.strip_marks_to_untrusted {
+        rules.chain.strip_marks_to_untrusted = strip;
+    }
     Ok(rules)
 }

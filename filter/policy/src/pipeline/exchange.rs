@@ -6,6 +6,7 @@
 //! locally). [`Exchange`] holds them and its methods are the only place that settles them.
 
 use super::context::RequestContext;
+use super::retry_response::settle_retries;
 use crate::concurrency::limiter::{Arrival, Limiter, OverLimit, Refusal, StreamId, Ticket};
 use crate::config::{PolicySetId, PriorityClasses, PriorityId};
 use crate::deadline::stage::{
@@ -17,7 +18,7 @@ use crate::env::Env;
 use crate::headers::{HeaderEdit, HeaderName};
 use crate::metrics::{ClassMetric, Metric, ShedReason};
 use crate::reply::LocalReply;
-use crate::retry::policy::{RetryPolicy, ATTEMPT_COUNT_HEADER, MAX_RETRIES_HEADER};
+use crate::retry::policy::{RetryPolicy, MAX_RETRIES_HEADER};
 use crate::retry::{AttemptMark, RetryPlan};
 use crate::routing::RequestView;
 use crate::shedding::classify::Ignored;
@@ -27,10 +28,27 @@ use crate::trust::TrustedPeers;
 use std::cell::Cell;
 use std::rc::Rc;
 
-/// The response as the stages read it: headers by lower-case name (`:status` included).
+/// The response as the stages read it: headers by lower-case name (`:status` included), and
+/// the peers on either side (asked only for a response that carries or gets a final mark).
 pub trait ResponseView {
     /// A response header.
     fn header(&mut self, name: &str) -> Option<String>;
+    /// The upstream host that answered (Envoy's `upstream.address`), to trust its marks.
+    fn upstream_address(&mut self) -> Option<String> {
+        None
+    }
+    /// The URI SAN of the upstream's certificate (`upstream.uri_san_peer_certificate`).
+    fn upstream_principal(&mut self) -> Option<String> {
+        None
+    }
+    /// The downstream peer (`source.address`), to decide whether marks may reach it.
+    fn downstream_address(&mut self) -> Option<String> {
+        None
+    }
+    /// The URI SAN of the downstream peer's certificate (`connection.uri_san_peer_certificate`).
+    fn downstream_principal(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// What the stages of one policy set can reach.
@@ -73,8 +91,8 @@ pub struct RequestEffects {
 /// Effects of the response stages.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ResponseEffects {
-    /// Response headers to set.
-    pub set_headers: Vec<(String, String)>,
+    /// Response headers to set or remove.
+    pub headers: Vec<HeaderEdit>,
     /// A waiting stream that now holds the slot this one freed: resume it.
     pub resume: Option<Resume>,
 }
@@ -373,8 +391,8 @@ impl Exchange {
         response: &mut dyn ResponseView,
         end_of_stream: bool,
         now: Nanos,
-    ) -> (Vec<(String, String)>, Option<StreamId>) {
-        let mut effects = (Vec::new(), None);
+    ) -> (Vec<HeaderEdit>, Option<StreamId>) {
+        let mut effects: (Vec<HeaderEdit>, Option<StreamId>) = (Vec::new(), None);
         if self.retry_plan.is_none()
             && matches!(self.slot, Slot::None)
             && self.deadline.is_none()
@@ -393,12 +411,9 @@ impl Exchange {
                 // No attempt reached the router: give the whole reservation back.
                 retry.never_routed(stages.env, &plan, now);
             } else {
-                let attempts = response.header(ATTEMPT_COUNT_HEADER);
-                if let Some(explained) =
-                    retry.on_response(stages.env, &plan, status, attempts.as_deref(), now)
-                {
-                    effects.0.push((explained.header, explained.value));
-                }
+                effects.0.extend(settle_retries(
+                    stages, retry, &plan, response, status, self.grpc, now,
+                ));
             }
         }
         if let (Some(deadline), Some(policy), false) = (self.deadline, stages.deadline, local_reply)
@@ -414,7 +429,12 @@ impl Exchange {
                     status,
                     grpc_status: grpc_status.as_deref(),
                 };
-                effects.0.extend(policy.on_response(stages.env, facts));
+                effects.0.extend(
+                    policy
+                        .on_response(stages.env, facts)
+                        .into_iter()
+                        .map(|(name, value)| (name.into(), Some(value))),
+                );
             }
         }
         if let (true, Some(rank), Some(shedding), false) = (

@@ -30,6 +30,7 @@
 
 mod context;
 mod exchange;
+mod retry_response;
 
 use crate::concurrency::limiter::{Limiter, StreamId};
 use crate::config::{Config, PolicySetId, PriorityId};
@@ -277,10 +278,9 @@ impl<T: Telemetry> Pipeline<T> {
         let Some(stages) = self.stages(store, exchange.policy_set()) else {
             return ResponseEffects::default();
         };
-        let (set_headers, freed) =
-            exchange.on_response_headers(&stages, response, end_of_stream, now);
+        let (headers, freed) = exchange.on_response_headers(&stages, response, end_of_stream, now);
         self.dry_run().response(ResponseEffects {
-            set_headers,
+            headers,
             resume: freed.map(|stream| self.leaving(store, stream, now)),
         })
     }
@@ -360,7 +360,7 @@ impl DryRun {
             return effects;
         }
         ResponseEffects {
-            set_headers: Vec::new(),
+            headers: Vec::new(),
             resume: effects.resume.map(|resume| Resume {
                 stream: resume.stream,
                 headers: Vec::new(),

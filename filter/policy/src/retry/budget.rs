@@ -1,11 +1,18 @@
 //! The retry budget's arithmetic: retries in any `ttl` window stay within
-//! `ratio × first attempts + min_retries_per_second × ttl`.
+//! `ratio × first attempts + min_retries_per_second × ttl × (share of requests that did not fail)`.
 //!
 //! Why a windowed rate and not a counter of concurrent retries (Envoy's native budget): a rate
 //! is what operators reason about ("retries may add at most 20 % load"), and it bounds the
 //! amplification of a failing dependency no matter how slow it is. Finagle, Linkerd, tower and
 //! gRPC (A6) all budget this way. Counting uses one bucket per second over the last `ttl`
 //! seconds, so memory is fixed and old traffic ages out instead of accumulating forever.
+//!
+//! The floor is for quiet routes, whose few first attempts earn less than one retry: a blip
+//! there should still be retried. It must not carry a storm: Finagle and Linkerd add it in
+//! full, so at 30 req/s their defaults (20 %, 10/s) allow 53 % more load on a dependency that
+//! fails everything. Here it shrinks with the share of the window's requests whose final
+//! response failed: with every request failing only the ratio is left (retries do not help
+//! then), with a failure here and there it is all there.
 //!
 //! The state is plain data with a compact byte encoding, so the plugin can keep one budget per
 //! policy set in proxy-wasm shared data and update it with compare-and-swap from every worker.
@@ -37,6 +44,8 @@ struct Bucket {
     second: u64,
     firsts: u32,
     retries: u32,
+    /// Requests whose final response failed (after any retries).
+    failed: u32,
 }
 
 /// The budget's counters over the window. `Default` is an empty window.
@@ -45,8 +54,11 @@ pub struct BudgetState {
     buckets: Vec<Bucket>,
 }
 
-const ENCODED_VERSION: u8 = 1;
-const BUCKET_BYTES: usize = 16;
+/// Version 2 added `failed`; version 1 records (an older build in the same process) still
+/// decode, with no failures.
+const ENCODED_VERSION: u8 = 2;
+const BUCKET_BYTES: usize = 20;
+const V1_BUCKET_BYTES: usize = 16;
 
 impl BudgetState {
     /// The window's current second: `now`'s, or a later one another worker already wrote
@@ -71,6 +83,7 @@ impl BudgetState {
                 second,
                 firsts: 0,
                 retries: 0,
+                failed: 0,
             });
         }
         self.buckets.iter_mut().find(|b| b.second == second)
@@ -84,20 +97,37 @@ impl BudgetState {
         }
     }
 
+    /// Counts `n` requests whose final response failed, at `now`.
+    pub fn record_failures(&mut self, params: &BudgetParams, now: Nanos, n: u32) {
+        self.expire(params, now);
+        if let Some(bucket) = self.current(now) {
+            bucket.failed = bucket.failed.saturating_add(n);
+        }
+    }
+
     /// Retries still allowed in the window at `now`, in thousandths of a retry.
     pub fn available_milli(&self, params: &BudgetParams, now: Nanos) -> i64 {
         let current = self.current_second(now);
         let oldest_live = current.saturating_sub(u64::from(params.ttl_seconds.max(1)) - 1);
-        let (firsts, retries) = self
+        let (firsts, retries, failed) = self
             .buckets
             .iter()
             .filter(|b| b.second >= oldest_live && b.second <= current)
-            .fold((0u64, 0u64), |(f, r), b| {
-                (f + u64::from(b.firsts), r + u64::from(b.retries))
+            .fold((0u64, 0u64, 0u64), |(f, r, x), b| {
+                (
+                    f + u64::from(b.firsts),
+                    r + u64::from(b.retries),
+                    x + u64::from(b.failed),
+                )
             });
         let earned = firsts * u64::from(params.ratio_ppm) / 1_000;
-        let floor =
+        let full_floor =
             u64::from(params.min_retries_per_second) * u64::from(params.ttl_seconds) * 1_000;
+        // The floor in proportion to the requests that did not fail (all of it before any
+        // request was seen).
+        let floor = (full_floor * firsts.saturating_sub(failed))
+            .checked_div(firsts)
+            .unwrap_or(full_floor);
         i64::try_from(earned + floor).unwrap_or(i64::MAX)
             - i64::try_from(retries * 1_000).unwrap_or(i64::MAX)
     }
@@ -143,7 +173,7 @@ impl BudgetState {
             .sum()
     }
 
-    /// Compact bytes for shared data: version, then 16 bytes per bucket.
+    /// Compact bytes for shared data: version, then 20 bytes per bucket.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(1 + self.buckets.len() * BUCKET_BYTES);
         out.push(ENCODED_VERSION);
@@ -151,6 +181,7 @@ impl BudgetState {
             out.extend_from_slice(&b.second.to_le_bytes());
             out.extend_from_slice(&b.firsts.to_le_bytes());
             out.extend_from_slice(&b.retries.to_le_bytes());
+            out.extend_from_slice(&b.failed.to_le_bytes());
         }
         out
     }
@@ -159,21 +190,29 @@ impl BudgetState {
     /// starts from an empty window and counts the event).
     pub fn decode(bytes: &[u8]) -> Option<BudgetState> {
         let (&version, rest) = bytes.split_first()?;
-        if version != ENCODED_VERSION
-            || rest.len() % BUCKET_BYTES != 0
-            || rest.len() > 61 * BUCKET_BYTES
-        {
+        let width = match version {
+            ENCODED_VERSION => BUCKET_BYTES,
+            1 => V1_BUCKET_BYTES,
+            _ => return None,
+        };
+        if rest.len() % width != 0 || rest.len() > 61 * width {
             return None;
         }
+        let word = |chunk: &[u8], at: usize| -> Option<u32> {
+            Some(u32::from_le_bytes(chunk.get(at..at + 4)?.try_into().ok()?))
+        };
         let buckets = rest
-            .chunks_exact(BUCKET_BYTES)
+            .chunks_exact(width)
             .map(|chunk| {
-                let (second, counts) = chunk.split_at(8);
-                let (firsts, retries) = counts.split_at(4);
                 Some(Bucket {
-                    second: u64::from_le_bytes(second.try_into().ok()?),
-                    firsts: u32::from_le_bytes(firsts.try_into().ok()?),
-                    retries: u32::from_le_bytes(retries.try_into().ok()?),
+                    second: u64::from_le_bytes(chunk.get(..8)?.try_into().ok()?),
+                    firsts: word(chunk, 8)?,
+                    retries: word(chunk, 12)?,
+                    failed: if width == BUCKET_BYTES {
+                        word(chunk, 16)?
+                    } else {
+                        0
+                    },
                 })
             })
             .collect::<Option<Vec<_>>>()?;
@@ -216,6 +255,39 @@ mod tests {
         // 0.2 × 1000 + 10 × 10 = 300
         assert_eq!(s.withdraw(&P, at(1.5), 1000), 300);
         assert_eq!(s.withdraw(&P, at(1.6), 1), 0);
+    }
+
+    #[test]
+    fn the_floor_shrinks_with_the_share_of_requests_that_failed() {
+        // 30 first attempts a second for 10 s: the ratio earns 60 retries, the floor 100.
+        let mut healthy = BudgetState::default();
+        let mut storm = BudgetState::default();
+        let mut blips = BudgetState::default();
+        for second in 0..10 {
+            let now = at(f64::from(second));
+            for s in [&mut healthy, &mut storm, &mut blips] {
+                s.record_firsts(&P, now, 30);
+            }
+            storm.record_failures(&P, now, 30);
+            blips.record_failures(&P, now, 3);
+        }
+        let now = at(9.5);
+        assert_eq!(healthy.available_milli(&P, now), 160_000);
+        assert_eq!(
+            storm.available_milli(&P, now),
+            60_000,
+            "every request failed: only the ratio (1.2x, not Linkerd's 1.53x)"
+        );
+        assert_eq!(
+            blips.available_milli(&P, now),
+            150_000,
+            "10 % failed: 90 % of the floor"
+        );
+        // More failures than first attempts counted (firsts flushed late) leave no floor.
+        let mut odd = BudgetState::default();
+        odd.record_firsts(&P, 0, 2);
+        odd.record_failures(&P, 0, 5);
+        assert_eq!(odd.available_milli(&P, 0), 400);
     }
 
     #[test]
@@ -342,12 +414,21 @@ mod tests {
         let mut s = BudgetState::default();
         s.record_firsts(&P, at(1.0), 7);
         s.withdraw(&P, at(2.0), 3);
+        s.record_failures(&P, at(2.0), 2);
         let bytes = s.encode();
-        assert_eq!(bytes.len(), 1 + 2 * 16);
+        assert_eq!(bytes.len(), 1 + 2 * 20);
         assert_eq!(BudgetState::decode(&bytes), Some(s));
         assert_eq!(BudgetState::decode(&[]), None);
         assert_eq!(BudgetState::decode(&[9]), None);
-        assert_eq!(BudgetState::decode(&[1, 0, 0]), None);
-        assert_eq!(BudgetState::decode(&[1]), Some(BudgetState::default()));
+        assert_eq!(BudgetState::decode(&[2, 0, 0]), None);
+        assert_eq!(BudgetState::decode(&[2]), Some(BudgetState::default()));
+        // A version 1 record (no failures) from an older build still reads.
+        let mut v1 = vec![1u8];
+        v1.extend_from_slice(&3u64.to_le_bytes());
+        v1.extend_from_slice(&7u32.to_le_bytes());
+        v1.extend_from_slice(&1u32.to_le_bytes());
+        let old = BudgetState::decode(&v1).unwrap();
+        assert_eq!(old.retries_in_window(&P, at(3.0)), 1);
+        assert_eq!(BudgetState::decode(&v1[..10]), None);
     }
 }

@@ -7,10 +7,12 @@
 //! a help during blips instead of a storm during outages.
 
 pub mod budget;
+pub mod chain;
 pub(crate) mod marks;
 pub mod policy;
 
 pub use budget::{BudgetParams, BudgetState};
+pub use chain::{ChainRules, FinalReason};
 pub use marks::{attempt_of, AttemptMark};
 
 /// Methods that are safe to repeat by default (RFC 9110 §9.2.2, minus nothing).
@@ -28,6 +30,8 @@ pub struct RetryRules {
     pub max_retries_per_request: u32,
     /// Response header explaining a refused retry (opt-in).
     pub explain_header: Option<String>,
+    /// Marking final failures for the proxies above (see [`chain`]).
+    pub chain: ChainRules,
 }
 
 impl Default for RetryRules {
@@ -41,6 +45,7 @@ impl Default for RetryRules {
             // Envoy's own default `num_retries`; set it to the route's value.
             max_retries_per_request: 1,
             explain_header: None,
+            chain: ChainRules::default(),
         }
     }
 }
@@ -155,11 +160,11 @@ pub struct RetryOutcome {
 }
 
 impl RetryPlan {
-    /// Settles the plan given the final status and `x-envoy-attempt-count` of the response.
-    /// Without an attempt count (the virtual host lacks `include_attempt_count_in_response`),
-    /// a status below 500 is taken as "no retry used" and a 5xx as "all reserved used".
-    pub fn settle(&self, status: u16, attempt_count: Option<&str>) -> RetryOutcome {
-        let failed = status >= 500;
+    /// Settles the plan given whether the final response `failed` (a failure a proxy could
+    /// retry) and its `x-envoy-attempt-count`. Without an attempt count (the virtual host lacks
+    /// `include_attempt_count_in_response`), a success is taken as "no retry used" and a failure
+    /// as "all reserved used".
+    pub fn settle(&self, failed: bool, attempt_count: Option<&str>) -> RetryOutcome {
         let used = match attempt_count.and_then(|v| v.trim().parse::<u32>().ok()) {
             Some(attempts) => attempts.saturating_sub(1).min(self.reserved),
             None if failed => self.reserved,
@@ -173,6 +178,31 @@ impl RetryPlan {
                 && used == self.reserved
                 && self.reserved < self.wanted,
             denied_not_idempotent: failed && !self.eligibility.allows_retry(),
+        }
+    }
+
+    /// Why this hop is done with a failed request, if it is: the mark for the hops above.
+    /// `upstream_final`: a trusted hop below marked it so (the router made no retry). A hop
+    /// that did not use the retries it reserved (its `retry_on` does not cover the failure)
+    /// is not done with it: the layer above may still retry.
+    pub fn final_reason(
+        &self,
+        outcome: &RetryOutcome,
+        failed: bool,
+        upstream_final: bool,
+    ) -> Option<FinalReason> {
+        if !failed {
+            None
+        } else if upstream_final {
+            Some(FinalReason::Upstream)
+        } else if outcome.denied_not_idempotent {
+            Some(FinalReason::NotIdempotent)
+        } else if outcome.denied_budget {
+            Some(FinalReason::Budget)
+        } else if self.wanted > 0 && outcome.used == self.reserved {
+            Some(FinalReason::Retried)
+        } else {
+            None
         }
     }
 }
@@ -195,7 +225,7 @@ mod plan_tests {
     fn settles_refunds_and_denials() {
         let ok = plan(Eligibility::IdempotentMethod, 3, 3);
         assert_eq!(
-            ok.settle(200, Some("1")),
+            ok.settle(false, Some("1")),
             RetryOutcome {
                 used: 0,
                 refund: 3,
@@ -203,26 +233,65 @@ mod plan_tests {
                 denied_not_idempotent: false
             }
         );
-        assert_eq!(ok.settle(200, Some("3")).refund, 1);
-        assert_eq!(ok.settle(503, Some("4")).used, 3);
+        assert_eq!(ok.settle(false, Some("3")).refund, 1);
+        assert_eq!(ok.settle(true, Some("4")).used, 3);
         assert!(
-            !ok.settle(503, Some("4")).denied_budget,
+            !ok.settle(true, Some("4")).denied_budget,
             "full reservation: Envoy's own limit"
         );
 
         let short = plan(Eligibility::IdempotentMethod, 1, 3);
-        let out = short.settle(503, Some("2"));
+        let out = short.settle(true, Some("2"));
         assert_eq!((out.used, out.refund, out.denied_budget), (1, 0, true));
-        assert!(!short.settle(200, Some("2")).denied_budget);
+        assert!(!short.settle(false, Some("2")).denied_budget);
 
         let post = plan(Eligibility::NotIdempotent, 0, 3);
-        assert!(post.settle(503, Some("1")).denied_not_idempotent);
-        assert!(!post.settle(404, Some("1")).denied_not_idempotent);
+        assert!(post.settle(true, Some("1")).denied_not_idempotent);
+        assert!(!post.settle(false, Some("1")).denied_not_idempotent);
 
         // No attempt count: guess from the status; never refund more than reserved.
-        assert_eq!(ok.settle(200, None).refund, 3);
-        assert_eq!(ok.settle(502, None).refund, 0);
-        assert_eq!(ok.settle(200, Some("99")).used, 3);
-        assert_eq!(ok.settle(200, Some("junk")).refund, 3);
+        assert_eq!(ok.settle(false, None).refund, 3);
+        assert_eq!(ok.settle(true, None).refund, 0);
+        assert_eq!(ok.settle(false, Some("99")).used, 3);
+        assert_eq!(ok.settle(false, Some("junk")).refund, 3);
+    }
+
+    #[test]
+    fn a_hop_is_done_with_a_failure_only_when_it_used_what_it_may() {
+        let full = plan(Eligibility::IdempotentMethod, 3, 3);
+        let done = full.settle(true, Some("4"));
+        assert_eq!(
+            full.final_reason(&done, true, false),
+            Some(FinalReason::Retried)
+        );
+        assert_eq!(
+            full.final_reason(&done, false, false),
+            None,
+            "a success is not marked"
+        );
+        // The router stopped early (its retry_on does not cover this failure): not done here.
+        let early = full.settle(true, Some("1"));
+        assert_eq!(full.final_reason(&early, true, false), None);
+        // A trusted hop below marked it: the router made no retry, and neither do hops above.
+        assert_eq!(
+            full.final_reason(&early, true, true),
+            Some(FinalReason::Upstream)
+        );
+        let short = plan(Eligibility::IdempotentMethod, 1, 3);
+        let denied = short.settle(true, Some("2"));
+        assert_eq!(
+            short.final_reason(&denied, true, false),
+            Some(FinalReason::Budget)
+        );
+        let post = plan(Eligibility::NotIdempotent, 0, 0);
+        let refused = post.settle(true, Some("1"));
+        assert_eq!(
+            post.final_reason(&refused, true, false),
+            Some(FinalReason::NotIdempotent)
+        );
+        // A hop configured for no retries leaves them to the layer above.
+        let none = plan(Eligibility::IdempotentMethod, 0, 0);
+        let failed = none.settle(true, Some("1"));
+        assert_eq!(none.final_reason(&failed, true, false), None);
     }
 }

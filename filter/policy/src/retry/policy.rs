@@ -11,7 +11,9 @@
 //! budget first. First attempts that reserve nothing are counted locally and flushed once a
 //! second ([`RetryPolicy::flush`]).
 
-use super::{AttemptMark, BudgetParams, BudgetState, Eligibility, RetryPlan, RetryRules};
+use super::{
+    AttemptMark, BudgetParams, BudgetState, Eligibility, FinalReason, RetryPlan, RetryRules,
+};
 use crate::duration::Nanos;
 use crate::env::Env;
 use crate::metrics::Metric;
@@ -33,6 +35,26 @@ pub struct RetryDecision {
     pub plan: RetryPlan,
     /// Set `x-envoy-max-retries` to this (`None`: leave the route's retry policy alone).
     pub max_retries: Option<u32>,
+}
+
+/// What the final response says, as the pipeline read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FinalResponse<'a> {
+    /// A failure a proxy could retry (see [`super::chain::is_retriable_failure`]).
+    pub failed: bool,
+    /// Its `x-envoy-attempt-count`.
+    pub attempt_count: Option<&'a str>,
+    /// A trusted hop below marked it final.
+    pub upstream_final: bool,
+}
+
+/// What settling a request's retries asks of its response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settlement {
+    /// The explain header, when configured and a retry was refused.
+    pub explanation: Option<Explanation>,
+    /// Mark the response final for the hops above, for this reason.
+    pub mark: Option<FinalReason>,
 }
 
 /// A response header explaining why a failed request was not retried.
@@ -81,14 +103,25 @@ impl SharedBudget {
         result
     }
 
-    /// Gives back `n` unused retries to the bucket `reserved_in` they came from.
-    fn refund(&self, env: Env<'_>, now: Nanos, reserved_in: u64, n: u32) -> Update<()> {
-        if n == 0 {
+    /// Gives back `n` unused retries to the bucket `reserved_in` they came from, and counts a
+    /// request whose final response `failed` (the floor shrinks with their share).
+    fn settle(
+        &self,
+        env: Env<'_>,
+        now: Nanos,
+        reserved_in: u64,
+        n: u32,
+        failed: bool,
+    ) -> Update<()> {
+        if n == 0 && !failed {
             return Update::Stored(());
         }
         store::update(env.store, &self.key, |bytes| {
             let mut state = Self::state(bytes);
             state.refund(&self.params, now, reserved_in, n);
+            if failed {
+                state.record_failures(&self.params, now, 1);
+            }
             (state.encode(), ())
         })
     }
@@ -199,20 +232,21 @@ impl RetryPolicy {
         }
     }
 
-    /// Settles a plan at the final response (`attempt_count`: its `x-envoy-attempt-count`):
-    /// refunds unused retries, counts, and explains a refusal if configured.
+    /// Settles a plan at the final response: refunds unused retries, counts the failure for
+    /// the floor, counts, decides the mark for the hops above and explains a refusal if
+    /// configured.
     pub fn on_response(
         &self,
         env: Env<'_>,
         plan: &RetryPlan,
-        status: u16,
-        attempt_count: Option<&str>,
+        response: FinalResponse<'_>,
         now: Nanos,
-    ) -> Option<Explanation> {
-        let outcome = plan.settle(status, attempt_count);
+    ) -> Settlement {
+        let outcome = plan.settle(response.failed, response.attempt_count);
         if let Some(budget) = &self.budget {
-            let refund = budget.refund(env, now, plan.reserved_in, outcome.refund);
-            if refund.stored().is_none() {
+            let settled =
+                budget.settle(env, now, plan.reserved_in, outcome.refund, response.failed);
+            if settled.stored().is_none() {
                 env.metrics.add(Metric::RetryBudgetContended, 1);
             }
         }
@@ -224,25 +258,47 @@ impl RetryPolicy {
         if outcome.denied_not_idempotent {
             env.metrics.add(Metric::RetriesDeniedNotIdempotent, 1);
         }
-        let header = self.rules.explain_header.as_ref()?;
-        let reason = if outcome.denied_budget {
-            "budget"
-        } else if outcome.denied_not_idempotent {
-            "not-idempotent"
+        let upstream_final = response.failed && response.upstream_final;
+        if upstream_final {
+            env.metrics.add(Metric::RetryMarksHonoured, 1);
+            // What the router would have retried without the mark.
+            env.metrics
+                .add(Metric::RetriesSaved, u64::from(outcome.refund));
+        }
+        let mark = if self.rules.chain.mark_final_failures {
+            plan.final_reason(&outcome, response.failed, upstream_final)
         } else {
-            return None;
+            None
         };
-        Some(Explanation {
-            header: header.clone(),
-            value: format!("retry-denied={reason}; retries={}", outcome.used),
-        })
+        let reason = if upstream_final {
+            Some("upstream-final")
+        } else if outcome.denied_budget {
+            Some("budget")
+        } else if outcome.denied_not_idempotent {
+            Some("not-idempotent")
+        } else {
+            None
+        };
+        let explanation = match (&self.rules.explain_header, reason) {
+            (Some(header), Some(reason)) => Some(Explanation {
+                header: header.clone(),
+                value: format!("retry-denied={reason}; retries={}", outcome.used),
+            }),
+            _ => None,
+        };
+        Settlement { explanation, mark }
+    }
+
+    /// The chain rules (marking final failures, stripping marks toward untrusted peers).
+    pub fn chain(&self) -> super::ChainRules {
+        self.rules.chain
     }
 
     /// A request that never reached the router (answered locally, or cancelled while queued)
     /// gives its whole reservation back.
     pub fn never_routed(&self, env: Env<'_>, plan: &RetryPlan, now: Nanos) {
         if let Some(budget) = &self.budget {
-            let _ = budget.refund(env, now, plan.reserved_in, plan.reserved);
+            let _ = budget.settle(env, now, plan.reserved_in, plan.reserved, false);
         }
     }
 

@@ -21,6 +21,9 @@ pub(crate) struct Ledger {
     pub(crate) used: Vec<u64>,
     /// Retries granted less refunds applied, by the second they were granted.
     pub(crate) charged: Vec<u64>,
+    /// Final failures (5xx), by the time they were answered: the budget's floor shrinks with
+    /// their share of the window's requests.
+    pub(crate) failures: Vec<Nanos>,
 }
 
 /// The entry of second `second` (relative to the start).
@@ -80,8 +83,18 @@ impl Model {
         let firsts = u64::try_from(flushed).unwrap() + 1;
         let retries = sum(&self.ledger.charged, s + 1, ttl);
         let earned_milli = u64::from(self.params.ratio_ppm) * firsts / 1_000;
+        // The least floor the budget can have had: at most every failure answered in the
+        // window reached it, and at least `firsts` first attempts did.
+        let failures = self
+            .ledger
+            .failures
+            .iter()
+            .filter(|t| **t >= window_start)
+            .count();
+        let failures = u64::try_from(failures).unwrap();
+        let floor_milli = self.floor() * 1_000 * firsts.saturating_sub(failures) / firsts;
         assert!(
-            earned_milli + self.floor() * 1_000 < (retries + 1) * 1_000,
+            earned_milli + floor_milli < (retries + 1) * 1_000,
             "{}: GET granted {granted} of {} with {retries} retries counted in the window, though \
              {firsts} first attempts earned {earned_milli} thousandths (floor {})",
             self.ctx(),

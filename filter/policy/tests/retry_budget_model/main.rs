@@ -18,7 +18,8 @@
 //! - POST is never granted a retry (`x-envoy-max-retries: 0`), GET never more than
 //!   `max_retries_per_request`; a GET gets fewer only when its update lost every race, or when
 //!   right after it the shared budget has less than one whole retry left, and the ledger agrees
-//!   that the window's first attempts (those surely flushed by now) earned no more;
+//!   that the window's first attempts (those surely flushed by now) earned no more, with the
+//!   floor at the least the window's final failures can have shrunk it to;
 //! - after every operation, the retries the shared budget counts in its window equal the ledger's
 //!   grants less applied refunds of the same seconds (so a reset after admission refunds
 //!   nothing, a refund goes to the second it was granted in, nothing is counted twice);

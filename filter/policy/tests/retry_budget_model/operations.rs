@@ -187,6 +187,7 @@ impl Model {
         }
         self.allowed += u64::from(used);
         if status >= 500 {
+            self.ledger.failures.push(now);
             if !request.get {
                 self.denied_not_idempotent += 1;
             } else if used == granted && granted < self.max_retries {
