@@ -468,3 +468,25 @@ fn the_queue_order_is_adaptive_by_default_only_beside_shedding() {
     assert_eq!(order("shed_fifo"), Order::Fifo, "an explicit order stands");
     assert_eq!(order("asked"), Order::Adaptive);
 }
+
+#[test]
+fn final_marks_are_on_by_default_and_can_be_turned_off() {
+    let config = Config::from_json(
+        br#"{"policy_sets": {
+            "on": {"retry_budget": {}},
+            "off": {"retry": {"mark_final_failures": false, "strip_marks_to_untrusted": false}}}}"#,
+    )
+    .unwrap();
+    let chain = |name: &str| set_named(&config, name).retry.clone().unwrap().chain;
+    assert_eq!(chain("on"), crate::retry::ChainRules::default());
+    assert!(chain("on").mark_final_failures && chain("on").strip_marks_to_untrusted);
+    assert!(!chain("off").mark_final_failures && !chain("off").strip_marks_to_untrusted);
+    let err = Config::from_json(
+        br#"{"policy_sets": {"api": {"retry": {"mark_final_failures": "yes"}}}}"#,
+    )
+    .unwrap_err();
+    assert!(
+        err.path.contains("policy_sets.api.retry"),
+        "the error names where: {err}"
+    );
+}
