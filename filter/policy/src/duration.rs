@@ -16,6 +16,9 @@ pub const SECOND: Nanos = 1_000_000_000;
 /// Returns nanoseconds or a reason suitable for a [`crate::config::ConfigError`].
 pub fn parse_duration(text: &str) -> Result<Nanos, String> {
     let text = text.trim();
+    if text.starts_with('-') {
+        return Err(format!("`{text}` is negative: a duration is 0 or more"));
+    }
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(|| format!("`{text}` has no unit: write e.g. \"250ms\", \"10s\" or \"1m\""))?;
