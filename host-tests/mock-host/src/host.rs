@@ -470,6 +470,19 @@ impl Host {
         Ok(results)
     }
 
+    /// The size of a worker's linear memory in bytes: what its VM has grown to (wasm memory
+    /// only grows, so a leak shows as growth after warm-up).
+    pub fn memory_bytes(&self, worker: usize) -> Result<usize> {
+        self.check_worker(worker)?;
+        let w = &self.workers[worker];
+        let memory = w
+            .store
+            .data()
+            .memory
+            .ok_or_else(|| Error::usage("the module exports no memory"))?;
+        Ok(memory.data_size(&w.store))
+    }
+
     /// Reads guest memory of a worker.
     pub fn read_memory(&self, worker: usize, ptr: u32, len: u32) -> Result<Vec<u8>> {
         self.check_worker(worker)?;

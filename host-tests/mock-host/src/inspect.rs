@@ -79,6 +79,19 @@ impl Host {
         self.shared.metrics.list()
     }
 
+    /// Shared data as a whole: how many keys, and the bytes of every key and value together
+    /// (proxy-wasm never evicts a key, so this is what a plugin leaks if it makes keys without
+    /// bound).
+    pub fn shared_data_size(&self) -> (usize, usize) {
+        let bytes = self
+            .shared
+            .data
+            .iter()
+            .map(|(key, (value, _))| key.len() + value.len())
+            .sum();
+        (self.shared.data.len(), bytes)
+    }
+
     /// Shared data value and cas.
     pub fn shared_data(&self, key: &str) -> Option<(Vec<u8>, u32)> {
         self.shared
