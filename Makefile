@@ -32,7 +32,8 @@ export BALLAST_SKIP_LOG     = $(abspath target/skipped-checks.txt)
 ISTIO_SCHEMA_DIR := host-tests/istio-schema
 
 .PHONY: build run test bench clean deps rust-targets apt-deps envoy grpcio wasm-bindgen \
-        istio-schema wasm fixture fmt-check clippy test-policy test-policy-wasm test-host
+        istio-schema wasm fixture fmt-check clippy test-policy test-policy-wasm test-host \
+        fuzz-deps fuzz-quick fuzz
 
 # ---------------------------------------------------------------------------------------------
 # Dependencies (each step is skipped when already satisfied)
@@ -128,8 +129,42 @@ test-host: wasm fixture envoy grpcio istio-schema
 	@mkdir -p target && rm -f $(BALLAST_SKIP_LOG)
 	cargo test -p ballast-demo-upstream -p ballast-mock-host -p ballast-sim -p ballast-e2e
 
+# Fuzzing (cargo-fuzz, libFuzzer, nightly) of the pure crate: configuration, deadline headers,
+# priority values, route matching, shared-state records (filter/policy/fuzz/fuzz_targets/).
+# New inputs go to a scratch directory under target/, so a run never changes the committed
+# corpus; a crash fails the run and leaves its input in filter/policy/fuzz/artifacts/.
+FUZZ_DIR          := filter/policy/fuzz
+FUZZ_TARGETS      := config deadline_headers priority routing records
+FUZZ_QUICK_SECONDS ?= 8
+FUZZ_SECONDS       ?= 300
+
+fuzz-deps:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@cargo +nightly fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+
+fuzz-quick: fuzz-deps
+	cd $(FUZZ_DIR) && cargo +nightly fuzz build -s none
+	@for t in $(FUZZ_TARGETS); do \
+	   mkdir -p target/fuzz-scratch/$$t; \
+	   (cd $(FUZZ_DIR) && cargo +nightly fuzz run -s none $$t ../../../target/fuzz-scratch/$$t corpus/$$t -- \
+	      -max_total_time=$(FUZZ_QUICK_SECONDS) -print_final_stats=1 2>&1) | grep -E '^(stat::number_of_executed_units|==|thread|SUMMARY)' \
+	      | sed "s/^/fuzz $$t: /"; \
+	   test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	 done
+
+# Long runs (FUZZ_SECONDS per target; executions are printed per target).
+fuzz: fuzz-deps
+	cd $(FUZZ_DIR) && cargo +nightly fuzz build -s none
+	@for t in $(FUZZ_TARGETS); do \
+	   mkdir -p target/fuzz-scratch/$$t; \
+	   (cd $(FUZZ_DIR) && cargo +nightly fuzz run -s none $$t ../../../target/fuzz-scratch/$$t corpus/$$t -- \
+	      -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 2>&1) | grep -E '^(stat::number_of_executed_units|==|thread|SUMMARY)' \
+	      | sed "s/^/fuzz $$t: /"; \
+	   test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	 done
+
 # Green means every check that ran passed; checks that could not run here are counted and named.
-test: deps fmt-check clippy test-policy test-policy-wasm test-host
+test: deps fmt-check clippy test-policy test-policy-wasm test-host fuzz-quick
 	@skipped=$$(cat $(BALLAST_SKIP_LOG) 2>/dev/null | wc -l); \
 	 if [ "$$skipped" -gt 0 ]; then \
 	   echo "make test: all green; $$skipped checks skipped (they need files this clone does not have):"; \
