@@ -9,7 +9,7 @@ use crate::metrics::{increment, SetTelemetry};
 use crate::request::HostRequest;
 use ballast_policy::pipeline::{Exchange, Pipeline, Resume, Verdict};
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, MapType};
+use proxy_wasm::types::Action;
 use std::rc::Rc;
 
 /// What every HTTP context of this VM shares (built by the root context).
@@ -18,6 +18,15 @@ pub struct Plugin {
     pub pipeline: Pipeline<SetTelemetry>,
     /// Requests no rule matched and no default policy set covered.
     pub unmatched: Option<u32>,
+    /// Host calls that returned a status they do not document.
+    pub host_errors: Option<u32>,
+}
+
+impl Plugin {
+    /// Publishes the host errors counted since the last time.
+    pub fn publish_host_errors(&self) {
+        increment(self.host_errors, crate::abi::take_unexpected());
+    }
 }
 
 /// One HTTP stream.
@@ -65,6 +74,9 @@ impl Context for BallastHttp {
             let resumed = plugin.pipeline.on_done(&HostStore, exchange, host::now());
             self.resume_other(resumed);
         }
+        if let Some(plugin) = &self.plugin {
+            plugin.publish_host_errors();
+        }
         true
     }
 }
@@ -83,7 +95,7 @@ impl HttpContext for BallastHttp {
             return Action::Continue;
         };
         self.exchange = Some(exchange);
-        host::edit_headers(MapType::HttpRequestHeaders, &effects.headers);
+        host::edit_headers(host::Map::Request, &effects.headers);
         match effects.verdict {
             Verdict::Continue => Action::Continue,
             Verdict::Pause => Action::Pause,
@@ -105,7 +117,7 @@ impl HttpContext for BallastHttp {
             end_of_stream,
             host::now(),
         );
-        host::edit_headers(MapType::HttpResponseHeaders, &effects.headers);
+        host::edit_headers(host::Map::Response, &effects.headers);
         self.resume_other(effects.resume);
         Action::Continue
     }

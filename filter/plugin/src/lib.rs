@@ -6,12 +6,15 @@
 //! (`http`, `request`), and performs the effects it returns. Every host call is in `host`;
 //! metric handles in `metrics`.
 //!
-//! Host calls go through `proxy_wasm::hostcalls` with bytes, never the SDK's `String`
-//! conveniences: those `unwrap()` UTF-8 conversions, so one header with a non-UTF-8 byte would
-//! panic and kill the VM.
+//! Host calls go through `abi`, which declares the proxy-wasm imports itself: the SDK's
+//! `hostcalls` panic on any status they do not expect and its `String` conveniences `unwrap()`
+//! UTF-8 conversions, and a panic kills the VM. The SDK still provides the entry points and the
+//! context traits.
 
+mod abi;
 mod host;
 mod http;
+mod logging;
 mod metrics;
 mod request;
 mod root;
@@ -20,7 +23,7 @@ mod root;
 /// context.
 mod entry {
     proxy_wasm::main! {{
-        proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+        crate::logging::init();
         proxy_wasm::set_root_context(|_context_id| -> Box<dyn proxy_wasm::traits::RootContext> {
             Box::new(crate::root::BallastRoot::default())
         });

@@ -10,10 +10,9 @@
 //! metrics across worker VMs into one process-wide stat. A metric whose definition failed is
 //! inert: a lost count must never fail a request.
 
+use crate::abi;
 use ballast_policy::config::{PolicySet, PriorityId};
 use ballast_policy::metrics::{ClassMetric, Kind, Metric, Telemetry};
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::MetricType;
 
 /// Tag name used for the policy set in metric names.
 pub const POLICY_SET_TAG: &str = "policy_set";
@@ -42,12 +41,13 @@ pub fn multi_tagged_name(prefix: &str, metric: &str, tags: &[(&str, &str)]) -> S
 
 /// Defines a metric; `None` (logged) when the host refuses.
 fn define(kind: Kind, name: &str) -> Option<u32> {
+    // proxy_metric_type_t.
     let host_kind = match kind {
-        Kind::Counter => MetricType::Counter,
-        Kind::Gauge => MetricType::Gauge,
-        Kind::Histogram => MetricType::Histogram,
+        Kind::Counter => 0,
+        Kind::Gauge => 1,
+        Kind::Histogram => 2,
     };
-    match hostcalls::define_metric(host_kind, name) {
+    match abi::define_metric(host_kind, name) {
         Ok(id) => Some(id),
         Err(status) => {
             log::warn!("cannot define metric {name}: {status:?}");
@@ -60,7 +60,7 @@ fn define(kind: Kind, name: &str) -> Option<u32> {
 pub fn increment(id: Option<u32>, n: u64) {
     if let (Some(id), Ok(n)) = (id, i64::try_from(n)) {
         if n > 0 {
-            let _ = hostcalls::increment_metric(id, n);
+            let _ = abi::increment_metric(id, n);
         }
     }
 }
@@ -139,13 +139,13 @@ impl Telemetry for SetTelemetry {
 
     fn set(&self, metric: Metric, value: u64) {
         if let Some(id) = self.handle(metric) {
-            let _ = hostcalls::record_metric(id, value);
+            let _ = abi::record_metric(id, value);
         }
     }
 
     fn record(&self, metric: Metric, value: u64) {
         if let Some(id) = self.handle(metric) {
-            let _ = hostcalls::record_metric(id, value);
+            let _ = abi::record_metric(id, value);
         }
     }
 
@@ -157,4 +157,11 @@ impl Telemetry for SetTelemetry {
 /// The counter of requests no rule matched and no default policy set covered.
 pub fn define_unmatched(prefix: &str) -> Option<u32> {
     define(Kind::Counter, &format!("{prefix}_requests_unmatched_total"))
+}
+
+/// The counter of host calls that returned a status their call does not document (see
+/// `abi`): each such call had a defined outcome (an absent value, a lost edit), and this says
+/// the host misbehaved.
+pub fn define_host_errors(prefix: &str) -> Option<u32> {
+    define(Kind::Counter, &format!("{prefix}_host_errors_total"))
 }

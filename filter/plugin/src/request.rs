@@ -4,10 +4,9 @@
 //! Routing asks for attributes rule by rule; a table that decides on the path never pays for the
 //! authority, a header or the route-name property.
 
-use crate::host::{header, property, timestamp_property};
+use crate::host::{header, property, timestamp_property, Map};
 use ballast_policy::duration::Nanos;
 use ballast_policy::routing::{host_of, path_without_query, RequestView};
-use proxy_wasm::types::MapType;
 
 /// Memoised request attributes for one `on_http_request_headers` call.
 #[derive(Default)]
@@ -22,7 +21,7 @@ pub struct HostRequest {
 }
 
 fn request_header(name: &str) -> Option<String> {
-    header(MapType::HttpRequestHeaders, name)
+    header(Map::Request, name)
 }
 
 fn memo(slot: &mut Option<Option<String>>, fetch: impl FnOnce() -> Option<String>) -> Option<&str> {

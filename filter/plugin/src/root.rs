@@ -4,14 +4,14 @@
 //! before it meets traffic. Returning `false` makes Envoy fail the listener update (or refuse to
 //! start), and the error-level log line carries the JSON path and reason from the policy crate.
 
+use crate::abi;
 use crate::host::{self, HostStore};
 use crate::http::{BallastHttp, Plugin};
-use crate::metrics::{define_unmatched, SetTelemetry};
+use crate::metrics::{define_host_errors, define_unmatched, SetTelemetry};
 use ballast_policy::config::Config;
 use ballast_policy::pipeline::{Pipeline, TickNeed};
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{BufferType, ContextType};
+use proxy_wasm::types::ContextType;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -25,11 +25,7 @@ impl Context for BallastRoot {}
 
 impl RootContext for BallastRoot {
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
-        let bytes = match hostcalls::get_buffer(
-            BufferType::PluginConfiguration,
-            0,
-            plugin_configuration_size,
-        ) {
+        let bytes = match abi::plugin_configuration(plugin_configuration_size) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => Vec::new(),
             Err(status) => {
@@ -52,6 +48,7 @@ impl RootContext for BallastRoot {
             .unwrap_or_else(|| "ballast".to_string());
         let prefix = config.metric_prefix.clone();
         let unmatched = define_unmatched(&prefix);
+        let host_errors = define_host_errors(&prefix);
         let classes = config.priority.classes.clone();
         let pipeline = Pipeline::open(config, &HostStore, &scope, host::now(), |set| {
             SetTelemetry::define(&prefix, set, &classes)
@@ -62,11 +59,13 @@ impl RootContext for BallastRoot {
             TickNeed::None => None,
         };
         if let Some(period) = period {
-            let _ = hostcalls::set_tick_period(period);
+            let period_ms = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
+            let _ = abi::set_tick_period_ms(period_ms);
         }
         self.plugin = Some(Rc::new(Plugin {
             pipeline,
             unmatched,
+            host_errors,
         }));
         true
     }
@@ -75,6 +74,7 @@ impl RootContext for BallastRoot {
         let Some(plugin) = &self.plugin else {
             return;
         };
+        plugin.publish_host_errors();
         let outcome = plugin.pipeline.tick(&HostStore, host::now());
         for (stream, reply) in &outcome.reject {
             if host::switch_to(*stream) {

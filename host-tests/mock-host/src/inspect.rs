@@ -79,6 +79,22 @@ impl Host {
         self.shared.metrics.list()
     }
 
+    /// Makes every later call of `import` (e.g. `proxy_get_header_map_value`) return `status`
+    /// without doing its work, on every worker; `None` restores it. Statuses Envoy never
+    /// returns for that call are the point: a plugin must survive them.
+    pub fn fail_import(&mut self, import: &str, status: Option<i32>) {
+        match status {
+            Some(status) => {
+                self.shared
+                    .injected_statuses
+                    .insert(import.to_string(), status);
+            }
+            None => {
+                self.shared.injected_statuses.remove(import);
+            }
+        }
+    }
+
     /// Shared data as a whole: how many keys, and the bytes of every key and value together
     /// (proxy-wasm never evicts a key, so this is what a plugin leaks if it makes keys without
     /// bound).

@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     pub(crate) grpc_calls: Vec<GrpcCall>,
     pub(crate) events: VecDeque<Event>,
     pub(crate) foreign: HashMap<String, ForeignFunction>,
+    /// Imports that return a status without doing their work (`Host::fail_import`).
+    pub(crate) injected_statuses: HashMap<String, i32>,
 }
 
 impl Default for Shared {
@@ -71,6 +73,7 @@ impl Default for Shared {
             grpc_calls: Vec::new(),
             events: VecDeque::new(),
             foreign: HashMap::new(),
+            injected_statuses: HashMap::new(),
         }
     }
 }

@@ -21,6 +21,9 @@ const BAD_ARGUMENT: i32 = Status::BadArgument.code();
 const NOT_FOUND: i32 = Status::NotFound.code();
 
 fn log(mut c: C<'_>, level: i32, ptr: i32, len: i32) -> HostResult {
+    if let Some(status) = super::injected(&c, "proxy_log") {
+        return Ok(status);
+    }
     let Some(level) = LogLevel::from_raw(level as u32) else {
         return Ok(BAD_ARGUMENT);
     };
@@ -48,6 +51,9 @@ fn get_log_level(mut c: C<'_>, ptr: i32) -> HostResult {
 }
 
 fn current_time(mut c: C<'_>, ptr: i32) -> HostResult {
+    if let Some(status) = super::injected(&c, "proxy_get_current_time_nanoseconds") {
+        return Ok(status);
+    }
     let Some((mem, st)) = split(&mut c) else {
         return Ok(INVALID_MEMORY);
     };
@@ -59,6 +65,9 @@ fn current_time(mut c: C<'_>, ptr: i32) -> HostResult {
 }
 
 fn set_tick_period(mut c: C<'_>, period_ms: i32) -> HostResult {
+    if let Some(status) = super::injected(&c, "proxy_set_tick_period_milliseconds") {
+        return Ok(status);
+    }
     let st = c.data_mut();
     let period = period_ms as u32;
     st.tick_period_ms = period;
@@ -92,6 +101,9 @@ fn continue_stream_impl(st: &mut WorkerState, stream: StreamType) -> i32 {
 }
 
 fn continue_stream(mut c: C<'_>, stream: i32) -> HostResult {
+    if let Some(status) = super::injected(&c, "proxy_continue_stream") {
+        return Ok(status);
+    }
     let Some(stream) = StreamType::from_raw(stream as u32) else {
         return Ok(BAD_ARGUMENT);
     };
@@ -126,6 +138,9 @@ fn send_local_response(
     hlen: i32,
     grpc: i32,
 ) -> HostResult {
+    if let Some(status) = super::injected(&c, "proxy_send_local_response") {
+        return Ok(status);
+    }
     let Some((mem, st)) = split(&mut c) else {
         return Ok(INVALID_MEMORY);
     };
@@ -167,6 +182,9 @@ fn send_local_response(
 }
 
 fn set_effective_context(mut c: C<'_>, id: i32) -> HostResult {
+    if let Some(status) = super::injected(&c, "proxy_set_effective_context") {
+        return Ok(status);
+    }
     let st = c.data_mut();
     let id = id as u32;
     if id == st.root_id || st.streams.contains_key(&id) {

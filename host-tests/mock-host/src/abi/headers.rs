@@ -128,6 +128,9 @@ fn get_value(
     ptr_ptr: i32,
     size_ptr: i32,
 ) -> HostResult {
+    if let Some(status) = super::injected(&c, "proxy_get_header_map_value") {
+        return Ok(status);
+    }
     let Some(map) = MapType::from_raw(map as u32) else {
         return Ok(BAD_ARGUMENT);
     };
@@ -176,6 +179,9 @@ fn add_value(mut c: C<'_>, map: i32, kptr: i32, klen: i32, vptr: i32, vlen: i32)
 }
 
 fn replace_value(mut c: C<'_>, map: i32, kptr: i32, klen: i32, vptr: i32, vlen: i32) -> HostResult {
+    if let Some(status) = super::injected(&c, "proxy_replace_header_map_value") {
+        return Ok(status);
+    }
     let Some(map) = MapType::from_raw(map as u32) else {
         return Ok(BAD_ARGUMENT);
     };
@@ -189,6 +195,9 @@ fn replace_value(mut c: C<'_>, map: i32, kptr: i32, klen: i32, vptr: i32, vlen: 
 }
 
 fn remove_value(mut c: C<'_>, map: i32, kptr: i32, klen: i32) -> HostResult {
+    if let Some(status) = super::injected(&c, "proxy_remove_header_map_value") {
+        return Ok(status);
+    }
     let Some(map) = MapType::from_raw(map as u32) else {
         return Ok(BAD_ARGUMENT);
     };

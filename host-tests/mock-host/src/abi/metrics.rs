@@ -21,6 +21,9 @@ fn kind_of(id: u32) -> Option<MetricType> {
 }
 
 fn define(mut c: C<'_>, kind: i32, nptr: i32, nlen: i32, id_ptr: i32) -> HostResult {
+    if let Some(status) = super::injected(&c, "proxy_define_metric") {
+        return Ok(status);
+    }
     let Some((mem, st)) = split(&mut c) else {
         return Ok(INVALID_MEMORY);
     };
@@ -43,6 +46,9 @@ fn define(mut c: C<'_>, kind: i32, nptr: i32, nlen: i32, id_ptr: i32) -> HostRes
 }
 
 fn increment(mut c: C<'_>, id: i32, offset: i64) -> HostResult {
+    if let Some(status) = super::injected(&c, "proxy_increment_metric") {
+        return Ok(status);
+    }
     let st = c.data_mut();
     let id = id as u32;
     let kind = kind_of(id);
@@ -69,6 +75,9 @@ fn increment(mut c: C<'_>, id: i32, offset: i64) -> HostResult {
 }
 
 fn record(mut c: C<'_>, id: i32, value: i64) -> HostResult {
+    if let Some(status) = super::injected(&c, "proxy_record_metric") {
+        return Ok(status);
+    }
     let st = c.data_mut();
     let id = id as u32;
     let value = value as u64;

@@ -18,6 +18,12 @@ use wasmtime::Linker;
 
 use crate::worker::WorkerState;
 
+/// The status a test made `import` return instead of doing its work (`Host::fail_import`):
+/// how a plugin is tested against a host that answers what it does not expect.
+pub(crate) fn injected(c: &mem::C<'_>, import: &str) -> Option<i32> {
+    c.data().shared.injected_statuses.get(import).copied()
+}
+
 /// Registers every host function.
 pub(crate) fn register(linker: &mut Linker<WorkerState>) -> wasmtime::Result<()> {
     general::register(linker)?;
