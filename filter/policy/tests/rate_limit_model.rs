@@ -34,7 +34,8 @@ fn a_shared_rate_limit_holds_across_four_workers_in_any_interleaving() {
     let mut allowed_total = 0;
     for seed in 1..=SEEDS {
         let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-        let per_second = 1.0 + rng.below(500) as f64;
+        let per_second_n = 1 + rng.below(500);
+        let per_second = per_second_n as f64;
         let burst = u32::try_from(rng.below(20)).unwrap();
         let params = RateLimitParams {
             per_second,
@@ -46,11 +47,11 @@ fn a_shared_rate_limit_holds_across_four_workers_in_any_interleaving() {
             .map(|_| ClassRateLimit::new(&params, "ballast.t.ratelimit.v1.api.x".into()).unwrap())
             .collect();
         // Offered at up to 4× the limit, in bursts and gaps.
-        let mean_gap = SECOND as f64 / (per_second * 4.0);
+        let mean_gap = SECOND / (per_second_n * 4);
         let mut now: Nanos = SECOND;
         let mut allowed: Vec<Nanos> = Vec::new();
         for _ in 0..CHECKS_PER_SEED {
-            now += (rng.below(2 * mean_gap as u64 + 1)) as Nanos;
+            now += rng.below(2 * mean_gap + 1);
             if rng.below(10) == 0 {
                 store.lose_next_races(u32::try_from(rng.below(12)).unwrap());
             }

@@ -17,6 +17,7 @@ pub mod paced;
 pub mod paths;
 pub mod prometheus;
 pub mod skipped;
+pub mod upstreams;
 
 pub use client::{get, request, Response};
 pub use envoy::{Envoy, EnvoyConfig};

@@ -3,7 +3,7 @@
 //! from `x-envoy-attempt-count`. The upstream's own request count is the ground truth.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use ballast_demo_upstream::{spawn, RunningUpstream, Settings, UpstreamConfig};
+use ballast_demo_upstream::RunningUpstream;
 use ballast_e2e::load::{self, Spec};
 use ballast_e2e::prometheus::sample;
 use ballast_e2e::{request, Envoy, EnvoyConfig};
@@ -13,15 +13,7 @@ const MIN_PER_SECOND: f64 = 10.0;
 const TTL_SECONDS: f64 = 10.0;
 
 fn upstream(failure_ratio: f64) -> RunningUpstream {
-    spawn(UpstreamConfig {
-        settings: Settings {
-            failure_ratio,
-            failure_status: 503,
-            ..Settings::default()
-        },
-        ..UpstreamConfig::default()
-    })
-    .unwrap()
+    ballast_e2e::upstreams::failing(failure_ratio).unwrap()
 }
 
 fn envoy(upstream: &RunningUpstream, workers: usize, plugin_json: Option<&str>) -> Envoy {

@@ -11,7 +11,7 @@
 //! load), with one worker per Envoy and with two. One chain at a time (a lock).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use ballast_demo_upstream::{spawn, RunningUpstream, Settings, UpstreamConfig};
+use ballast_demo_upstream::RunningUpstream;
 use ballast_e2e::paced;
 use ballast_e2e::prometheus::sample;
 use ballast_e2e::{Envoy, EnvoyConfig};
@@ -30,15 +30,7 @@ const PLUGIN: &str = r#"{"policy_sets": {"api": {"retry_budget": {},
 static ONE_CHAIN_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn leaf(failure_ratio: f64) -> RunningUpstream {
-    spawn(UpstreamConfig {
-        settings: Settings {
-            failure_ratio,
-            failure_status: 503,
-            ..Settings::default()
-        },
-        ..UpstreamConfig::default()
-    })
-    .unwrap()
+    ballast_e2e::upstreams::failing(failure_ratio).unwrap()
 }
 
 /// E1..E3, `envoys[0]` = E1, each pointed at the next and E3 at the leaf.

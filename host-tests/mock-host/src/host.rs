@@ -473,6 +473,12 @@ impl Host {
     /// The size of a worker's linear memory in bytes: what its VM has grown to (wasm memory
     /// only grows, so a leak shows as growth after warm-up).
     pub fn memory_bytes(&self, worker: usize) -> Result<usize> {
+        let (memory, w) = self.memory_of(worker)?;
+        Ok(memory.data_size(&w.store))
+    }
+
+    /// A worker's exported memory, with the worker.
+    fn memory_of(&self, worker: usize) -> Result<(wasmtime::Memory, &crate::worker::Worker)> {
         self.check_worker(worker)?;
         let w = &self.workers[worker];
         let memory = w
@@ -480,18 +486,12 @@ impl Host {
             .data()
             .memory
             .ok_or_else(|| Error::usage("the module exports no memory"))?;
-        Ok(memory.data_size(&w.store))
+        Ok((memory, w))
     }
 
     /// Reads guest memory of a worker.
     pub fn read_memory(&self, worker: usize, ptr: u32, len: u32) -> Result<Vec<u8>> {
-        self.check_worker(worker)?;
-        let w = &self.workers[worker];
-        let memory = w
-            .store
-            .data()
-            .memory
-            .ok_or_else(|| Error::usage("the module exports no memory"))?;
+        let (memory, w) = self.memory_of(worker)?;
         let data = memory.data(&w.store);
         let start = ptr as usize;
         data.get(start..start.saturating_add(len as usize))

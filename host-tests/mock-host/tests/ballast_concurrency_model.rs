@@ -15,27 +15,12 @@ mod common;
 
 use ballast_mock_host::{Host, StreamId};
 use common::limiter::{counter, gauge, started, GET, TRUSTED};
+use common::Rng;
 use std::time::Duration;
 
 const WORKERS: usize = 3;
 const LIMIT: u64 = 3;
 const STEPS: usize = 1_500;
-
-/// xorshift64: small, seedable, good enough to pick operations.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len() as u64) as usize]
-    }
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Truth {

@@ -11,6 +11,7 @@
 mod common;
 
 use ballast_mock_host::{Action, Host};
+use common::Rng;
 use std::time::Duration;
 
 const CONFIG: &str = r#"{
@@ -22,18 +23,6 @@ const CONFIG: &str = r#"{
     "shedding": {"rate_limits": {"sheddable": {"per_second": 50, "burst": 10, "scope": "shared"}},
                  "throttle": {}}}},
   "default_policy_set": "api"}"#;
-
-/// A tiny deterministic generator (xorshift), so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
 
 const PRIORITIES: [&str; 4] = ["critical", "normal", "sheddable", "bogus"];
 const TIMEOUTS: [&str; 4] = ["50m", "2S", "1m", "junk"];

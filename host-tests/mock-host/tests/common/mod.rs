@@ -69,3 +69,22 @@ pub fn ballast_plugin() -> PluginModule {
     );
     PluginModule::load(&path).unwrap()
 }
+
+/// xorshift64: small, seedable, good enough to pick operations; a failure reproduces from its
+/// seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+
+    /// One of `items`.
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+}
