@@ -36,7 +36,7 @@ fn mix(i: usize) -> (usize, Vec<(String, String)>) {
     if !deadline.is_empty() {
         headers.push(("grpc-timeout".to_string(), deadline.to_string()));
     }
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         headers.push(("x-envoy-attempt-count".to_string(), "2".to_string()));
     }
     (i % 7, headers)
