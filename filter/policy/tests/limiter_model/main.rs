@@ -1,5 +1,5 @@
 //! The concurrency limiter of the pure crate against a model of the truth, under random
-//! operations: three worker VMs (three [`Pipeline`]s on one [`MemoryStore`], as in one proxy
+//! operations: four worker VMs (four [`Pipeline`]s on one [`MemoryStore`], as in one proxy
 //! process) driven by a seeded sequence of arrivals (some with deadlines, some already expired),
 //! answers (at the response headers, or headers then the end of the body), resets of holding and
 //! of waiting streams, time steps with the host's 10 ms ticks, lost compare-and-swap races, and
@@ -56,7 +56,7 @@ use ballast_policy::metrics::Metric;
 use coverage::Coverage;
 use world::{Model, Phase};
 
-const WORKERS: usize = 3;
+const WORKERS: usize = 4;
 const LIMIT: usize = 3;
 const QUEUE_SIZE: usize = 4;
 const MAX_WAIT: Nanos = 40 * MILLISECOND;

@@ -111,10 +111,13 @@ impl Limiter {
     /// once a second: read only, and a write only when there is an entry to remove.
     pub(super) fn sweep(&self, env: Env<'_>, now: Nanos) {
         self.last_heartbeat.set(now);
-        let dead = self
-            .peek(env)
-            .is_some_and(|state| state.holders.has_dead(now, None));
-        if !dead {
+        let Some(seen) = self.peek(env) else {
+            return;
+        };
+        if !seen.holders.has_dead(now, None) {
+            // Nothing to remove: the read still refreshes this VM's gauges, which would
+            // otherwise keep what it saw at its last write for as long as it stays idle.
+            self.saw_totals(env, Seen::of(&seen, now));
             return;
         }
         let result = store::update(env.store, &self.key, |bytes| {
