@@ -76,6 +76,7 @@ metrics! {
     RetryBudgetContended => "retry_budget_contended", Counter, Retry, "Budget updates that lost every CAS race.";
     RetriedRequestsReceived => "retried_requests_received", Counter, Retry, "Requests marked as retries by a trusted peer.";
     RetryMarksMalformed => "retry_marks_malformed", Counter, Retry, "Retry marks that did not parse.";
+    RetryIdempotencyKeysUntrusted => "retry_idempotency_keys_untrusted", Counter, Retry, "Idempotency keys ignored: the peer is not trusted (the request stays not retryable).";
     RetryFinalMarksEmitted => "retry_final_marks_emitted", Counter, Retry, "Final failures marked so the proxies above do not retry them.";
     RetryMarksHonoured => "retry_final_marks_honoured", Counter, Retry, "Failed responses a trusted hop below had marked final (not retried here).";
     RetriesSaved => "retries_saved", Counter, Retry, "Retries this hop's router would have made on responses marked final below.";

@@ -181,3 +181,40 @@ fn post_is_retried_only_with_an_idempotency_key() {
         20.0
     );
 }
+
+/// An idempotency key is a hint: from a peer outside `trusted_peers` it buys no retries (the
+/// loopback client is made untrusted here by trusting only another network).
+#[test]
+fn an_idempotency_key_from_an_untrusted_peer_is_not_believed() {
+    let upstream = upstream(1.0);
+    let untrusting = r#"{"trusted_peers": {"source_cidrs": ["10.0.0.0/8"]},
+        "policy_sets": {"api": {"retry": {"max_retries_per_request": 3,
+        "idempotency_key_header": "idempotency-key", "explain_header": "x-ballast-retry"}}},
+        "default_policy_set": "api"}"#;
+    let envoy = envoy(&upstream, 1, Some(untrusting));
+    for i in 0..10 {
+        let keyed = request(
+            envoy.listener(),
+            "POST",
+            "/api/payments",
+            &[("idempotency-key", format!("k-{i}").as_bytes())],
+            b"{}",
+        )
+        .unwrap();
+        assert_eq!(keyed.status, 503);
+        assert_eq!(
+            keyed.header("x-ballast-retry"),
+            Some("retry-denied=not-idempotent; retries=0"),
+            "request {i}"
+        );
+    }
+    assert_eq!(
+        upstream.stats().by_path["/api/payments"],
+        10,
+        "never retried"
+    );
+    assert_eq!(
+        metric(&envoy, "ballast_retry_idempotency_keys_untrusted"),
+        10.0
+    );
+}

@@ -153,6 +153,9 @@ fn non_idempotent_requests_get_no_retries_unless_keyed() {
     assert_eq!(request(&mut host, 0, "POST", 503, 1), Some(0));
     let mut stream = host.http_stream(0).unwrap();
     stream
+        .set_property("source.address", "127.0.0.1:5000")
+        .unwrap();
+    stream
         .request_headers(
             &[
                 (":method", "POST"),
@@ -313,4 +316,41 @@ fn the_floor_does_not_carry_a_storm() {
         Some(0),
         "failures took the floor away"
     );
+}
+
+/// An idempotency key makes a POST retryable, so it is a hint like any other: believed only
+/// from a trusted peer, unless the policy set says keys come from clients.
+#[test]
+fn an_idempotency_key_from_an_untrusted_peer_buys_no_retries() {
+    let keyed = |host: &mut Host, address: &str| {
+        let mut stream = host.http_stream(0).unwrap();
+        stream.set_property("source.address", address).unwrap();
+        stream
+            .request_headers(
+                &[
+                    (":method", "POST"),
+                    (":path", "/a"),
+                    (":authority", "x"),
+                    ("idempotency-key", "k1"),
+                ],
+                true,
+            )
+            .unwrap();
+        let reserved = stream.request_header("x-envoy-max-retries");
+        stream.finish().unwrap();
+        reserved
+    };
+    let mut inner = host(1, &config(0.2, 10, false));
+    assert_eq!(keyed(&mut inner, "203.0.113.7:5000").as_deref(), Some("0"));
+    assert_eq!(keyed(&mut inner, "127.0.0.1:5000").as_deref(), Some("3"));
+    assert_eq!(
+        inner.counter("ballast_retry_idempotency_keys_untrusted.policy_set=.=api;.;"),
+        Some(1)
+    );
+    let believing = config(0.2, 10, false).replace(
+        r#""idempotency_key_header": "idempotency-key""#,
+        r#""idempotency_key_header": "idempotency-key", "idempotency_key_from_untrusted": true"#,
+    );
+    let mut edge = host(1, &believing);
+    assert_eq!(keyed(&mut edge, "203.0.113.7:5000").as_deref(), Some("3"));
 }

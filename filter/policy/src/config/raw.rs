@@ -73,6 +73,7 @@ pub(crate) struct RawRetryBudget {
 pub(crate) struct RawRetry {
     pub idempotent_methods: Option<serde_json::Value>,
     pub idempotency_key_header: Option<String>,
+    pub idempotency_key_from_untrusted: Option<bool>,
     pub max_retries_per_request: Option<u32>,
     pub explain_header: Option<String>,
     pub mark_final_failures: Option<bool>,

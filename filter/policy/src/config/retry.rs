@@ -102,6 +102,9 @@ pub(super) fn build_rules(raw: RawRetry, path: &Path<'_>) -> Result<RetryRules, 
         }
         rules.explain_header = Some(header);
     }
+    if let Some(believe) = raw.idempotency_key_from_untrusted {
+        rules.idempotency_key_from_untrusted = believe;
+    }
     if let Some(mark) = raw.mark_final_failures {
         rules.chain.mark_final_failures = mark;
     }

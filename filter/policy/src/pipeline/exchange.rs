@@ -338,7 +338,13 @@ impl Exchange {
         if let Some(retry) = stages.retry {
             exchange.attempt = context.attempt();
             retry.count_mark(stages.env, exchange.attempt);
-            let decision = retry.on_request(stages.env, context.request(), now);
+            let trusted_peers = stages.trusted_peers;
+            let decision = retry.on_request(
+                stages.env,
+                context.request(),
+                |request| crate::trust::peer_is_trusted(trusted_peers, request),
+                now,
+            );
             if let Some(n) = decision.max_retries {
                 effects
                     .headers

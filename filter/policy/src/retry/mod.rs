@@ -24,8 +24,12 @@ pub const DEFAULT_IDEMPOTENT_METHODS: &[&str] =
 pub struct RetryRules {
     /// Methods that may be retried.
     pub idempotent_methods: Vec<String>,
-    /// A request carrying this header may be retried whatever its method.
+    /// A request carrying this header may be retried whatever its method (from a trusted
+    /// peer, unless `idempotency_key_from_untrusted`).
     pub idempotency_key_header: Option<String>,
+    /// Believe the idempotency key from every peer (an edge whose clients send keys the
+    /// service deduplicates on).
+    pub idempotency_key_from_untrusted: bool,
     /// Most retries ballast lets Envoy make for one request.
     pub max_retries_per_request: u32,
     /// Response header explaining a refused retry (opt-in).
@@ -42,6 +46,7 @@ impl Default for RetryRules {
                 .map(|m| m.to_string())
                 .collect(),
             idempotency_key_header: None,
+            idempotency_key_from_untrusted: false,
             // Envoy's own default `num_retries`; set it to the route's value.
             max_retries_per_request: 1,
             explain_header: None,

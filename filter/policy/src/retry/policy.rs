@@ -194,13 +194,25 @@ impl RetryPolicy {
     /// Decides a request's retries: eligibility, the reservation from the budget, and the
     /// `x-envoy-max-retries` value (none without a budget for an idempotent request, whose
     /// route then retries as configured).
+    /// `peer_trusted` is asked only for a request whose method alone does not allow retries
+    /// and that carries the idempotency key: a key is believed only from a trusted peer, unless
+    /// `idempotency_key_from_untrusted` says otherwise.
     pub fn on_request(
         &self,
         env: Env<'_>,
         request: &mut dyn RequestView,
+        peer_trusted: impl FnOnce(&mut dyn RequestView) -> bool,
         now: Nanos,
     ) -> RetryDecision {
-        let eligibility = self.rules.eligibility_of(request);
+        let mut key_untrusted = false;
+        let eligibility = self.rules.eligibility_of(request, |request| {
+            let believed = peer_trusted(request);
+            key_untrusted = !believed;
+            believed
+        });
+        if key_untrusted {
+            env.metrics.add(Metric::RetryIdempotencyKeysUntrusted, 1);
+        }
         let wanted = if eligibility.allows_retry() {
             self.rules.max_retries_per_request
         } else {
@@ -312,13 +324,21 @@ impl RetryPolicy {
 
 impl RetryRules {
     /// Whether a request may be retried; its idempotency key header is read only when the
-    /// method alone does not allow it.
-    pub fn eligibility_of(&self, request: &mut dyn RequestView) -> Eligibility {
+    /// method alone does not allow it, and `peer_trusted` asked only when the key is there
+    /// (and keys are not believed from every peer): a key makes a request retryable, and a
+    /// hint from a peer that is not trusted must never buy retries.
+    pub fn eligibility_of(
+        &self,
+        request: &mut dyn RequestView,
+        peer_trusted: impl FnOnce(&mut dyn RequestView) -> bool,
+    ) -> Eligibility {
         let method_allows = self.idempotent_method(request.method());
         self.decide(method_allows, || {
-            self.idempotency_key_header
+            let present = self
+                .idempotency_key_header
                 .as_deref()
-                .is_some_and(|name| request.header(name).is_some())
+                .is_some_and(|name| request.header(name).is_some());
+            present && (self.idempotency_key_from_untrusted || peer_trusted(request))
         })
     }
 }
