@@ -49,14 +49,7 @@ pub(super) fn settle_retries(
     // retries away).
     let upstream_trusted = marked.then(|| {
         let address = response.upstream_address();
-        let principal = if stages.trusted_peers.needs_principal() {
-            response.upstream_principal()
-        } else {
-            None
-        };
-        stages
-            .trusted_peers
-            .is_trusted(address.as_deref(), principal.as_deref())
+        trusted(stages, address, || response.upstream_principal())
     });
     if upstream_trusted == Some(false) {
         stages.env.metrics.add(Metric::RetryMarksUntrusted, 1);
@@ -81,14 +74,7 @@ pub(super) fn settle_retries(
     let toward_untrusted =
         (marked || settled.mark.is_some()) && rules.strip_marks_to_untrusted && {
             let address = response.downstream_address();
-            let principal = if stages.trusted_peers.needs_principal() {
-                response.downstream_principal()
-            } else {
-                None
-            };
-            !stages
-                .trusted_peers
-                .is_trusted(address.as_deref(), principal.as_deref())
+            !trusted(stages, address, || response.downstream_principal())
         };
     if let (Some(_), true) = (settled.mark, grpc) {
         // gRPC's own "do not retry" is meant for clients: it goes to every peer.
@@ -117,4 +103,21 @@ pub(super) fn settle_retries(
         _ => {}
     }
     edits
+}
+
+/// Whether a peer at `address` is trusted; its principal is looked up only when
+/// `trusted_peers` names principals.
+fn trusted(
+    stages: &Stages<'_>,
+    address: Option<String>,
+    principal: impl FnOnce() -> Option<String>,
+) -> bool {
+    let principal = if stages.trusted_peers.needs_principal() {
+        principal()
+    } else {
+        None
+    };
+    stages
+        .trusted_peers
+        .is_trusted(address.as_deref(), principal.as_deref())
 }
