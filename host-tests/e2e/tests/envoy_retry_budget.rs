@@ -42,6 +42,18 @@ fn bound(n: usize, seconds: f64) -> f64 {
     (n as f64 * (1.0 + RATIO) + MIN_PER_SECOND * seconds.max(TTL_SECONDS)) * 1.05
 }
 
+/// A POST to `/api/payments` carrying idempotency key `k-<i>`.
+fn keyed_post(envoy: &Envoy, i: usize) -> ballast_e2e::Response {
+    request(
+        envoy.listener(),
+        "POST",
+        "/api/payments",
+        &[("idempotency-key", format!("k-{i}").as_bytes())],
+        b"{}",
+    )
+    .unwrap()
+}
+
 fn budget_holds_under_total_failure(workers: usize) {
     let n = 2000;
     let upstream = upstream(1.0);
@@ -152,14 +164,7 @@ fn post_is_retried_only_with_an_idempotency_key() {
             Some("retry-denied=not-idempotent; retries=0"),
             "request {i}"
         );
-        let keyed = request(
-            envoy.listener(),
-            "POST",
-            "/api/payments",
-            &[("idempotency-key", format!("k-{i}").as_bytes())],
-            b"{}",
-        )
-        .unwrap();
+        let keyed = keyed_post(&envoy, i);
         assert_eq!(keyed.status, 503);
         assert_eq!(
             keyed.header("x-envoy-attempt-count"),
@@ -193,14 +198,7 @@ fn an_idempotency_key_from_an_untrusted_peer_is_not_believed() {
         "default_policy_set": "api"}"#;
     let envoy = envoy(&upstream, 1, Some(untrusting));
     for i in 0..10 {
-        let keyed = request(
-            envoy.listener(),
-            "POST",
-            "/api/payments",
-            &[("idempotency-key", format!("k-{i}").as_bytes())],
-            b"{}",
-        )
-        .unwrap();
+        let keyed = keyed_post(&envoy, i);
         assert_eq!(keyed.status, 503);
         assert_eq!(
             keyed.header("x-ballast-retry"),

@@ -9,7 +9,7 @@
 
 mod common;
 
-use ballast_mock_host::{Host, LogLevel};
+use ballast_mock_host::Host;
 
 /// Bad configurations: each is refused on every worker, with a message that names where and
 /// why (Envoy then refuses the configuration and keeps the last good one).
@@ -101,12 +101,7 @@ fn every_bad_configuration_is_refused_with_its_path() {
                 .all(|w| w.vm_started && !w.configured),
             "{name}: accepted {config}"
         );
-        let errors: Vec<&str> = outcome
-            .logs
-            .iter()
-            .filter(|l| l.level == LogLevel::Error)
-            .map(|l| l.message.as_str())
-            .collect();
+        let errors = common::start_errors(&outcome);
         assert_eq!(errors.len(), 2, "{name}: one error per worker: {errors:?}");
         assert!(
             errors

@@ -113,12 +113,7 @@ fn rejected_configuration_names_path_and_reason_on_every_worker() {
         "{:?}",
         outcome.workers
     );
-    let errors: Vec<&str> = outcome
-        .logs
-        .iter()
-        .filter(|l| l.level == LogLevel::Error)
-        .map(|l| l.message.as_str())
-        .collect();
+    let errors = common::start_errors(&outcome);
     assert_eq!(
         errors,
         vec![

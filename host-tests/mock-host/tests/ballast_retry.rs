@@ -66,6 +66,26 @@ fn request(
     reserved
 }
 
+/// A POST carrying the idempotency key from `address`: the `x-envoy-max-retries` it got.
+fn keyed_post(host: &mut Host, address: &str) -> Option<String> {
+    let mut stream = host.http_stream(0).unwrap();
+    stream.set_property("source.address", address).unwrap();
+    stream
+        .request_headers(
+            &[
+                (":method", "POST"),
+                (":path", "/a"),
+                (":authority", "x"),
+                ("idempotency-key", "k1"),
+            ],
+            true,
+        )
+        .unwrap();
+    let reserved = stream.request_header("x-envoy-max-retries");
+    stream.finish().unwrap();
+    reserved
+}
+
 /// Sends requests that use all their reserved retries (and then succeed: the floor is kept
 /// for requests that do not fail) in the given worker order and returns the total of retries
 /// granted.
@@ -151,26 +171,10 @@ fn window_ages_out_after_ttl() {
 fn non_idempotent_requests_get_no_retries_unless_keyed() {
     let mut host = host(1, &config(0.2, 10, false));
     assert_eq!(request(&mut host, 0, "POST", 503, 1), Some(0));
-    let mut stream = host.http_stream(0).unwrap();
-    stream
-        .set_property("source.address", "127.0.0.1:5000")
-        .unwrap();
-    stream
-        .request_headers(
-            &[
-                (":method", "POST"),
-                (":path", "/a"),
-                (":authority", "x"),
-                ("idempotency-key", "k1"),
-            ],
-            true,
-        )
-        .unwrap();
     assert_eq!(
-        stream.request_header("x-envoy-max-retries").as_deref(),
+        keyed_post(&mut host, "127.0.0.1:5000").as_deref(),
         Some("3")
     );
-    stream.finish().unwrap();
     assert_eq!(
         host.counter("ballast_retries_denied_not_idempotent.policy_set=.=api;.;"),
         Some(1)
@@ -322,27 +326,15 @@ fn the_floor_does_not_carry_a_storm() {
 /// from a trusted peer, unless the policy set says keys come from clients.
 #[test]
 fn an_idempotency_key_from_an_untrusted_peer_buys_no_retries() {
-    let keyed = |host: &mut Host, address: &str| {
-        let mut stream = host.http_stream(0).unwrap();
-        stream.set_property("source.address", address).unwrap();
-        stream
-            .request_headers(
-                &[
-                    (":method", "POST"),
-                    (":path", "/a"),
-                    (":authority", "x"),
-                    ("idempotency-key", "k1"),
-                ],
-                true,
-            )
-            .unwrap();
-        let reserved = stream.request_header("x-envoy-max-retries");
-        stream.finish().unwrap();
-        reserved
-    };
     let mut inner = host(1, &config(0.2, 10, false));
-    assert_eq!(keyed(&mut inner, "203.0.113.7:5000").as_deref(), Some("0"));
-    assert_eq!(keyed(&mut inner, "127.0.0.1:5000").as_deref(), Some("3"));
+    assert_eq!(
+        keyed_post(&mut inner, "203.0.113.7:5000").as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        keyed_post(&mut inner, "127.0.0.1:5000").as_deref(),
+        Some("3")
+    );
     assert_eq!(
         inner.counter("ballast_retry_idempotency_keys_untrusted.policy_set=.=api;.;"),
         Some(1)
@@ -352,5 +344,8 @@ fn an_idempotency_key_from_an_untrusted_peer_buys_no_retries() {
         r#""idempotency_key_header": "idempotency-key", "idempotency_key_from_untrusted": true"#,
     );
     let mut edge = host(1, &believing);
-    assert_eq!(keyed(&mut edge, "203.0.113.7:5000").as_deref(), Some("3"));
+    assert_eq!(
+        keyed_post(&mut edge, "203.0.113.7:5000").as_deref(),
+        Some("3")
+    );
 }

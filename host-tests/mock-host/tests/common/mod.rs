@@ -5,7 +5,7 @@ pub mod limiter;
 
 use std::path::PathBuf;
 
-use ballast_mock_host::{Host, PluginModule};
+use ballast_mock_host::{Host, LogLevel, PluginModule, StartOutcome};
 
 /// Where the fixture plugin is: `BALLAST_FIXTURE_WASM`, else the workspace's release build.
 pub fn fixture_path() -> PathBuf {
@@ -87,4 +87,14 @@ impl Rng {
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }
+}
+
+/// The error-level log lines a start wrote (a refused configuration writes one per worker).
+pub fn start_errors(outcome: &StartOutcome) -> Vec<&str> {
+    outcome
+        .logs
+        .iter()
+        .filter(|l| l.level == LogLevel::Error)
+        .map(|l| l.message.as_str())
+        .collect()
 }
