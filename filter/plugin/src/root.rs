@@ -3,6 +3,13 @@
 //! Why reject loudly: `on_configure` is the only moment a bad configuration can be refused
 //! before it meets traffic. Returning `false` makes Envoy fail the listener update (or refuse to
 //! start), and the error-level log line carries the JSON path and reason from the policy crate.
+//!
+//! Why pipelines retire instead of being dropped: a replaced configuration still has streams
+//! (some waiting in its queues, woken only by its ticks). Envoy gives the new configuration a
+//! new root context and shuts the old one down once its streams are gone; a host may instead
+//! call `on_configure` again on this root. Either way the old pipeline keeps ticking until no
+//! stream holds it, then closes (budgets flushed, limiter entries removed from shared data), so
+//! no request is lost and none is counted in two limiters.
 
 use crate::abi;
 use crate::host::{self, HostStore};
@@ -19,9 +26,75 @@ use std::time::Duration;
 #[derive(Default)]
 pub struct BallastRoot {
     plugin: Option<Rc<Plugin>>,
+    /// Pipelines of configurations replaced on this root that streams still hold.
+    retired: Vec<Rc<Plugin>>,
+    /// The tick period asked of the host, in ms (0: none).
+    tick_ms: u32,
 }
 
-impl Context for BallastRoot {}
+impl BallastRoot {
+    /// Every pipeline of this root: the active one, then the retired ones.
+    fn plugins(&self) -> impl Iterator<Item = &Rc<Plugin>> {
+        self.plugin.iter().chain(self.retired.iter())
+    }
+
+    /// Asks the host for the fastest tick any live pipeline needs (none: the timer stops).
+    fn arm_ticks(&mut self) {
+        let needs: Vec<TickNeed> = self.plugins().map(|p| p.pipeline.tick_need()).collect();
+        let period = if needs.contains(&TickNeed::Fast) {
+            Duration::from_millis(10)
+        } else if needs.contains(&TickNeed::Slow) {
+            Duration::from_secs(1)
+        } else {
+            Duration::ZERO
+        };
+        let period_ms = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
+        if period_ms != self.tick_ms && abi::set_tick_period_ms(period_ms).is_ok() {
+            self.tick_ms = period_ms;
+        }
+    }
+
+    /// Closes the retired pipelines no stream holds any more; re-arms the timer if one went.
+    fn close_released(&mut self) {
+        let before = self.retired.len();
+        let now = host::now();
+        self.retired.retain(|plugin| {
+            // The root's own reference is the only one left: no stream uses it.
+            let in_use = Rc::strong_count(plugin) > 1;
+            if !in_use {
+                plugin.pipeline.close(&HostStore, now);
+            }
+            in_use
+        });
+        if self.retired.len() != before {
+            self.arm_ticks();
+        }
+    }
+}
+
+/// One tick of one pipeline: answers the waiters whose time ran out, resumes the admitted.
+fn tick(plugin: &Plugin) {
+    plugin.publish_host_errors();
+    let outcome = plugin.pipeline.tick(&HostStore, host::now());
+    for (stream, reply) in &outcome.reject {
+        if host::switch_to(*stream) {
+            host::send_reply(reply);
+        }
+    }
+    for resume in &outcome.resume {
+        host::resume(resume);
+    }
+}
+
+impl Context for BallastRoot {
+    fn on_done(&mut self) -> bool {
+        let now = host::now();
+        for plugin in self.plugins() {
+            plugin.pipeline.close(&HostStore, now);
+        }
+        true
+    }
+}
 
 impl RootContext for BallastRoot {
     fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
@@ -53,36 +126,28 @@ impl RootContext for BallastRoot {
         let pipeline = Pipeline::open(config, &HostStore, &scope, host::now(), |set| {
             SetTelemetry::define(&prefix, set, &classes)
         });
-        let period = match pipeline.tick_need() {
-            TickNeed::Fast => Some(Duration::from_millis(10)),
-            TickNeed::Slow => Some(Duration::from_secs(1)),
-            TickNeed::None => None,
-        };
-        if let Some(period) = period {
-            let period_ms = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
-            let _ = abi::set_tick_period_ms(period_ms);
-        }
-        self.plugin = Some(Rc::new(Plugin {
+        let replaced = self.plugin.replace(Rc::new(Plugin {
             pipeline,
             unmatched,
             host_errors,
         }));
+        if let Some(old) = replaced {
+            log::info!(
+                "configuration replaced; the previous one serves its streams until they end"
+            );
+            self.retired.push(old);
+        }
+        self.close_released();
+        self.arm_ticks();
         true
     }
 
     fn on_tick(&mut self) {
-        let Some(plugin) = &self.plugin else {
-            return;
-        };
-        plugin.publish_host_errors();
-        let outcome = plugin.pipeline.tick(&HostStore, host::now());
-        for (stream, reply) in &outcome.reject {
-            if host::switch_to(*stream) {
-                host::send_reply(reply);
-            }
+        for plugin in self.plugins() {
+            tick(plugin);
         }
-        for resume in &outcome.resume {
-            host::resume(resume);
+        if !self.retired.is_empty() {
+            self.close_released();
         }
     }
 

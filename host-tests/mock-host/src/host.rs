@@ -1,7 +1,8 @@
 //! The host: N worker VMs of one plugin, the state they share, and the event loop.
 //!
-//! Envoy runs one VM per worker thread; each has its own root context (id 1) and stream
-//! contexts (ids 2, 3, ...), while shared data, queues and stats are process-wide. The test
+//! Envoy runs one VM per worker thread; each has its own root context (id 1; a replaced
+//! configuration gets a new one, `roots`) and stream contexts (ids 2, 3, ...), while shared
+//! data, queues and stats are process-wide. The test
 //! plays the part of Envoy's workers: it chooses which worker handles which stream and how
 //! their steps interleave, and time only moves through `advance`.
 //!
@@ -386,9 +387,9 @@ impl Host {
                 Ok(())
             }
             Pending::LocalReply { context_id, reply } => self.local_reply(w, context_id, reply),
-            Pending::RootDone => {
-                self.call_export(w, |e| e.on_delete.as_ref(), 1, 1)?;
-                self.workers[w].store.data_mut().root_deleted = true;
+            Pending::RootDone(root) => {
+                self.call_export(w, |e| e.on_delete.as_ref(), root, root as i32)?;
+                self.workers[w].store.data_mut().root_deleted_now(root);
                 Ok(())
             }
         }
@@ -406,19 +407,18 @@ impl Host {
                 .iter()
                 .enumerate()
                 .filter(|(_, w)| w.failed.is_none())
-                .filter_map(|(i, w)| w.store.data().next_tick_ns.map(|t| (t, i)))
-                .filter(|(t, _)| *t <= target)
+                .filter_map(|(i, w)| w.store.data().next_due().map(|(t, root)| (t, i, root)))
+                .filter(|(t, _, _)| *t <= target)
                 .min();
-            let Some((at, w)) = due else {
+            let Some((at, w, root)) = due else {
                 break;
             };
             self.shared.clock.set_monotonic_ns(at);
-            let fired = self.call_export(w, |e| e.on_tick.as_ref(), 1, 1)?;
-            let st = self.workers[w].store.data_mut();
-            st.next_tick_ns = match (fired, st.tick_period_ms) {
-                (Some(()), p) if p > 0 => Some(at.saturating_add(u64::from(p) * 1_000_000)),
-                _ => None,
-            };
+            let fired = self.call_export(w, |e| e.on_tick.as_ref(), root, root as i32)?;
+            self.workers[w]
+                .store
+                .data_mut()
+                .rearm(root, at, fired.is_some());
             self.settle()?;
         }
         self.shared.clock.set_monotonic_ns(target);
@@ -431,17 +431,19 @@ impl Host {
     pub fn shutdown(&mut self) -> Result<Vec<bool>> {
         let mut out = Vec::with_capacity(self.workers.len());
         for w in 0..self.workers.len() {
-            let done = self
-                .call_export(w, |e| e.on_done.as_ref(), 1, 1)?
-                .is_none_or(|r| r != 0);
-            if done {
-                self.call_export(w, |e| e.on_delete.as_ref(), 1, 1)?;
-                self.workers[w].store.data_mut().root_deleted = true;
-            } else {
-                self.workers[w].store.data_mut().root_pending_done = true;
+            let retiring: Vec<u32> = self.workers[w]
+                .store
+                .data()
+                .retiring
+                .iter()
+                .filter(|r| !r.pending_done)
+                .map(|r| r.id)
+                .collect();
+            for root in retiring {
+                self.shut_root(w, root)?;
             }
-            self.settle()?;
-            out.push(done);
+            let root = self.workers[w].store.data().root_id;
+            out.push(self.shut_root(w, root)?);
         }
         Ok(out)
     }

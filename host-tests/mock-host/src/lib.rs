@@ -36,6 +36,7 @@ mod metrics;
 mod module;
 mod pairs;
 mod properties;
+mod roots;
 mod shared;
 mod state;
 mod stream;

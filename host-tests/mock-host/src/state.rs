@@ -89,6 +89,8 @@ impl Direction {
 #[derive(Debug, Default)]
 pub(crate) struct StreamState {
     pub(crate) id: u32,
+    /// Its root context (the configuration active when the stream began).
+    pub(crate) root: u32,
     /// `proxy_on_context_create` was called.
     pub(crate) created: bool,
     pub(crate) request: Direction,
@@ -109,8 +111,9 @@ pub(crate) struct StreamState {
 
 impl StreamState {
     /// Clears the state for reuse by another stream (keeps allocations).
-    pub(crate) fn reset_for(&mut self, id: u32, start_unix_ns: u64) {
+    pub(crate) fn reset_for(&mut self, id: u32, root: u32, start_unix_ns: u64) {
         self.id = id;
+        self.root = root;
         self.created = false;
         self.request.reset();
         self.response.reset();

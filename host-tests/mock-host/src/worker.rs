@@ -58,7 +58,8 @@ pub(crate) enum Pending {
         context_id: u32,
         reply: LocalResponse,
     },
-    RootDone,
+    /// A root context that called `proxy_done` after `proxy_on_done` returned false.
+    RootDone(u32),
 }
 
 /// Store data of a worker VM.
@@ -98,6 +99,8 @@ pub(crate) struct WorkerState {
     pub(crate) rng: u64,
     pub(crate) root_pending_done: bool,
     pub(crate) root_deleted: bool,
+    /// Root contexts of replaced configurations, alive until their streams are gone.
+    pub(crate) retiring: Vec<crate::roots::RetiringRoot>,
 }
 
 impl WorkerState {
@@ -132,13 +135,14 @@ impl WorkerState {
             rng: seed ^ (0x9E37_79B9_7F4A_7C15_u64.wrapping_mul(index as u64 + 1)),
             root_pending_done: false,
             root_deleted: false,
+            retiring: Vec::new(),
         }
     }
 
     /// The context host calls act on: the effective one if set and alive, else the current.
     pub(crate) fn ctx(&self) -> u32 {
         if self.effective != 0
-            && (self.effective == self.root_id || self.streams.contains_key(&self.effective))
+            && (self.is_root(self.effective) || self.streams.contains_key(&self.effective))
         {
             return self.effective;
         }

@@ -172,6 +172,20 @@ impl Holders {
         Some(id)
     }
 
+    /// Removes VM entry `id` (its limiter closed) and returns what it held.
+    pub fn remove(&mut self, id: HolderId) -> Removed {
+        let mut removed = Removed::default();
+        self.entries.retain(|h| {
+            if h.id != id {
+                return true;
+            }
+            removed.held = removed.held.saturating_add(h.held);
+            removed.queued = removed.queued.saturating_add(h.queued);
+            false
+        });
+        removed
+    }
+
     /// Whether [`Holders::remove_dead`] would remove anything.
     pub fn has_dead(&self, now: Nanos, keep: Option<HolderId>) -> bool {
         self.entries.iter().any(|h| !is_alive(h, now, keep))
@@ -267,6 +281,20 @@ mod tests {
         assert_eq!((h.total(), h.queued()), (5, 1));
         assert_eq!(h.set(a, 4, 2, 10), a, "an existing entry keeps its id");
         assert_eq!((h.total(), h.queued(), h.held_by(a), h.len()), (6, 2, 4, 2));
+    }
+
+    #[test]
+    fn a_closed_limiter_takes_only_its_own_entry_away() {
+        let mut h = Holders::new(3);
+        let a = h.set(None, 0, 0, 0).unwrap();
+        let b = h.set(Some(a), 0, 0, 0);
+        let c = h.set(None, 2, 1, 0).unwrap();
+        assert_eq!(b, Some(a));
+        assert_eq!(h.remove(a), Removed::default());
+        assert_eq!((h.len(), h.total(), h.queued()), (1, 2, 1));
+        assert_eq!(h.remove(a), Removed::default(), "already gone: nothing happens");
+        assert_eq!(h.remove(c), Removed { held: 2, queued: 1 });
+        assert!(h.is_empty());
     }
 
     #[test]

@@ -220,6 +220,22 @@ impl<T: Telemetry> Pipeline<T> {
         outcome
     }
 
+    /// The pipeline is going away: its configuration was replaced and no stream uses it any
+    /// more, or the plugin stops. First attempts counted locally are written to their budgets
+    /// (they would be lost), and each limiter's entry leaves the shared record (it would
+    /// linger until the holder timeout, and a table filled by replaced configurations refuses
+    /// new ones).
+    pub fn close(&self, store: &dyn SharedStore, now: Nanos) {
+        for set in &self.sets {
+            if let Some(retry) = &set.retry {
+                retry.flush(set.env(store), now);
+            }
+            if let Some(limiter) = &set.limiter {
+                limiter.close(set.env(store), now);
+            }
+        }
+    }
+
     /// A waiter leaves its queue for the upstream at `now`: the headers its deadline needs now.
     fn leaving(&self, store: &dyn SharedStore, stream: StreamId, now: Nanos) -> Resume {
         let waited = self.waiting.borrow_mut().remove(&stream);

@@ -70,13 +70,15 @@ fn set_tick_period(mut c: C<'_>, period_ms: i32) -> HostResult {
     }
     let st = c.data_mut();
     let period = period_ms as u32;
-    st.tick_period_ms = period;
-    st.next_tick_ns = (period > 0).then(|| {
+    let next = (period > 0).then(|| {
         st.shared
             .clock
             .monotonic_ns()
             .saturating_add(u64::from(period) * 1_000_000)
     });
+    // The timer belongs to the calling context's root (Envoy keys timers by root context).
+    let root = st.root_of(st.current);
+    st.set_timer(root, period, next);
     Ok(OK)
 }
 
@@ -187,7 +189,7 @@ fn set_effective_context(mut c: C<'_>, id: i32) -> HostResult {
     }
     let st = c.data_mut();
     let id = id as u32;
-    if id == st.root_id || st.streams.contains_key(&id) {
+    if st.is_root(id) || st.streams.contains_key(&id) {
         st.effective = id;
         Ok(OK)
     } else {
@@ -197,9 +199,9 @@ fn set_effective_context(mut c: C<'_>, id: i32) -> HostResult {
 
 fn done(mut c: C<'_>) -> HostResult {
     let st = c.data_mut();
-    if st.root_pending_done {
-        st.root_pending_done = false;
-        st.pending.push(Pending::RootDone);
+    let root = st.root_of(st.current);
+    if st.take_pending_done(root) {
+        st.pending.push(Pending::RootDone(root));
         Ok(OK)
     } else {
         Ok(NOT_FOUND)

@@ -2,6 +2,7 @@
 //!
 //! Semantics reproduced (Envoy `context.cc`, proxy-wasm-cpp-host `context.cc`):
 //! - `on_context_create` runs at the first phase; ids are per worker (root = 1, then 2, 3...);
+//!   a stream belongs to the root context that was active when it began (`Host::reconfigure`);
 //! - Pause from `on_request_headers` is StopAllIterationAndWatermark: later body/trailers
 //!   phases are held (and buffered) until the plugin continues the stream, then delivered
 //!   in order, the body as one buffer;
@@ -48,7 +49,8 @@ impl Host {
         let id = st.next_context_id;
         st.next_context_id = st.next_context_id.wrapping_add(1);
         let mut state = st.pool.pop().unwrap_or_default();
-        state.reset_for(id, now);
+        let root = st.root_id;
+        state.reset_for(id, root, now);
         st.streams.insert(id, state);
         Ok(Stream {
             host: self,
@@ -107,7 +109,7 @@ impl Host {
     }
 
     fn ensure_created(&mut self, id: StreamId) -> Result<()> {
-        let created = self.state(id).is_some_and(|s| s.created);
+        let (created, root) = self.state(id).map_or((false, 1), |s| (s.created, s.root));
         if !created {
             if let Some(s) = self.state_mut(id) {
                 s.created = true;
@@ -116,7 +118,7 @@ impl Host {
                 id.worker,
                 |e| e.on_context_create.as_ref(),
                 id.context_id,
-                (id.context_id as i32, 1),
+                (id.context_id as i32, root as i32),
             )?;
         }
         Ok(())
@@ -288,6 +290,7 @@ impl Stream<'_> {
                 w.finished.insert(id.context_id, s);
             }
         }
-        self.host.settle()
+        self.host.settle()?;
+        self.host.retire_idle_roots(id.worker)
     }
 }

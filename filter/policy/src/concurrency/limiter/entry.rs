@@ -132,6 +132,33 @@ impl Limiter {
         }
     }
 
+    /// The limiter is going away (its configuration was replaced and its streams are gone, or
+    /// the plugin stops): its entry leaves the shared record now rather than after the holder
+    /// timeout, so configuration updates cannot fill the table. A write lost to contention
+    /// leaves the entry to the other VMs' sweep.
+    pub fn close(&self, env: Env<'_>, now: Nanos) {
+        let Some(id) = self.holder.get() else {
+            return;
+        };
+        let result = store::update(env.store, &self.key, |bytes| {
+            let mut state = self.state(bytes, now);
+            let removed = state.holders.remove(id);
+            let seen = Seen::of(&state, now);
+            (state.encode(), (removed, seen))
+        });
+        if let Update::Stored((removed, seen)) = result {
+            self.holder.set(None);
+            self.saw_totals(env, seen);
+            if removed.held > 0 || removed.queued > 0 {
+                env.metrics.warn(&format!(
+                    "concurrency limiter {}: closed with {} slot(s) held and {} request(s) \
+                     waiting; they were given back",
+                    self.key, removed.held, removed.queued
+                ));
+            }
+        }
+    }
+
     /// Counts the slots of stopped VMs that an update took back.
     pub(super) fn note_reclaimed(&self, env: Env<'_>, removed: Removed) {
         if removed.held == 0 && removed.queued == 0 {
