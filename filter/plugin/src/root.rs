@@ -89,9 +89,13 @@ fn tick(plugin: &Plugin) {
 impl Context for BallastRoot {
     fn on_done(&mut self) -> bool {
         let now = host::now();
+        let mut closed = 0;
         for plugin in self.plugins() {
             plugin.pipeline.close(&HostStore, now);
+            closed += 1;
         }
+        // Envoy calls this when a replaced configuration's last stream has ended (or at exit).
+        log::info!("root context done: {closed} configuration(s) closed");
         true
     }
 }

@@ -23,6 +23,9 @@ pub struct EnvoyConfig {
     concurrency: usize,
     delay_before_plugin_ms: Option<u64>,
     without_plugin: bool,
+    failure_policy: Option<String>,
+    wasm: Option<PathBuf>,
+    substitutions: Vec<(String, String)>,
 }
 
 impl EnvoyConfig {
@@ -38,6 +41,9 @@ impl EnvoyConfig {
             concurrency: 1,
             delay_before_plugin_ms: None,
             without_plugin: false,
+            failure_policy: None,
+            wasm: None,
+            substitutions: Vec::new(),
         })
     }
 
@@ -72,9 +78,31 @@ impl EnvoyConfig {
         self
     }
 
+    /// The plugin's `failure_policy` (`FAIL_CLOSED`, `FAIL_OPEN`, `FAIL_RELOAD`) instead of
+    /// the shipped one.
+    pub fn failure_policy(mut self, policy: &str) -> Self {
+        self.failure_policy = Some(policy.to_string());
+        self
+    }
+
+    /// Load this .wasm instead of ballast's (e.g. the fixture plugin, which can trap).
+    pub fn wasm(mut self, path: PathBuf) -> Self {
+        self.wasm = Some(path);
+        self
+    }
+
+    /// Replace `from` (which must occur) with `to` in the rendered text, after the rest.
+    pub fn substitute(mut self, from: &str, to: &str) -> Self {
+        self.substitutions.push((from.to_string(), to.to_string()));
+        self
+    }
+
     /// The YAML text Envoy will load, with ports `admin` and `listener`.
     pub fn render(&self, admin: u16, listener: u16) -> Result<String, String> {
-        let wasm = plugin_wasm()?;
+        let wasm = match &self.wasm {
+            Some(path) => path.clone(),
+            None => plugin_wasm()?,
+        };
         let mut text = self
             .template
             .replace("port_value: 9901", &format!("port_value: {admin}"))
@@ -90,12 +118,27 @@ impl EnvoyConfig {
         if let Some(json) = &self.plugin_json {
             text = replace_plugin_json(&text, json)?;
         }
+        if let Some(policy) = &self.failure_policy {
+            if !text.contains("failure_policy: FAIL_RELOAD") {
+                return Err("no `failure_policy: FAIL_RELOAD` line in the config".into());
+            }
+            text = text.replace(
+                "failure_policy: FAIL_RELOAD",
+                &format!("failure_policy: {policy}"),
+            );
+        }
         // The delay goes in before the plugin is removed: it is placed by the plugin's entry.
         if let Some(ms) = self.delay_before_plugin_ms {
             text = insert_before_plugin(&text, &fault_delay_filter(ms))?;
         }
         if self.without_plugin {
             text = remove_plugin_filter(&text)?;
+        }
+        for (from, to) in &self.substitutions {
+            if !text.contains(from.as_str()) {
+                return Err(format!("`{from}` is not in the config"));
+            }
+            text = text.replace(from.as_str(), to);
         }
         Ok(text)
     }

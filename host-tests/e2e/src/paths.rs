@@ -16,6 +16,16 @@ pub fn plugin_wasm() -> Result<PathBuf, String> {
     artefact("BALLAST_WASM", "target/ballast.wasm", "make build")
 }
 
+/// The fixture plugin (a proxy-wasm SDK plugin that can be told to trap): `$BALLAST_FIXTURE_WASM`,
+/// else what `make fixture` writes.
+pub fn fixture_wasm() -> Result<PathBuf, String> {
+    artefact(
+        "BALLAST_FIXTURE_WASM",
+        "target/wasm32-wasip1/release/ballast_fixture_plugin.wasm",
+        "make fixture",
+    )
+}
+
 /// The Envoy binary: `$BALLAST_ENVOY`, else the one `make envoy` installs into `.venv`.
 pub fn envoy_binary() -> Result<PathBuf, String> {
     if let Some(path) = std::env::var_os("BALLAST_ENVOY").filter(|p| !p.is_empty()) {
