@@ -436,10 +436,12 @@ mod tests {
             concurrency: 1,
             delay_before_plugin_ms: Some(30),
             without_plugin: true,
+            failure_policy: None,
+            // A path of its own, so rendering does not depend on a built .wasm.
+            wasm: Some(PathBuf::from("/plugins/ballast.wasm")),
+            substitutions: Vec::new(),
         };
-        let Ok(out) = config.render(1, 2) else {
-            return; // no .wasm built: `render` needs its path (covered by the e2e tests)
-        };
+        let out = config.render(1, 2).unwrap();
         assert!(out.contains("envoy.filters.http.fault") && !out.contains("- name: ballast"));
     }
 
@@ -451,5 +453,32 @@ mod tests {
             out,
             "a:\n  value: |\n    {\n      \"y\": 2\n    }\n  next: 2\n"
         );
+    }
+
+    #[test]
+    fn failure_policy_and_substitutions_apply_only_where_they_match() {
+        let base = EnvoyConfig {
+            template: "failure_policy: FAIL_RELOAD\npath: a/b.yaml\n".to_string(),
+            upstream_port: 8081,
+            plugin_json: None,
+            concurrency: 1,
+            delay_before_plugin_ms: None,
+            without_plugin: false,
+            failure_policy: None,
+            wasm: Some(PathBuf::from("/plugins/ballast.wasm")),
+            substitutions: Vec::new(),
+        };
+        let out = base
+            .clone()
+            .failure_policy("FAIL_OPEN")
+            .substitute("path: a/b.yaml", "path: /tmp/x.yaml")
+            .render(1, 2)
+            .unwrap();
+        assert_eq!(out, "failure_policy: FAIL_OPEN\npath: /tmp/x.yaml\n");
+        let missing = base.clone().substitute("nowhere", "x").render(1, 2);
+        assert!(missing.unwrap_err().contains("nowhere"));
+        let mut without = base;
+        without.template = "name: x\n".into();
+        assert!(without.failure_policy("FAIL_OPEN").render(1, 2).is_err());
     }
 }

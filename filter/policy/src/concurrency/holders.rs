@@ -292,7 +292,11 @@ mod tests {
         assert_eq!(b, Some(a));
         assert_eq!(h.remove(a), Removed::default());
         assert_eq!((h.len(), h.total(), h.queued()), (1, 2, 1));
-        assert_eq!(h.remove(a), Removed::default(), "already gone: nothing happens");
+        assert_eq!(
+            h.remove(a),
+            Removed::default(),
+            "already gone: nothing happens"
+        );
         assert_eq!(h.remove(c), Removed { held: 2, queued: 1 });
         assert!(h.is_empty());
     }
