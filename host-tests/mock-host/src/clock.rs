@@ -8,6 +8,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::error::Result;
+use crate::host::Host;
+
 /// Wall-clock start used when the test does not choose one: 2025-01-01T00:00:00Z.
 pub const DEFAULT_START_UNIX_NS: u64 = 1_735_689_600_000_000_000;
 
@@ -18,6 +21,8 @@ const MONOTONIC_BASE_NS: u64 = 1_000_000_000;
 pub(crate) struct VirtualClock {
     start_unix_ns: u64,
     elapsed_ns: u64,
+    /// Steps of the wall clock alone (NTP corrections), in ns; monotonic time ignores them.
+    wall_step_ns: i64,
 }
 
 impl VirtualClock {
@@ -25,12 +30,20 @@ impl VirtualClock {
         Self {
             start_unix_ns,
             elapsed_ns: 0,
+            wall_step_ns: 0,
         }
     }
 
     /// Nanoseconds since the Unix epoch.
     pub(crate) fn realtime_ns(&self) -> u64 {
-        self.start_unix_ns.saturating_add(self.elapsed_ns)
+        self.start_unix_ns
+            .saturating_add(self.elapsed_ns)
+            .saturating_add_signed(self.wall_step_ns)
+    }
+
+    /// Steps the wall clock alone by `by_ns` (either way), as an NTP correction does.
+    pub(crate) fn step_wall(&mut self, by_ns: i64) {
+        self.wall_step_ns = self.wall_step_ns.saturating_add(by_ns);
     }
 
     /// Monotonic nanoseconds (timers are kept on this scale).
@@ -61,4 +74,37 @@ pub(crate) fn unix_ns(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+impl Host {
+    /// Moves the virtual clock forward by `by` at once, as a process that was stopped (or a
+    /// machine that slept) sees it: no tick fires in between; each timer that fell due fires
+    /// once, at the new time. [`Host::advance`] fires every tick instead.
+    pub fn jump(&mut self, by: Duration) -> Result<()> {
+        self.settle()?;
+        let by_ns = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        let target = self.shared.clock.monotonic_ns().saturating_add(by_ns);
+        self.shared.clock.set_monotonic_ns(target);
+        for w in 0..self.workers.len() {
+            if self.workers[w].failed.is_some() {
+                continue;
+            }
+            for root in self.workers[w].store.data().overdue(target) {
+                let fired = self.call_export(w, |e| e.on_tick.as_ref(), root, root as i32)?;
+                self.workers[w]
+                    .store
+                    .data_mut()
+                    .rearm(root, target, fired.is_some());
+                self.settle()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Steps the wall clock alone by `by_ns` nanoseconds, forward or back (an NTP
+    /// correction): `proxy_get_current_time_nanoseconds` and WASI realtime move, monotonic
+    /// time and timers do not.
+    pub fn step_wall_clock(&mut self, by_ns: i64) {
+        self.shared.clock.step_wall(by_ns);
+    }
 }

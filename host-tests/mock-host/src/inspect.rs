@@ -108,6 +108,18 @@ impl Host {
         (self.shared.data.len(), bytes)
     }
 
+    /// Every shared-data key, sorted (lossy UTF-8).
+    pub fn shared_data_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .shared
+            .data
+            .keys()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        keys.sort();
+        keys
+    }
+
     /// Shared data value and cas.
     pub fn shared_data(&self, key: &str) -> Option<(Vec<u8>, u32)> {
         self.shared

@@ -68,6 +68,17 @@ impl WorkerState {
         active.into_iter().chain(retiring).min()
     }
 
+    /// The root contexts whose timer is due at `at`.
+    pub(crate) fn overdue(&self, at: u64) -> Vec<u32> {
+        let active = self.next_tick_ns.filter(|t| *t <= at).map(|_| self.root_id);
+        let retiring = self
+            .retiring
+            .iter()
+            .filter(|r| r.next_tick_ns.is_some_and(|t| t <= at))
+            .map(|r| r.id);
+        active.into_iter().chain(retiring).collect()
+    }
+
     /// After `root`'s tick at `at`: its next one a period later, if it is still armed.
     pub(crate) fn rearm(&mut self, root: u32, at: u64, fired: bool) {
         let next = |period: u32| {

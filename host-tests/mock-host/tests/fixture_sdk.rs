@@ -291,6 +291,35 @@ fn queue_items_reach_the_registering_root_context() {
 }
 
 #[test]
+fn a_jump_fires_each_due_timer_once_and_a_wall_step_moves_only_the_wall_clock() {
+    let mut host = fixture_host(2, "tick_ms=100");
+    let ticks = |h: &Host| {
+        h.logs()
+            .iter()
+            .filter(|l| l.message.starts_with("tick "))
+            .count()
+    };
+    host.jump(Duration::from_secs(3600)).unwrap();
+    assert_eq!(ticks(&host), 2, "one tick per worker, not 36,000");
+    assert_eq!(host.elapsed(), Duration::from_secs(3600));
+    host.advance(Duration::from_millis(100)).unwrap();
+    assert_eq!(ticks(&host), 4, "the timers run on from the jump");
+
+    host.step_wall_clock(-5_000_000_000);
+    let mut s = host.http_stream(0).unwrap();
+    s.request_headers(&req("time"), true).unwrap();
+    let expected = (1_735_689_600_000_000_000u128 + 3_600_100_000_000 - 5_000_000_000).to_string();
+    assert_eq!(s.request_header("x-fixture-now-ns").unwrap(), expected);
+    assert_eq!(s.request_header("x-fixture-wasi-ns").unwrap(), expected);
+    host.advance(Duration::from_millis(100)).unwrap();
+    assert_eq!(
+        ticks(&host),
+        6,
+        "timers follow monotonic time, not the wall clock"
+    );
+}
+
+#[test]
 fn host_and_wasi_clocks_follow_virtual_time() {
     let mut host = fixture_host(1, "");
     host.advance(Duration::from_millis(1500)).unwrap();
