@@ -90,12 +90,7 @@ impl Host {
                 continue;
             }
             for root in self.workers[w].store.data().overdue(target) {
-                let fired = self.call_export(w, |e| e.on_tick.as_ref(), root, root as i32)?;
-                self.workers[w]
-                    .store
-                    .data_mut()
-                    .rearm(root, target, fired.is_some());
-                self.settle()?;
+                self.fire_tick(w, root, target)?;
             }
         }
         Ok(())

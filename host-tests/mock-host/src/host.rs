@@ -289,10 +289,7 @@ impl Host {
             .call_export(w, |e| e.on_vm_start.as_ref(), 1, (1, vm_len))?
             .is_none_or(|r| r != 0);
         self.settle()?;
-        self.workers[w].store.data_mut().in_configure = true;
-        let configured = self.call_export(w, |e| e.on_configure.as_ref(), 1, (1, plugin_len));
-        self.workers[w].store.data_mut().in_configure = false;
-        let configured = configured?.is_none_or(|r| r != 0);
+        let configured = self.configure_root(w, 1, plugin_len)?;
         self.settle()?;
         Ok(WorkerStart {
             worker: w,
@@ -414,15 +411,21 @@ impl Host {
                 break;
             };
             self.shared.clock.set_monotonic_ns(at);
-            let fired = self.call_export(w, |e| e.on_tick.as_ref(), root, root as i32)?;
-            self.workers[w]
-                .store
-                .data_mut()
-                .rearm(root, at, fired.is_some());
-            self.settle()?;
+            self.fire_tick(w, root, at)?;
         }
         self.shared.clock.set_monotonic_ns(target);
         Ok(())
+    }
+
+    /// Root context `root` of worker `w` ticks at `at` (the clock is there); its timer is
+    /// re-armed a period later.
+    pub(crate) fn fire_tick(&mut self, w: usize, root: u32, at: u64) -> Result<()> {
+        let fired = self.call_export(w, |e| e.on_tick.as_ref(), root, root as i32)?;
+        self.workers[w]
+            .store
+            .data_mut()
+            .rearm(root, at, fired.is_some());
+        self.settle()
     }
 
     /// Envoy's shutdown of the plugin: `proxy_on_done` on every root context, then

@@ -47,15 +47,20 @@ impl WorkerState {
             .map_or(self.root_id, |stream| stream.root)
     }
 
+    /// The timer (period, next due time) of root context `root`: a retiring root's, else
+    /// the active root's.
+    fn timer_mut(&mut self, root: u32) -> (&mut u32, &mut Option<u64>) {
+        match self.retiring.iter_mut().find(|r| r.id == root) {
+            Some(r) => (&mut r.tick_period_ms, &mut r.next_tick_ns),
+            None => (&mut self.tick_period_ms, &mut self.next_tick_ns),
+        }
+    }
+
     /// Arms (or with period 0 stops) the timer of root context `root`.
     pub(crate) fn set_timer(&mut self, root: u32, period_ms: u32, next_ns: Option<u64>) {
-        if let Some(r) = self.retiring.iter_mut().find(|r| r.id == root) {
-            r.tick_period_ms = period_ms;
-            r.next_tick_ns = next_ns;
-        } else {
-            self.tick_period_ms = period_ms;
-            self.next_tick_ns = next_ns;
-        }
+        let (period, next) = self.timer_mut(root);
+        *period = period_ms;
+        *next = next_ns;
     }
 
     /// The earliest armed timer of this VM: (due time, root context).
@@ -81,14 +86,11 @@ impl WorkerState {
 
     /// After `root`'s tick at `at`: its next one a period later, if it is still armed.
     pub(crate) fn rearm(&mut self, root: u32, at: u64, fired: bool) {
-        let next = |period: u32| {
-            (fired && period > 0).then(|| at.saturating_add(u64::from(period) * 1_000_000))
-        };
-        if let Some(r) = self.retiring.iter_mut().find(|r| r.id == root) {
-            r.next_tick_ns = next(r.tick_period_ms);
-        } else if root == self.root_id {
-            self.next_tick_ns = next(self.tick_period_ms);
+        if !self.is_root(root) {
+            return;
         }
+        let (period, next) = self.timer_mut(root);
+        *next = (fired && *period > 0).then(|| at.saturating_add(u64::from(*period) * 1_000_000));
     }
 
     /// `root` called `proxy_done`: whether it was waiting to (then it is deleted next).
@@ -108,6 +110,15 @@ impl WorkerState {
             }
             None => false,
         }
+    }
+
+    /// Makes `bytes` the plugin configuration `proxy_on_configure` reads; returns the old one.
+    fn replace_plugin_config(&mut self, bytes: &[u8]) -> Arc<crate::worker::HostConfig> {
+        let new = Arc::new(crate::worker::HostConfig {
+            plugin_config: bytes.to_vec(),
+            ..(*self.cfg).clone()
+        });
+        std::mem::replace(&mut self.cfg, new)
     }
 
     /// `root` got `proxy_on_delete`.
@@ -134,8 +145,11 @@ impl Host {
                 accepted.push(false);
                 continue;
             }
+            let old_cfg = self.workers[w]
+                .store
+                .data_mut()
+                .replace_plugin_config(&bytes);
             let st = self.workers[w].store.data_mut();
-            let old_cfg = Arc::clone(&st.cfg);
             let old_root = RetiringRoot {
                 id: st.root_id,
                 tick_period_ms: st.tick_period_ms,
@@ -144,10 +158,6 @@ impl Host {
             };
             let new_root = st.next_context_id;
             st.next_context_id = st.next_context_id.wrapping_add(1);
-            st.cfg = Arc::new(crate::worker::HostConfig {
-                plugin_config: bytes.clone(),
-                ..(*old_cfg).clone()
-            });
             st.retiring.push(old_root.clone());
             st.root_id = new_root;
             st.tick_period_ms = 0;
@@ -189,10 +199,7 @@ impl Host {
                 continue;
             }
             let st = self.workers[w].store.data_mut();
-            st.cfg = Arc::new(crate::worker::HostConfig {
-                plugin_config: bytes.clone(),
-                ..(*st.cfg).clone()
-            });
+            st.replace_plugin_config(&bytes);
             let root = st.root_id;
             let ok = self.configure_root(w, root, bytes.len() as i32)?;
             self.settle()?;
@@ -202,7 +209,7 @@ impl Host {
     }
 
     /// `proxy_on_configure` on root context `root` of worker `w`.
-    fn configure_root(&mut self, w: usize, root: u32, len: i32) -> Result<bool> {
+    pub(crate) fn configure_root(&mut self, w: usize, root: u32, len: i32) -> Result<bool> {
         self.workers[w].store.data_mut().in_configure = true;
         let configured = self.call_export(w, |e| e.on_configure.as_ref(), root, (root as i32, len));
         self.workers[w].store.data_mut().in_configure = false;
