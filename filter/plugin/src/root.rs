@@ -40,13 +40,11 @@ impl BallastRoot {
 
     /// Asks the host for the fastest tick any live pipeline needs (none: the timer stops).
     fn arm_ticks(&mut self) {
-        let needs: Vec<TickNeed> = self.plugins().map(|p| p.pipeline.tick_need()).collect();
-        let period = if needs.contains(&TickNeed::Fast) {
-            Duration::from_millis(10)
-        } else if needs.contains(&TickNeed::Slow) {
-            Duration::from_secs(1)
-        } else {
-            Duration::ZERO
+        let need = self.plugins().map(|p| p.pipeline.tick_need()).max();
+        let period = match need {
+            Some(TickNeed::Fast) => Duration::from_millis(10),
+            Some(TickNeed::Slow) => Duration::from_secs(1),
+            Some(TickNeed::None) | None => Duration::ZERO,
         };
         let period_ms = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
         if period_ms != self.tick_ms && abi::set_tick_period_ms(period_ms).is_ok() {

@@ -51,8 +51,9 @@ use std::collections::HashMap;
 /// How often retry budgets flush locally counted first attempts and refresh their gauge.
 const BUDGET_FLUSH_PERIOD: Nanos = 1_000_000_000;
 
-/// Tick period the plugin should ask the host for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Tick period the plugin should ask the host for, from none to the most frequent (so the
+/// greatest of several needs is the one to ask for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TickNeed {
     /// No policy acts on ticks.
     None,
@@ -60,6 +61,12 @@ pub enum TickNeed {
     Slow,
     /// Every 10 ms (queued requests wait on ticks).
     Fast,
+}
+
+#[cfg(test)]
+#[test]
+fn the_greatest_tick_need_is_the_most_frequent() {
+    assert!(TickNeed::None < TickNeed::Slow && TickNeed::Slow < TickNeed::Fast);
 }
 
 /// One policy set's policies, as this VM runs them, with its telemetry.
