@@ -34,7 +34,12 @@ impl EnvoyConfig {
         let path = repo_file(relative);
         let template = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        Ok(EnvoyConfig {
+        Ok(EnvoyConfig::from_template(template))
+    }
+
+    /// A config from its text, with the shipped defaults for everything else.
+    fn from_template(template: String) -> EnvoyConfig {
+        EnvoyConfig {
             template,
             upstream_port: 8081,
             plugin_json: None,
@@ -44,7 +49,7 @@ impl EnvoyConfig {
             failure_policy: None,
             wasm: None,
             substitutions: Vec::new(),
-        })
+        }
     }
 
     /// Point the upstream cluster at this port.
@@ -429,18 +434,11 @@ mod tests {
 
     #[test]
     fn a_delay_stays_when_the_plugin_goes() {
-        let config = EnvoyConfig {
-            template: FILTERS.to_string(),
-            upstream_port: 8081,
-            plugin_json: None,
-            concurrency: 1,
-            delay_before_plugin_ms: Some(30),
-            without_plugin: true,
-            failure_policy: None,
-            // A path of its own, so rendering does not depend on a built .wasm.
-            wasm: Some(PathBuf::from("/plugins/ballast.wasm")),
-            substitutions: Vec::new(),
-        };
+        // A .wasm path of its own, so rendering does not depend on a built .wasm.
+        let mut config = EnvoyConfig::from_template(FILTERS.to_string())
+            .wasm(PathBuf::from("/plugins/ballast.wasm"))
+            .without_plugin();
+        config.delay_before_plugin_ms = Some(30);
         let out = config.render(1, 2).unwrap();
         assert!(out.contains("envoy.filters.http.fault") && !out.contains("- name: ballast"));
     }
@@ -457,17 +455,9 @@ mod tests {
 
     #[test]
     fn failure_policy_and_substitutions_apply_only_where_they_match() {
-        let base = EnvoyConfig {
-            template: "failure_policy: FAIL_RELOAD\npath: a/b.yaml\n".to_string(),
-            upstream_port: 8081,
-            plugin_json: None,
-            concurrency: 1,
-            delay_before_plugin_ms: None,
-            without_plugin: false,
-            failure_policy: None,
-            wasm: Some(PathBuf::from("/plugins/ballast.wasm")),
-            substitutions: Vec::new(),
-        };
+        let base =
+            EnvoyConfig::from_template("failure_policy: FAIL_RELOAD\npath: a/b.yaml\n".into())
+                .wasm(PathBuf::from("/plugins/ballast.wasm"));
         let out = base
             .clone()
             .failure_policy("FAIL_OPEN")

@@ -96,15 +96,17 @@ fn paused_request_resumes_from_tick_with_body_kept() {
     assert!(host.logged("body seen: hello"));
 }
 
+/// Ticks the fixture has logged so far, all workers.
+fn ticks(host: &Host) -> usize {
+    host.logs()
+        .iter()
+        .filter(|l| l.message.starts_with("tick "))
+        .count()
+}
+
 #[test]
 fn ticks_follow_the_virtual_clock_on_every_worker() {
     let mut host = fixture_host(2, "tick_ms=100");
-    let ticks = |h: &Host| {
-        h.logs()
-            .iter()
-            .filter(|l| l.message.starts_with("tick "))
-            .count()
-    };
     host.advance(Duration::from_millis(99)).unwrap();
     assert_eq!(ticks(&host), 0);
     host.advance(Duration::from_millis(1)).unwrap();
@@ -293,12 +295,6 @@ fn queue_items_reach_the_registering_root_context() {
 #[test]
 fn a_jump_fires_each_due_timer_once_and_a_wall_step_moves_only_the_wall_clock() {
     let mut host = fixture_host(2, "tick_ms=100");
-    let ticks = |h: &Host| {
-        h.logs()
-            .iter()
-            .filter(|l| l.message.starts_with("tick "))
-            .count()
-    };
     host.jump(Duration::from_secs(3600)).unwrap();
     assert_eq!(ticks(&host), 2, "one tick per worker, not 36,000");
     assert_eq!(host.elapsed(), Duration::from_secs(3600));
