@@ -27,6 +27,7 @@ struct Inner {
     name: String,
     engine: Engine,
     pre: InstancePre<WorkerState>,
+    host_functions: Vec<String>,
 }
 
 type CacheKey = (PathBuf, u64, Option<SystemTime>);
@@ -101,11 +102,19 @@ impl PluginModule {
                 format!("{name} cannot be linked against the mock host (Envoy would refuse it too): {e:?}"),
             )
         })?;
+        let mut host_functions: Vec<String> = module
+            .imports()
+            .filter(|import| import.module() == "env" && import.ty().func().is_some())
+            .map(|import| import.name().to_string())
+            .filter(|name| name.starts_with("proxy_"))
+            .collect();
+        host_functions.sort();
         Ok(Self {
             inner: Arc::new(Inner {
                 name: name.to_string(),
                 engine,
                 pre,
+                host_functions,
             }),
         })
     }
@@ -118,6 +127,12 @@ impl PluginModule {
     /// The file name (or given name) of the module.
     pub fn name(&self) -> &str {
         &self.inner.name
+    }
+
+    /// The proxy-wasm host functions the module imports, sorted: what a test can make fail
+    /// with [`crate::Host::fail_import`] without keeping its own list.
+    pub fn host_functions(&self) -> &[String] {
+        &self.inner.host_functions
     }
 
     pub(crate) fn engine(&self) -> &Engine {

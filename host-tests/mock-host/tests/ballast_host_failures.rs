@@ -108,6 +108,25 @@ fn traffic(host: &mut Host, what: &str) -> usize {
     outcomes
 }
 
+/// A misspelt name would make its rows vacuous (`fail_import` injects nothing for a function
+/// the module does not import), so the table is checked against the module's real imports.
+#[test]
+fn the_table_names_only_host_functions_ballast_imports() {
+    let module = common::ballast_plugin();
+    let imported = module.host_functions();
+    assert!(imported.windows(2).all(|w| w[0] < w[1]), "{imported:?}");
+    assert!(imported.iter().all(|name| name.starts_with("proxy_")));
+    for name in IMPORTS
+        .iter()
+        .chain(&["proxy_get_buffer_bytes", "proxy_define_metric"])
+    {
+        assert!(
+            imported.iter().any(|i| i == name),
+            "{name} is not imported by the plugin: {imported:?}"
+        );
+    }
+}
+
 #[test]
 fn no_host_answer_traps_the_vm() {
     let mut host = host();

@@ -90,25 +90,11 @@ const HEADER_NAMES: [&str; 16] = [
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "G\u{e9}T"];
 const PATHS: [&str; 5] = ["/", "/v/1", "/api/x?q=1", "", "/\u{0}\u{ff}"];
 
-/// Host functions ballast calls, and wrong statuses to answer them with.
-const IMPORTS: [&str; 16] = [
-    "proxy_get_header_map_value",
-    "proxy_get_header_map_pairs",
-    "proxy_replace_header_map_value",
-    "proxy_add_header_map_value",
-    "proxy_remove_header_map_value",
-    "proxy_get_property",
-    "proxy_get_shared_data",
-    "proxy_set_shared_data",
-    "proxy_get_current_time_nanoseconds",
-    "proxy_send_local_response",
-    "proxy_set_effective_context",
-    "proxy_continue_stream",
-    "proxy_increment_metric",
-    "proxy_record_metric",
-    "proxy_set_tick_period_milliseconds",
-    "proxy_get_buffer_bytes",
-];
+/// Wrong statuses to answer host functions with (which ones: every proxy-wasm import of the
+/// module, `PluginModule::host_functions`).
+/// `HOLDER_TIMEOUT` of `filter/policy/src/concurrency/holders.rs`, in milliseconds.
+const HOLDER_TIMEOUT_MS: u64 = 5_000;
+
 const STATUSES: [i32; 10] = [1, 2, 3, 4, 6, 7, 8, 10, 12, 99];
 
 #[derive(Arbitrary, Debug)]
@@ -221,7 +207,9 @@ struct Run {
     crashed: Vec<bool>,
     /// Imports made to fail at some point (liveness is not promised then).
     failed_imports: bool,
-    /// The limiter may fail open (lost races, unreadable records, failing host calls).
+    /// The limiter may exceed its limit as documented: lost races, unreadable records, failing
+    /// host calls, a wall-clock step of at least the holder timeout (README, "Concurrency
+    /// limit": a live VM mistaken for dead loses its entry until its next update).
     bound_off: bool,
     /// The largest fixed limit in force so far (`None`: another configuration ran).
     bound: Option<u32>,
@@ -229,6 +217,8 @@ struct Run {
     /// set that a newer configuration dropped keeps its last gauge values.
     limited: Option<&'static [&'static str]>,
     wall_back_ms: u64,
+    /// The host functions the module imports (the ones a `FailImport` picks from).
+    imports: Vec<String>,
 }
 
 /// The host's answer: a trap is a bug; a VM we crashed answers VmFailed; misuse is ignored.
@@ -400,6 +390,11 @@ impl Run {
                 if ms < 0 {
                     self.wall_back_ms += ms.unsigned_abs();
                 }
+                // Entries written more than the holder timeout (5 s) away from the new time
+                // look dead: their VMs' slots are free until each VM's next update.
+                if ms.unsigned_abs() >= HOLDER_TIMEOUT_MS {
+                    self.bound_off = true;
+                }
             }
             Op::Crash { worker } => {
                 let w = usize::from(worker) % self.workers();
@@ -444,14 +439,19 @@ impl Run {
                 }
             }
             Op::FailImport { import, status } => {
-                let import = IMPORTS[usize::from(import) % IMPORTS.len()];
+                let Some(import) = self
+                    .imports
+                    .get(usize::from(import) % self.imports.len().max(1))
+                else {
+                    return;
+                };
                 let status = STATUSES[usize::from(status) % STATUSES.len()];
                 self.host.fail_import(import, Some(status));
                 self.failed_imports = true;
                 self.bound_off = true;
             }
             Op::HealImports => {
-                for import in IMPORTS {
+                for import in &self.imports {
                     self.host.fail_import(import, None);
                 }
             }
@@ -593,6 +593,7 @@ pub fn run(module: &PluginModule, scenario: Scenario) -> Exercised {
         bound: limit,
         limited: Some(limited),
         wall_back_ms: 0,
+        imports: module.host_functions().to_vec(),
     };
     let mut exercised = Exercised::default();
     for op in scenario.ops.into_iter().take(64) {
