@@ -1,4 +1,4 @@
-//! The `plugin_events` fuzz target's grammar and properties (`fuzz/src/plugin_events.rs`) in
+//! The `plugin_events` fuzz target's grammar and properties (`fuzz/src/plugin_events/`) in
 //! the ordinary test suite: every input of its committed corpus (inputs libFuzzer kept because
 //! each reached new host code), then mutations of them from a seeded generator (byte flips,
 //! insertions, deletions, splices: libFuzzer's moves, without its coverage feedback). `make fuzz` runs the same target
@@ -11,7 +11,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
-#[path = "../fuzz/src/plugin_events.rs"]
+#[path = "../fuzz/src/plugin_events/mod.rs"]
 mod plugin_events;
 
 use ballast_mock_host::PluginModule;

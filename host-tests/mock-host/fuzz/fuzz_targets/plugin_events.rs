@@ -1,9 +1,9 @@
-//! libFuzzer's driver for the `plugin_events` grammar (`src/plugin_events.rs`: the events and
+//! libFuzzer's driver for the `plugin_events` grammar (`src/plugin_events/`: the events and
 //! the properties). Coverage comes from the host's code (which host functions ran, with which
 //! outcomes), not from the plugin's, which runs as JIT-compiled wasm; the grammar does the rest.
 #![no_main]
 
-#[path = "../src/plugin_events.rs"]
+#[path = "../src/plugin_events/mod.rs"]
 mod plugin_events;
 
 use ballast_mock_host::PluginModule;

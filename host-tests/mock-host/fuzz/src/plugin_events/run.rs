@@ -1,196 +1,10 @@
-//! The event grammar and the properties of the `plugin_events` fuzz target: the real ballast
-//! .wasm in the mock host under arbitrary event sequences — requests with hostile headers from
-//! trusted and untrusted peers, bodies, responses, resets, ticks, time jumps and wall-clock
-//! steps, worker crashes and reloads, configuration updates (new root context, in place,
-//! refused, arbitrary bytes), failing host calls, lost CAS races and corrupted shared data.
-//!
-//! Two programs include this file: the fuzz target (`fuzz_targets/plugin_events.rs`, coverage
-//! guided, `make fuzz`) and the replay test in the mock host's suite
-//! (`tests/plugin_events_replay.rs`, the committed corpus plus seeded random inputs, part of
-//! `make test` without the 5-minute instrumented build). One grammar, one set of properties.
-//!
-//! Properties, beyond "the VM never traps":
-//! - **none lost**: once time has passed every wait, no request of a live VM is still paused
-//!   (each was admitted or answered) — checked when no host call was made to fail;
-//! - **bounded**: requests forwarded and not yet answered by the upstream never exceed the
-//!   largest fixed limit in force — checked while only the fixed-limit configurations ran and
-//!   nothing (failed calls, lost races, corrupted records) licensed the limiter to fail open;
-//! - **nothing left behind**: when every stream has ended and the dead VMs' entries have timed
-//!   out, every limiter gauge reads 0 in flight and 0 queued.
-//!
-//! A property that does not hold panics with what was seen (both programs report the input).
-#![allow(clippy::panic, clippy::expect_used, clippy::indexing_slicing)] // a checker: panics are its verdicts
+//! One scenario's run: the mock host, the streams it opened and what the properties need to
+//! know (which VMs are live, which fixed limit is in force, what licensed the limiter to exceed
+//! it), each event applied, and the checks.
 
-use arbitrary::Arbitrary;
-use ballast_mock_host::{ErrorKind, Host, LogLevel, PluginModule, StreamId};
+use super::grammar::{config, Op, HEADER_NAMES, HOLDER_TIMEOUT_MS, METHODS, PATHS, STATUSES};
+use ballast_mock_host::{ErrorKind, Host, StreamId};
 use std::time::Duration;
-
-const TRUST: &str = r#""trusted_peers": {"source_cidrs": ["10.0.0.0/8"]},
-    "priority": {"classes": ["critical", "normal", "sheddable"], "default": "normal",
-                 "header": "x-ballast-priority"}"#;
-
-/// Fixed limits (the bound is checked while only these ran): every request goes to `api`.
-const FIXED: [(&str, u32); 2] = [
-    (
-        r#""policy_sets": {"api": {
-            "concurrency": {"algorithm": "fixed", "initial_limit": 3, "queue": {"size": 4, "max_wait": "50ms"}},
-            "retry_budget": {"ratio": 0.2, "min_retries_per_second": 1, "ttl": "2s"},
-            "retry": {"max_retries_per_request": 2, "idempotency_key_header": "idempotency-key", "explain_header": "x-ballast-retry"},
-            "deadline": {"default": "2s", "max": "5s"},
-            "shedding": {"rate_limits": {"sheddable": {"per_second": 20, "burst": 2, "scope": "shared"}}}}},
-          "default_policy_set": "api""#,
-        3,
-    ),
-    (
-        r#""policy_sets": {"api": {
-            "concurrency": {"algorithm": "fixed", "initial_limit": 5, "queue": {"size": 2, "max_wait": "30ms", "order": "lifo"}},
-            "deadline": {"default": "1s"}, "shedding": {}}},
-          "default_policy_set": "api""#,
-        5,
-    ),
-];
-
-/// Other configurations: adaptive limits, several sets and routes, a dry run, none at all.
-const OTHERS: [&str; 3] = [
-    r#""policy_sets": {
-        "g": {"concurrency": {"algorithm": "gradient2", "initial_limit": 4, "min_limit": 1, "queue": {"size": 3, "max_wait": "40ms"}},
-              "retry_budget": {"ratio": 0.1}, "retry": {}, "deadline": {"default": "3s"}, "shedding": {}},
-        "v": {"concurrency": {"algorithm": "vegas", "initial_limit": 2, "min_limit": 1, "queue": {"size": 2, "max_wait": "20ms"}}},
-        "plain": {}},
-      "routes": [{"name": "v", "match": {"path": {"prefix": "/v"}}, "policy_set": "v", "priority": "critical"},
-                 {"name": "p", "match": {"headers": [{"name": "x-plain", "present": true}]}, "policy_set": "plain"}],
-      "default_policy_set": "g""#,
-    r#""dry_run": true, "policy_sets": {"api": {
-        "concurrency": {"algorithm": "fixed", "initial_limit": 1, "queue": {"size": 1, "max_wait": "10ms"}},
-        "retry_budget": {}, "retry": {}, "deadline": {}, "shedding": {}}},
-      "default_policy_set": "api""#,
-    r#""policy_sets": {"api": {}}, "default_policy_set": "api""#,
-];
-
-/// Headers whose values the fuzzer chooses: every hint ballast reads, and some it passes on.
-const HEADER_NAMES: [&str; 16] = [
-    "grpc-timeout",
-    "x-envoy-expected-rq-timeout-ms",
-    "x-envoy-upstream-rq-timeout-ms",
-    "x-ballast-deadline",
-    "x-request-deadline",
-    "x-ballast-priority",
-    "x-envoy-attempt-count",
-    "grpc-previous-rpc-attempts",
-    "idempotency-key",
-    "content-type",
-    "x-plain",
-    "te",
-    "x-envoy-max-retries",
-    "x-ballast-retry",
-    "x-ballast-final",
-    "x-envoy-ratelimited",
-];
-
-const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "G\u{e9}T"];
-const PATHS: [&str; 5] = ["/", "/v/1", "/api/x?q=1", "", "/\u{0}\u{ff}"];
-
-/// Wrong statuses to answer host functions with (which ones: every proxy-wasm import of the
-/// module, `PluginModule::host_functions`).
-/// `HOLDER_TIMEOUT` of `filter/policy/src/concurrency/holders.rs`, in milliseconds.
-const HOLDER_TIMEOUT_MS: u64 = 5_000;
-
-const STATUSES: [i32; 10] = [1, 2, 3, 4, 6, 7, 8, 10, 12, 99];
-
-#[derive(Arbitrary, Debug)]
-pub enum Op {
-    Open {
-        worker: u8,
-        method: u8,
-        path: u8,
-        headers: Vec<(u8, Vec<u8>)>,
-        trusted: bool,
-        end: bool,
-    },
-    RequestBody {
-        stream: u8,
-        len: u8,
-        end: bool,
-    },
-    RequestTrailers {
-        stream: u8,
-    },
-    Respond {
-        stream: u8,
-        status: u16,
-        headers: Vec<(u8, Vec<u8>)>,
-        end: bool,
-    },
-    ResponseBody {
-        stream: u8,
-        end: bool,
-    },
-    ResponseTrailers {
-        stream: u8,
-        grpc_status: u8,
-    },
-    Finish {
-        stream: u8,
-    },
-    Advance {
-        ms: u16,
-    },
-    Jump {
-        secs: u16,
-    },
-    StepWall {
-        ms: i32,
-    },
-    Crash {
-        worker: u8,
-    },
-    Reload {
-        worker: u8,
-    },
-    Reconfigure {
-        config: u8,
-        in_place: bool,
-    },
-    ReconfigureRaw {
-        bytes: Vec<u8>,
-    },
-    FailImport {
-        import: u8,
-        status: u8,
-    },
-    HealImports,
-    LoseCas {
-        n: u8,
-    },
-    CorruptShared {
-        key: u8,
-        bytes: Vec<u8>,
-    },
-}
-
-#[derive(Arbitrary, Debug)]
-pub struct Scenario {
-    pub two_workers: bool,
-    pub config: u8,
-    pub ops: Vec<Op>,
-}
-
-/// The policy sets with a limiter in each of `OTHERS`.
-const OTHERS_LIMITED: [&[&str]; 3] = [&["g", "v"], &["api"], &[]];
-
-/// A configuration by number (the fixed ones first): its text, its fixed limit, and its
-/// policy sets with a limiter.
-fn config(n: u8) -> (String, Option<u32>, &'static [&'static str]) {
-    let n = usize::from(n) % (FIXED.len() + OTHERS.len());
-    match FIXED.get(n) {
-        Some((body, limit)) => (format!("{{{TRUST}, {body}}}"), Some(*limit), &["api"]),
-        None => (
-            format!("{{{TRUST}, {}}}", OTHERS[n - FIXED.len()]),
-            None,
-            OTHERS_LIMITED[n - FIXED.len()],
-        ),
-    }
-}
 
 struct Tracked {
     id: StreamId,
@@ -200,7 +14,7 @@ struct Tracked {
     responded: bool,
 }
 
-struct Run {
+pub(super) struct Run {
     host: Host,
     streams: Vec<Tracked>,
     generation: Vec<u32>,
@@ -222,7 +36,7 @@ struct Run {
 }
 
 /// The host's answer: a trap is a bug; a VM we crashed answers VmFailed; misuse is ignored.
-fn check<T>(result: ballast_mock_host::Result<T>) -> Option<T> {
+pub(super) fn check<T>(result: ballast_mock_host::Result<T>) -> Option<T> {
     match result {
         Ok(value) => Some(value),
         Err(e) if *e.kind() == ErrorKind::Trap => panic!("the plugin trapped: {e}"),
@@ -241,6 +55,29 @@ fn headers_of(raw: &[(u8, Vec<u8>)]) -> Vec<(&'static str, String)> {
 }
 
 impl Run {
+    /// A run on `host` (started with `workers` VMs) under a configuration with fixed limit
+    /// `bound` and limited sets `limited`, failing host functions from `imports`.
+    pub(super) fn new(
+        host: Host,
+        workers: usize,
+        bound: Option<u32>,
+        limited: &'static [&'static str],
+        imports: Vec<String>,
+    ) -> Self {
+        Run {
+            host,
+            streams: Vec::new(),
+            generation: vec![0; workers],
+            crashed: vec![false; workers],
+            failed_imports: false,
+            bound_off: false,
+            bound,
+            limited: Some(limited),
+            wall_back_ms: 0,
+            imports,
+        }
+    }
+
     fn workers(&self) -> usize {
         self.host.worker_count()
     }
@@ -253,7 +90,7 @@ impl Run {
         (!self.streams.is_empty()).then(|| usize::from(n) % self.streams.len())
     }
 
-    fn apply(&mut self, op: Op) {
+    pub(super) fn apply(&mut self, op: Op) {
         match op {
             Op::Open {
                 worker,
@@ -499,7 +336,7 @@ impl Run {
     }
 
     /// Every wait is over: no request of a live VM may still be paused.
-    fn check_none_lost(&mut self) {
+    pub(super) fn check_none_lost(&mut self) {
         if self.failed_imports {
             return;
         }
@@ -521,7 +358,7 @@ impl Run {
     }
 
     /// Every stream ends; once the dead VMs' entries time out, the limiters read empty.
-    fn check_nothing_left(&mut self) {
+    pub(super) fn check_nothing_left(&mut self) {
         for t in std::mem::take(&mut self.streams) {
             if let Some(mut s) = check(self.host.stream(t.id)) {
                 check(s.finish());
@@ -545,63 +382,4 @@ impl Run {
             }
         }
     }
-}
-
-/// An input as libFuzzer's `fuzz_target!` decodes it (too short: none), so that the replay
-/// test runs each corpus file as the scenario the fuzzer saw.
-#[allow(dead_code)] // used by the replay test; the fuzz target decodes through `fuzz_target!`
-pub fn decode(bytes: &[u8]) -> Option<Scenario> {
-    if bytes.len() < <Scenario as Arbitrary>::size_hint(0).0 {
-        return None;
-    }
-    Scenario::arbitrary_take_rest(arbitrary::Unstructured::new(bytes)).ok()
-}
-
-/// What one scenario exercised (the replay test shows the properties had material).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Exercised {
-    pub ops: usize,
-    /// Requests the scenario began (a crashed worker refuses some).
-    pub requests: usize,
-}
-
-/// Runs one scenario against `module` and checks every property (panics when one fails).
-pub fn run(module: &PluginModule, scenario: Scenario) -> Exercised {
-    let workers = if scenario.two_workers { 2 } else { 1 };
-    let (text, limit, limited) = config(scenario.config);
-    let Ok(mut host) = Host::builder(module)
-        .workers(workers)
-        .plugin_config(text)
-        .capture_logs(Some(LogLevel::Error))
-        .build()
-    else {
-        return Exercised::default();
-    };
-    let started = check(host.start()).expect("the host starts");
-    assert!(
-        started.all_ok(),
-        "a configuration of this target is refused: {:?}",
-        started.logs
-    );
-    let mut run = Run {
-        host,
-        streams: Vec::new(),
-        generation: vec![0; workers],
-        crashed: vec![false; workers],
-        failed_imports: false,
-        bound_off: false,
-        bound: limit,
-        limited: Some(limited),
-        wall_back_ms: 0,
-        imports: module.host_functions().to_vec(),
-    };
-    let mut exercised = Exercised::default();
-    for op in scenario.ops.into_iter().take(64) {
-        exercised.ops += 1;
-        exercised.requests += usize::from(matches!(op, Op::Open { .. }));
-        run.apply(op);
-    }
-    run.check_none_lost();
-    run.check_nothing_left();
-    exercised
 }
