@@ -3,7 +3,7 @@
 //! it), each event applied, and the checks.
 
 use super::grammar::{config, Op, HEADER_NAMES, HOLDER_TIMEOUT_MS, METHODS, PATHS, STATUSES};
-use ballast_mock_host::{ErrorKind, Host, StreamId};
+use ballast_mock_host::{ErrorKind, Host, Stream, StreamId};
 use std::time::Duration;
 
 struct Tracked {
@@ -78,6 +78,18 @@ impl Run {
         }
     }
 
+    /// Delivers one event to stream `id` (gone or on a crashed VM: nothing to deliver); the
+    /// answer is judged by [`check`].
+    fn deliver<T>(
+        &mut self,
+        id: StreamId,
+        event: impl FnOnce(&mut Stream<'_>) -> ballast_mock_host::Result<T>,
+    ) {
+        if let Some(mut s) = check(self.host.stream(id)) {
+            check(event(&mut s));
+        }
+    }
+
     fn workers(&self) -> usize {
         self.host.worker_count()
     }
@@ -141,9 +153,7 @@ impl Run {
                 }
                 let id = self.streams[i].id;
                 let body = vec![b'x'; usize::from(len)];
-                if let Some(mut s) = check(self.host.stream(id)) {
-                    check(s.request_body(&body, end));
-                }
+                self.deliver(id, |s| s.request_body(&body, end));
                 self.streams[i].request_ended = end;
             }
             Op::RequestTrailers { stream } => {
@@ -152,9 +162,7 @@ impl Run {
                     return;
                 }
                 let id = self.streams[i].id;
-                if let Some(mut s) = check(self.host.stream(id)) {
-                    check(s.request_trailers(&[("x-t", "1")]));
-                }
+                self.deliver(id, |s| s.request_trailers(&[("x-t", "1")]));
                 self.streams[i].request_ended = true;
             }
             Op::Respond {
@@ -176,9 +184,7 @@ impl Run {
                     all.push((":status", status.as_str()));
                 }
                 all.extend(extra.iter().map(|(n, v)| (*n, v.as_str())));
-                if let Some(mut s) = check(self.host.stream(id)) {
-                    check(s.response_headers(&all, end));
-                }
+                self.deliver(id, |s| s.response_headers(&all, end));
                 self.streams[i].responded = true;
             }
             Op::ResponseBody { stream, end } => {
@@ -187,9 +193,7 @@ impl Run {
                     return;
                 }
                 let id = self.streams[i].id;
-                if let Some(mut s) = check(self.host.stream(id)) {
-                    check(s.response_body(b"body", end));
-                }
+                self.deliver(id, |s| s.response_body(b"body", end));
             }
             Op::ResponseTrailers {
                 stream,
@@ -201,16 +205,14 @@ impl Run {
                 }
                 let id = self.streams[i].id;
                 let code = (grpc_status % 17).to_string();
-                if let Some(mut s) = check(self.host.stream(id)) {
-                    check(s.response_trailers(&[("grpc-status", code.as_str())]));
-                }
+                self.deliver(id, |s| {
+                    s.response_trailers(&[("grpc-status", code.as_str())])
+                });
             }
             Op::Finish { stream } => {
                 let Some(i) = self.pick(stream) else { return };
                 let t = self.streams.swap_remove(i);
-                if let Some(mut s) = check(self.host.stream(t.id)) {
-                    check(s.finish());
-                }
+                self.deliver(t.id, |s| s.finish());
             }
             Op::Advance { ms } => {
                 check(
@@ -360,9 +362,7 @@ impl Run {
     /// Every stream ends; once the dead VMs' entries time out, the limiters read empty.
     pub(super) fn check_nothing_left(&mut self) {
         for t in std::mem::take(&mut self.streams) {
-            if let Some(mut s) = check(self.host.stream(t.id)) {
-                check(s.finish());
-            }
+            self.deliver(t.id, |s| s.finish());
         }
         if self.failed_imports || self.bound_off || self.crashed.iter().all(|c| *c) {
             return;
