@@ -2,7 +2,7 @@
 #
 #   make build   release .wasm (size printed)       make run    Envoy + plugin + demo upstream
 #   make test    everything CI runs                 make bench  benchmarks (ratios, side by side)
-#   make clean
+#   make clean                                      make bench-quick  overhead and footprint only
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
@@ -18,12 +18,15 @@ GRPCIO_STAMP         := $(VENV)/.grpcio-$(GRPCIO_VERSION)
 PLUGIN_RAW   := target/wasm32-wasip1/wasm-release/ballast_plugin.wasm
 PLUGIN_WASM  := target/ballast.wasm
 FIXTURE_WASM := target/wasm32-wasip1/release/ballast_fixture_plugin.wasm
+MINIMAL_RAW  := target/wasm32-wasip1/wasm-release/ballast_minimal_plugin.wasm
+MINIMAL_WASM := target/minimal.wasm
 WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
                   --enable-mutable-globals --enable-multivalue --enable-reference-types
 
 # Tests and tools find the artefacts through these.
 export BALLAST_WASM         = $(abspath $(PLUGIN_WASM))
 export BALLAST_FIXTURE_WASM = $(abspath $(FIXTURE_WASM))
+export BALLAST_MINIMAL_WASM = $(abspath $(MINIMAL_WASM))
 export BALLAST_ENVOY        = $(abspath $(ENVOY))
 # The venv's python, with grpcio: the gRPC end-to-end tests run their client and server with it.
 export BALLAST_PYTHON       = $(abspath $(VENV)/bin/python3)
@@ -31,7 +34,7 @@ export BALLAST_PYTHON       = $(abspath $(VENV)/bin/python3)
 export BALLAST_SKIP_LOG     = $(abspath target/skipped-checks.txt)
 ISTIO_SCHEMA_DIR := host-tests/istio-schema
 
-.PHONY: build run test bench clean deps rust-targets apt-deps envoy grpcio wasm-bindgen \
+.PHONY: build run test bench bench-quick bench-deps minimal clean deps rust-targets apt-deps envoy grpcio wasm-bindgen \
         istio-schema wasm fixture fmt-check clippy test-policy test-policy-wasm test-host \
         fuzz-deps fuzz-quick fuzz
 
@@ -98,6 +101,12 @@ wasm: rust-targets apt-deps
 fixture: rust-targets
 	cargo build -p ballast-fixture-plugin --target wasm32-wasip1 --release
 
+# The benchmarks' floor: a proxy-wasm filter that reads one header (host-tests/minimal-plugin),
+# built with ballast's profile and wasm-opt flags so the two compare like for like.
+minimal: rust-targets apt-deps
+	cargo build -p ballast-minimal-plugin --target wasm32-wasip1 --profile wasm-release
+	wasm-opt $(WASM_OPT_FLAGS) $(MINIMAL_RAW) -o $(MINIMAL_WASM)
+
 build: wasm
 	@echo "built $(PLUGIN_WASM): $$(stat -c %s $(PLUGIN_WASM)) bytes (before wasm-opt: $$(stat -c %s $(PLUGIN_RAW)))"
 
@@ -114,7 +123,7 @@ fmt-check:
 clippy: rust-targets
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p ballast-policy --all-targets --target wasm32-unknown-unknown -- -D warnings
-	cargo clippy -p ballast-plugin -p ballast-fixture-plugin --target wasm32-wasip1 -- -D warnings
+	cargo clippy -p ballast-plugin -p ballast-fixture-plugin -p ballast-minimal-plugin --target wasm32-wasip1 -- -D warnings
 
 test-policy:
 	cargo test -p ballast-policy
@@ -127,7 +136,7 @@ test-policy-wasm: wasm-bindgen
 # Mock host, demo upstream, simulator and real-Envoy tests: all against the real .wasm.
 test-host: wasm fixture envoy grpcio istio-schema
 	@mkdir -p target && rm -f $(BALLAST_SKIP_LOG)
-	cargo test -p ballast-demo-upstream -p ballast-mock-host -p ballast-sim -p ballast-e2e
+	cargo test -p ballast-demo-upstream -p ballast-mock-host -p ballast-sim -p ballast-e2e -p ballast-bench
 
 # Fuzzing (cargo-fuzz, libFuzzer, nightly). The pure crate's targets: configuration, deadline
 # headers, priority values, route matching, shared-state records (filter/policy/fuzz/). The
@@ -193,9 +202,21 @@ test: deps fmt-check clippy test-policy test-policy-wasm test-host fuzz-quick
 
 # ---------------------------------------------------------------------------------------------
 
-# Simulator, mock host and Envoy speed as ratios, side by side; never fails on a timing.
-bench: build envoy fixture
-	ENVOY="$(ENVOY)" host-tests/scripts/bench.sh
+# Benchmarks (host-tests/bench): what ballast costs and what it buys, side by side with the
+# minimal wasm filter and Envoy's native filters in one run; tables on the terminal, JSON, SVG
+# and BENCHMARKS.md under target/bench/. Never fails on a timing, only when something could not
+# be measured. wrk (Debian) and oha (crates.io, about 8 minutes to build once) are installed
+# when missing. `make bench-quick`: the overhead table and the footprint only.
+bench-deps: build minimal envoy
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+	@command -v taskset >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq util-linux; }
+	cargo build -p ballast-bench
+
+bench: bench-deps
+	cargo run -q -p ballast-bench
+
+bench-quick: bench-deps
+	cargo run -q -p ballast-bench -- --quick
 
 clean:
 	cargo clean

@@ -330,6 +330,11 @@ impl Envoy {
         ))
     }
 
+    /// Envoy's process id (for its CPU time and memory in `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The listener (where ballast filters requests).
     pub fn listener(&self) -> SocketAddr {
         self.listener

@@ -12,6 +12,7 @@ pub mod chain;
 pub mod client;
 pub mod envoy;
 pub mod grpc;
+pub mod hops;
 pub mod load;
 pub mod paced;
 pub mod paths;

@@ -19,12 +19,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use ballast_e2e::chain::{
-    deadline_clients, hop_app, percentile, print_deadline_counters, Leaf, LeafStart, Outcome,
-    Server, EXPIRED_ON_ARRIVAL, SEEN_ABSOLUTE, SEEN_GRPC, UNTRUSTED_IGNORED, UPSTREAM_TIMEOUTS,
-    VIA_HEADER,
+    percentile, print_deadline_counters, EXPIRED_ON_ARRIVAL, SEEN_ABSOLUTE, SEEN_GRPC,
+    UNTRUSTED_IGNORED, UPSTREAM_TIMEOUTS, VIA_HEADER,
 };
 use ballast_e2e::client::request_within;
-use ballast_e2e::{Envoy, EnvoyConfig, Response};
+use ballast_e2e::hops::{ChainRun, DeadlineChain, Shape};
+use ballast_e2e::Response;
 use ballast_policy::deadline::wire::parse_grpc_timeout;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -45,107 +45,26 @@ const CHAIN_MS: u64 = HOPS as u64 * HOP_DELAY_MS;
 
 static ONE_CHAIN_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shape {
-    EnvoyOnly,
-    AppsBetween,
+fn start(shape: Shape, ballast: bool) -> DeadlineChain {
+    let plugin = ballast.then_some(PLUGIN);
+    DeadlineChain::start(shape, HOPS, Duration::from_millis(HOP_DELAY_MS), plugin)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// One running chain: `envoys[0]` is E1, `apps[0]` A1.
-struct Chain {
-    envoys: Vec<Envoy>,
-    apps: Vec<Server>,
-    leaf: Leaf,
-}
-
-impl Chain {
-    /// Starts the chain from the leaf back to E1, each hop pointed at the one after it.
-    fn start(shape: Shape, ballast: bool) -> Chain {
-        let leaf = Leaf::start().unwrap();
-        let mut next = leaf.addr();
-        let (mut envoys, mut apps) = (Vec::new(), Vec::new());
-        for hop in (1..=HOPS).rev() {
-            if shape == Shape::AppsBetween {
-                let delay = Duration::from_millis(HOP_DELAY_MS);
-                let app = hop_app(&format!("A{hop}"), delay, next).unwrap();
-                next = app.addr();
-                apps.push(app);
-            }
-            let config = match (shape, ballast) {
-                (Shape::EnvoyOnly, true) => shipped().delay_before_plugin(HOP_DELAY_MS),
-                (Shape::EnvoyOnly, false) => {
-                    shipped().delay_before_plugin(HOP_DELAY_MS).without_plugin()
-                }
-                (Shape::AppsBetween, true) => shipped(),
-                (Shape::AppsBetween, false) => shipped().without_plugin(),
-            };
-            let config = if ballast {
-                config.plugin_json(PLUGIN)
-            } else {
-                config
-            };
-            let config = config.upstream_port(next.port());
-            let envoy = Envoy::start(&config).unwrap_or_else(|e| panic!("E{hop}: {e}"));
-            next = envoy.listener();
-            envoys.push(envoy);
-        }
-        envoys.reverse();
-        apps.reverse();
-        Chain { envoys, apps, leaf }
-    }
-
-    fn entry(&self) -> std::net::SocketAddr {
-        self.envoys[0].listener()
-    }
-}
-
-fn shipped() -> EnvoyConfig {
-    EnvoyConfig::from_file("envoy-config/envoy.yaml").unwrap()
-}
-
-/// What one run produced.
-struct Run {
-    outcomes: Vec<Outcome>,
-    leaf_starts: Vec<LeafStart>,
-    /// `/stats/prometheus` of E1, E2, E3 once every hop has finished.
-    stats: Vec<String>,
-    elapsed: Duration,
-}
-
-/// Sends the load, then lets every hop finish what it started (the applications front to back,
-/// since each waits for the next) before reading the stats and the leaf's record.
-fn run(mut chain: Chain) -> Run {
-    let started = Instant::now();
-    let outcomes = deadline_clients(
-        chain.entry(),
-        PATH,
-        REQUESTS,
-        CLIENT_THREADS,
-        CLIENT_DEADLINE_MS,
-        CLIENT_WAIT,
-    )
-    .unwrap();
-    let elapsed = started.elapsed();
-    for app in &mut chain.apps {
-        app.stop();
-    }
-    std::thread::sleep(Duration::from_millis(300)); // anything still on its way to the leaf
-    let stats = chain
-        .envoys
-        .iter()
-        .map(|e| e.prometheus().unwrap())
-        .collect();
-    chain.leaf.stop();
-    Run {
-        outcomes,
-        leaf_starts: chain.leaf.take_starts(),
-        stats,
-        elapsed,
-    }
+fn run(chain: DeadlineChain) -> ChainRun {
+    chain
+        .run(
+            PATH,
+            REQUESTS,
+            CLIENT_THREADS,
+            CLIENT_DEADLINE_MS,
+            CLIENT_WAIT,
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A request with no deadline header goes through the whole chain to the leaf.
-fn assert_chain_works(chain: &Chain) {
+fn assert_chain_works(chain: &DeadlineChain) {
     let response = request_within(chain.entry(), "GET", PATH, &[], b"", CLIENT_WAIT).unwrap();
     assert_eq!(response.status, 200, "{:?}", response);
     assert_eq!(response.text(), "leaf");
@@ -182,22 +101,19 @@ fn counts(labels: impl Iterator<Item = String>) -> String {
     parts.join(", ")
 }
 
-fn latencies(run: &Run) -> Vec<Duration> {
+fn latencies(run: &ChainRun) -> Vec<Duration> {
     run.outcomes.iter().map(|o| o.latency).collect()
 }
 
-fn late_starts(run: &Run) -> usize {
-    run.leaf_starts
-        .iter()
-        .filter(|s| s.after_deadline())
-        .count()
+fn late_starts(run: &ChainRun) -> usize {
+    run.late_starts()
 }
 
-fn print_table(shape: Shape, without: &Run, with: &Run) {
+fn print_table(shape: Shape, without: &ChainRun, with: &ChainRun) {
     println!(
         "\n{shape:?}: {HOPS} hops × {HOP_DELAY_MS} ms, client deadline {CLIENT_DEADLINE_MS} ms"
     );
-    let row = |name: &str, f: &dyn Fn(&Run) -> String| {
+    let row = |name: &str, f: &dyn Fn(&ChainRun) -> String| {
         println!("  {name:<36} | {:<28} | {}", f(without), f(with));
     };
     println!("  {:<36} | {:<28} | with ballast", "", "without ballast");
@@ -212,7 +128,7 @@ fn print_table(shape: Shape, without: &Run, with: &Run) {
         [ms(0), ms(50), ms(90), ms(100)].join(" / ")
     });
     row("load duration (ms)", &|r| r.elapsed.as_millis().to_string());
-    let answers = |run: &Run, label: fn(&Response) -> String| {
+    let answers = |run: &ChainRun, label: fn(&Response) -> String| {
         counts(run.outcomes.iter().map(|o| match &o.response {
             Ok(response) => label(response),
             Err(e) => format!("client error ({e})"),
@@ -234,7 +150,7 @@ fn print_table(shape: Shape, without: &Run, with: &Run) {
 /// less the time spent before E3's ballast — all three hops' 30 ms in the Envoy-only chain
 /// (each delay is in an Envoy, before its ballast), two in the other (A3's comes after E3).
 /// Each ballast counts the time spent before it instead of passing the caller's number on.
-fn assert_budget_shrinks_per_hop(chain: &Chain, shape: Shape) {
+fn assert_budget_shrinks_per_hop(chain: &DeadlineChain, shape: Shape) {
     const GENEROUS_MS: u64 = 500;
     // Envoy arms timers from its event loop's cached clock, so a fault delay may end a few ms
     // early by the wall clock ballast reads; without counting the time before ballast at all,
@@ -272,8 +188,8 @@ fn compare(shape: Shape) -> Vec<[f64; 5]> {
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     let test_started = Instant::now();
-    let without = run(Chain::start(shape, false));
-    let chain = Chain::start(shape, true);
+    let without = run(start(shape, false));
+    let chain = start(shape, true);
     println!("\n{shape:?}, with ballast:");
     assert_chain_works(&chain);
     assert_budget_shrinks_per_hop(&chain, shape);

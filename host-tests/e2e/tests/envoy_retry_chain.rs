@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use ballast_demo_upstream::RunningUpstream;
+use ballast_e2e::hops::envoy_chain;
 use ballast_e2e::paced;
 use ballast_e2e::prometheus::sample;
 use ballast_e2e::{Envoy, EnvoyConfig};
@@ -35,24 +36,15 @@ fn leaf(failure_ratio: f64) -> RunningUpstream {
 
 /// E1..E3, `envoys[0]` = E1, each pointed at the next and E3 at the leaf.
 fn chain(leaf: &RunningUpstream, ballast: bool, workers: usize) -> Vec<Envoy> {
-    let mut next = leaf.addr().port();
-    let mut envoys = Vec::new();
-    for hop in (1..=HOPS).rev() {
-        let config = EnvoyConfig::from_file("envoy-config/envoy.yaml")
-            .unwrap()
-            .upstream_port(next)
-            .concurrency(workers);
-        let config = if ballast {
+    envoy_chain(HOPS, leaf.addr().port(), |_| {
+        let config = EnvoyConfig::from_file("envoy-config/envoy.yaml")?.concurrency(workers);
+        Ok(if ballast {
             config.plugin_json(PLUGIN)
         } else {
             config.without_plugin()
-        };
-        let envoy = Envoy::start(&config).unwrap_or_else(|e| panic!("E{hop}: {e}"));
-        next = envoy.listener().port();
-        envoys.push(envoy);
-    }
-    envoys.reverse();
-    envoys
+        })
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 struct Measured {
@@ -211,23 +203,15 @@ fn transient_failures_are_still_rescued_with_two_workers() {
 #[test]
 fn a_failing_grpc_leaf_is_retried_at_one_hop_and_the_status_says_so() {
     use ballast_e2e::grpc::{self, GrpcServer};
-    use std::net::SocketAddr;
     let _one = ONE_CHAIN_AT_A_TIME
         .lock()
         .unwrap_or_else(|e| e.into_inner());
     const CALLS: usize = 100;
     let mut leaf = GrpcServer::start(0).unwrap_or_else(|e| panic!("leaf: {e}"));
-    let mut next = SocketAddr::from(([127, 0, 0, 1], leaf.port()));
-    let mut envoys = Vec::new();
-    for hop in (1..=HOPS).rev() {
-        let config = EnvoyConfig::from_file("envoy-config/grpc-retry.yaml")
-            .unwrap()
-            .upstream_port(next.port());
-        let envoy = Envoy::start(&config).unwrap_or_else(|e| panic!("E{hop}: {e}"));
-        next = envoy.listener();
-        envoys.push(envoy);
-    }
-    envoys.reverse();
+    let envoys = envoy_chain(HOPS, leaf.port(), |_| {
+        EnvoyConfig::from_file("envoy-config/grpc-retry.yaml")
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     let results = grpc::call(envoys[0].listener(), CALLS, 5_000, &[("x-fail-code", "14")])
         .unwrap_or_else(|e| panic!("{e}"));
     let leaf_calls = leaf.calls(Duration::from_millis(500)).unwrap().len();

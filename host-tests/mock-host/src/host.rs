@@ -482,6 +482,16 @@ impl Host {
         Ok(memory.data_size(&w.store))
     }
 
+    /// Wasm operators the plugin executed on all workers so far (wasmtime's fuel), for a
+    /// module loaded with [`PluginModule::load_metered`]; `None` otherwise. Deterministic: the
+    /// same requests cost the same on every machine, so a benchmark can compare builds.
+    pub fn wasm_fuel_used(&self) -> Option<u64> {
+        self.workers
+            .iter()
+            .map(|w| w.store.get_fuel().ok().map(|left| u64::MAX - left))
+            .sum()
+    }
+
     /// A worker's exported memory, with the worker.
     fn memory_of(&self, worker: usize) -> Result<(wasmtime::Memory, &crate::worker::Worker)> {
         self.check_worker(worker)?;

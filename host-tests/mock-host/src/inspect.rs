@@ -5,6 +5,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
+use crate::fxhash::FxHashMap;
 use crate::host::Host;
 use crate::metrics::{Histogram, MetricType};
 use crate::pairs::HeaderMap;
@@ -93,6 +94,26 @@ impl Host {
                 self.shared.injected_statuses.remove(import);
             }
         }
+    }
+
+    /// Starts counting the plugin's calls of each import, from zero (`true`), or stops and
+    /// forgets the counts (`false`). Counting covers every import that [`Host::fail_import`]
+    /// can fail, which is every import ballast calls.
+    pub fn count_host_calls(&mut self, on: bool) {
+        self.shared.host_calls = on.then(FxHashMap::default);
+    }
+
+    /// Calls of each import since counting started, most called first (then by name).
+    pub fn host_calls(&self) -> Vec<(&'static str, u64)> {
+        let mut calls: Vec<(&'static str, u64)> = self
+            .shared
+            .host_calls
+            .iter()
+            .flatten()
+            .map(|(name, n)| (*name, *n))
+            .collect();
+        calls.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        calls
     }
 
     /// Shared data as a whole: how many keys, and the bytes of every key and value together

@@ -28,24 +28,35 @@ struct Inner {
     engine: Engine,
     pre: InstancePre<WorkerState>,
     host_functions: Vec<String>,
+    metered: bool,
 }
 
-type CacheKey = (PathBuf, u64, Option<SystemTime>);
+/// Path, size, modification time, metered.
+type CacheKey = (PathBuf, u64, Option<SystemTime>, bool);
 
-fn engine() -> Result<Engine> {
+/// The shared engine; a second one meters fuel (wasmtime's count of executed wasm
+/// operators), which slows every call a little, so only hosts that ask for it pay.
+fn engine(metered: bool) -> Result<Engine> {
     static ENGINE: OnceLock<std::result::Result<Engine, String>> = OnceLock::new();
-    ENGINE
-        .get_or_init(|| {
-            let config = Config::new();
-            Engine::new(&config).map_err(|e| format!("{e:?}"))
-        })
-        .clone()
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Load,
-                format!("cannot create the wasmtime engine: {e}"),
-            )
-        })
+    static METERED: OnceLock<std::result::Result<Engine, String>> = OnceLock::new();
+    let cell = if metered { &METERED } else { &ENGINE };
+    cell.get_or_init(|| {
+        let mut config = Config::new();
+        config.consume_fuel(metered);
+        // `perf record` can name the plugin's functions (from the .wasm's name section) when
+        // wasmtime writes a perf map: set BALLAST_WASM_PERFMAP=1 to profile a plugin.
+        if std::env::var_os("BALLAST_WASM_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        Engine::new(&config).map_err(|e| format!("{e:?}"))
+    })
+    .clone()
+    .map_err(|e| {
+        Error::new(
+            ErrorKind::Load,
+            format!("cannot create the wasmtime engine: {e}"),
+        )
+    })
 }
 
 fn cache() -> &'static Mutex<HashMap<CacheKey, PluginModule>> {
@@ -57,14 +68,29 @@ impl PluginModule {
     /// Loads and compiles a `.wasm` file, or returns the copy compiled earlier in this
     /// process.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref();
+        Self::load_with(path.as_ref(), false)
+    }
+
+    /// [`PluginModule::load`], compiled to count the wasm operators it executes (wasmtime's
+    /// fuel): [`crate::Host::wasm_fuel_used`] then says how much work the plugin did, the
+    /// same on every machine and every run, where a timing would not.
+    pub fn load_metered(path: impl AsRef<Path>) -> Result<Self> {
+        Self::load_with(path.as_ref(), true)
+    }
+
+    fn load_with(path: &Path, metered: bool) -> Result<Self> {
         let meta = std::fs::metadata(path).map_err(|e| {
             Error::new(
                 ErrorKind::Load,
                 format!("cannot read plugin {}: {e}", path.display()),
             )
         })?;
-        let key: CacheKey = (path.to_path_buf(), meta.len(), meta.modified().ok());
+        let key: CacheKey = (
+            path.to_path_buf(),
+            meta.len(),
+            meta.modified().ok(),
+            metered,
+        );
         // A poisoned lock only means another test panicked while holding it; the map is
         // still consistent (insertions are atomic), so keep using it.
         if let Some(found) = cache().lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
@@ -76,7 +102,7 @@ impl PluginModule {
                 format!("cannot read plugin {}: {e}", path.display()),
             )
         })?;
-        let module = Self::from_bytes(&path.display().to_string(), &bytes)?;
+        let module = Self::compile(&path.display().to_string(), &bytes, metered)?;
         cache()
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -86,7 +112,11 @@ impl PluginModule {
 
     /// Compiles a module from binary wasm or WAT text (not cached).
     pub fn from_bytes(name: &str, bytes: &[u8]) -> Result<Self> {
-        let engine = engine()?;
+        Self::compile(name, bytes, false)
+    }
+
+    fn compile(name: &str, bytes: &[u8], metered: bool) -> Result<Self> {
+        let engine = engine(metered)?;
         let module = Module::new(&engine, bytes)
             .map_err(|e| Error::new(ErrorKind::Load, format!("cannot compile {name}: {e:?}")))?;
         let mut linker: Linker<WorkerState> = Linker::new(&engine);
@@ -115,6 +145,7 @@ impl PluginModule {
                 engine,
                 pre,
                 host_functions,
+                metered,
             }),
         })
     }
@@ -133,6 +164,11 @@ impl PluginModule {
     /// with [`crate::Host::fail_import`] without keeping its own list.
     pub fn host_functions(&self) -> &[String] {
         &self.inner.host_functions
+    }
+
+    /// Whether it counts the wasm operators it executes ([`PluginModule::load_metered`]).
+    pub fn metered(&self) -> bool {
+        self.inner.metered
     }
 
     pub(crate) fn engine(&self) -> &Engine {

@@ -9,6 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::clock::{VirtualClock, DEFAULT_START_UNIX_NS};
+use crate::fxhash::FxHashMap;
 use crate::metrics::Metrics;
 use crate::types::{GrpcCall, HttpCall, LogEntry, LogLevel, Status};
 
@@ -54,6 +55,9 @@ pub(crate) struct Shared {
     pub(crate) foreign: HashMap<String, ForeignFunction>,
     /// Imports that return a status without doing their work (`Host::fail_import`).
     pub(crate) injected_statuses: HashMap<String, i32>,
+    /// Calls per import since `Host::count_host_calls` switched counting on (`None`: off, the
+    /// default, so the simulator pays nothing for it).
+    pub(crate) host_calls: Option<FxHashMap<&'static str, u64>>,
 }
 
 impl Default for Shared {
@@ -74,6 +78,7 @@ impl Default for Shared {
             events: VecDeque::new(),
             foreign: HashMap::new(),
             injected_statuses: HashMap::new(),
+            host_calls: None,
         }
     }
 }

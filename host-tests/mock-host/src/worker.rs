@@ -247,6 +247,11 @@ impl Worker {
         seed: u64,
     ) -> Result<Self> {
         let mut store = Store::new(module.engine(), WorkerState::new(index, cfg, seed));
+        if module.metered() {
+            store.set_fuel(u64::MAX).map_err(|e| {
+                Error::new(ErrorKind::Instantiate, format!("cannot meter fuel: {e:?}"))
+            })?;
+        }
         let instance = module.pre().instantiate(&mut store).map_err(|e| {
             Error::new(
                 ErrorKind::Instantiate,

@@ -55,7 +55,7 @@ fn get_bytes(
     ptr_ptr: i32,
     size_ptr: i32,
 ) -> HostResult {
-    if let Some(status) = super::injected(&c, "proxy_get_buffer_bytes") {
+    if let Some(status) = super::injected(&mut c, "proxy_get_buffer_bytes") {
         return Ok(status);
     }
     let Some(buffer) = BufferType::from_raw(buffer as u32) else {

@@ -21,7 +21,7 @@ const BAD_ARGUMENT: i32 = Status::BadArgument.code();
 const NOT_FOUND: i32 = Status::NotFound.code();
 
 fn log(mut c: C<'_>, level: i32, ptr: i32, len: i32) -> HostResult {
-    if let Some(status) = super::injected(&c, "proxy_log") {
+    if let Some(status) = super::injected(&mut c, "proxy_log") {
         return Ok(status);
     }
     let Some(level) = LogLevel::from_raw(level as u32) else {
@@ -51,7 +51,7 @@ fn get_log_level(mut c: C<'_>, ptr: i32) -> HostResult {
 }
 
 fn current_time(mut c: C<'_>, ptr: i32) -> HostResult {
-    if let Some(status) = super::injected(&c, "proxy_get_current_time_nanoseconds") {
+    if let Some(status) = super::injected(&mut c, "proxy_get_current_time_nanoseconds") {
         return Ok(status);
     }
     let Some((mem, st)) = split(&mut c) else {
@@ -65,7 +65,7 @@ fn current_time(mut c: C<'_>, ptr: i32) -> HostResult {
 }
 
 fn set_tick_period(mut c: C<'_>, period_ms: i32) -> HostResult {
-    if let Some(status) = super::injected(&c, "proxy_set_tick_period_milliseconds") {
+    if let Some(status) = super::injected(&mut c, "proxy_set_tick_period_milliseconds") {
         return Ok(status);
     }
     let st = c.data_mut();
@@ -103,7 +103,7 @@ fn continue_stream_impl(st: &mut WorkerState, stream: StreamType) -> i32 {
 }
 
 fn continue_stream(mut c: C<'_>, stream: i32) -> HostResult {
-    if let Some(status) = super::injected(&c, "proxy_continue_stream") {
+    if let Some(status) = super::injected(&mut c, "proxy_continue_stream") {
         return Ok(status);
     }
     let Some(stream) = StreamType::from_raw(stream as u32) else {
@@ -140,7 +140,7 @@ fn send_local_response(
     hlen: i32,
     grpc: i32,
 ) -> HostResult {
-    if let Some(status) = super::injected(&c, "proxy_send_local_response") {
+    if let Some(status) = super::injected(&mut c, "proxy_send_local_response") {
         return Ok(status);
     }
     let Some((mem, st)) = split(&mut c) else {
@@ -184,7 +184,7 @@ fn send_local_response(
 }
 
 fn set_effective_context(mut c: C<'_>, id: i32) -> HostResult {
-    if let Some(status) = super::injected(&c, "proxy_set_effective_context") {
+    if let Some(status) = super::injected(&mut c, "proxy_set_effective_context") {
         return Ok(status);
     }
     let st = c.data_mut();

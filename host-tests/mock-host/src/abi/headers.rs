@@ -128,7 +128,7 @@ fn get_value(
     ptr_ptr: i32,
     size_ptr: i32,
 ) -> HostResult {
-    if let Some(status) = super::injected(&c, "proxy_get_header_map_value") {
+    if let Some(status) = super::injected(&mut c, "proxy_get_header_map_value") {
         return Ok(status);
     }
     let Some(map) = MapType::from_raw(map as u32) else {
@@ -179,7 +179,7 @@ fn add_value(mut c: C<'_>, map: i32, kptr: i32, klen: i32, vptr: i32, vlen: i32)
 }
 
 fn replace_value(mut c: C<'_>, map: i32, kptr: i32, klen: i32, vptr: i32, vlen: i32) -> HostResult {
-    if let Some(status) = super::injected(&c, "proxy_replace_header_map_value") {
+    if let Some(status) = super::injected(&mut c, "proxy_replace_header_map_value") {
         return Ok(status);
     }
     let Some(map) = MapType::from_raw(map as u32) else {
@@ -195,7 +195,7 @@ fn replace_value(mut c: C<'_>, map: i32, kptr: i32, klen: i32, vptr: i32, vlen: 
 }
 
 fn remove_value(mut c: C<'_>, map: i32, kptr: i32, klen: i32) -> HostResult {
-    if let Some(status) = super::injected(&c, "proxy_remove_header_map_value") {
+    if let Some(status) = super::injected(&mut c, "proxy_remove_header_map_value") {
         return Ok(status);
     }
     let Some(map) = MapType::from_raw(map as u32) else {

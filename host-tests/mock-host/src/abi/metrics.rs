@@ -21,7 +21,7 @@ fn kind_of(id: u32) -> Option<MetricType> {
 }
 
 fn define(mut c: C<'_>, kind: i32, nptr: i32, nlen: i32, id_ptr: i32) -> HostResult {
-    if let Some(status) = super::injected(&c, "proxy_define_metric") {
+    if let Some(status) = super::injected(&mut c, "proxy_define_metric") {
         return Ok(status);
     }
     let Some((mem, st)) = split(&mut c) else {
@@ -46,7 +46,7 @@ fn define(mut c: C<'_>, kind: i32, nptr: i32, nlen: i32, id_ptr: i32) -> HostRes
 }
 
 fn increment(mut c: C<'_>, id: i32, offset: i64) -> HostResult {
-    if let Some(status) = super::injected(&c, "proxy_increment_metric") {
+    if let Some(status) = super::injected(&mut c, "proxy_increment_metric") {
         return Ok(status);
     }
     let st = c.data_mut();
@@ -75,7 +75,7 @@ fn increment(mut c: C<'_>, id: i32, offset: i64) -> HostResult {
 }
 
 fn record(mut c: C<'_>, id: i32, value: i64) -> HostResult {
-    if let Some(status) = super::injected(&c, "proxy_record_metric") {
+    if let Some(status) = super::injected(&mut c, "proxy_record_metric") {
         return Ok(status);
     }
     let st = c.data_mut();

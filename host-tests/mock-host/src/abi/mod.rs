@@ -19,9 +19,15 @@ use wasmtime::Linker;
 use crate::worker::WorkerState;
 
 /// The status a test made `import` return instead of doing its work (`Host::fail_import`):
-/// how a plugin is tested against a host that answers what it does not expect.
-pub(crate) fn injected(c: &mem::C<'_>, import: &str) -> Option<i32> {
-    c.data().shared.injected_statuses.get(import).copied()
+/// how a plugin is tested against a host that answers what it does not expect. Every import
+/// a plugin may call asks this first, so it is also where calls are counted when a benchmark
+/// asked for it (`Host::count_host_calls`): on a real host each one crosses the VM boundary.
+pub(crate) fn injected(c: &mut mem::C<'_>, import: &'static str) -> Option<i32> {
+    let shared = &mut c.data_mut().shared;
+    if let Some(counts) = shared.host_calls.as_mut() {
+        *counts.entry(import).or_insert(0) += 1;
+    }
+    shared.injected_statuses.get(import).copied()
 }
 
 /// Registers every host function.

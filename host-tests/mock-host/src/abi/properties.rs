@@ -114,7 +114,7 @@ fn lookup(st: &WorkerState, path: &[u8], out: &mut Vec<u8>) -> bool {
 }
 
 fn get_property(mut c: C<'_>, ptr: i32, len: i32, ptr_ptr: i32, size_ptr: i32) -> HostResult {
-    if let Some(status) = super::injected(&c, "proxy_get_property") {
+    if let Some(status) = super::injected(&mut c, "proxy_get_property") {
         return Ok(status);
     }
     let Some((mem, st)) = split(&mut c) else {

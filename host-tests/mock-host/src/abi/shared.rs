@@ -27,7 +27,7 @@ fn get_data(
     size_ptr: i32,
     cas_ptr: i32,
 ) -> HostResult {
-    if let Some(status) = super::injected(&c, "proxy_get_shared_data") {
+    if let Some(status) = super::injected(&mut c, "proxy_get_shared_data") {
         return Ok(status);
     }
     let Some((mem, st)) = split(&mut c) else {
@@ -63,7 +63,7 @@ fn get_data(
 }
 
 fn set_data(mut c: C<'_>, kptr: i32, klen: i32, vptr: i32, vlen: i32, cas: i32) -> HostResult {
-    if let Some(status) = super::injected(&c, "proxy_set_shared_data") {
+    if let Some(status) = super::injected(&mut c, "proxy_set_shared_data") {
         return Ok(status);
     }
     let Some((mem, st)) = split(&mut c) else {
