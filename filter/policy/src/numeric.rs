@@ -29,6 +29,12 @@ pub fn approx_f64(x: u64) -> f64 {
     x as f64
 }
 
+/// `x` as a float, exact up to ±2^53.
+#[allow(clippy::cast_precision_loss)]
+pub fn approx_f64_signed(x: i64) -> f64 {
+    x as f64
+}
+
 /// The low 32 bits of `x`.
 #[allow(clippy::cast_possible_truncation)]
 pub fn low_bits(x: u64) -> u32 {

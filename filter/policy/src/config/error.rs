@@ -88,19 +88,25 @@ impl<'a> Path<'a> {
         }
         match self.segment {
             Segment::Root => {}
-            Segment::Field(name) => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(name);
-            }
-            Segment::Index(index) => {
-                out.push('[');
-                out.push_str(&index.to_string());
-                out.push(']');
-            }
+            Segment::Field(name) => push_field(out, name),
+            Segment::Index(index) => push_index(out, index),
         }
     }
+}
+
+/// Appends `.name` to a rendered path (`name` at the root).
+pub(crate) fn push_field(out: &mut String, name: &str) {
+    if !out.is_empty() {
+        out.push('.');
+    }
+    out.push_str(name);
+}
+
+/// Appends `[index]` to a rendered path.
+pub(crate) fn push_index(out: &mut String, index: usize) {
+    out.push('[');
+    out.push_str(&index.to_string());
+    out.push(']');
 }
 
 #[cfg(test)]

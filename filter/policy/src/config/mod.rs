@@ -19,7 +19,9 @@
 mod checks;
 mod concurrency;
 mod deadline;
+mod decode;
 mod error;
+mod json;
 mod priority;
 mod raw;
 mod retry;

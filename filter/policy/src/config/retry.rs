@@ -2,6 +2,7 @@
 
 use super::checks;
 use super::error::Path;
+use super::json::Node;
 use super::raw::{RawRetry, RawRetryBudget};
 use super::ConfigError;
 use crate::duration::{parse_duration, SECOND};
@@ -55,13 +56,13 @@ pub(super) fn build_rules(raw: RawRetry, path: &Path<'_>) -> Result<RetryRules, 
     let mut rules = RetryRules::default();
     if let Some(value) = raw.idempotent_methods {
         let methods_path = path.field("idempotent_methods");
-        let serde_json::Value::Array(items) = value else {
+        let Node::Array(items) = value else {
             return Err(methods_path.error("must be a list of method names"));
         };
         let mut methods = Vec::with_capacity(items.len());
         for (index, item) in items.into_iter().enumerate() {
             let item_path = methods_path.index(index);
-            let serde_json::Value::String(method) = item else {
+            let Node::Str(method) = item else {
                 return Err(item_path.error("must be a string"));
             };
             checks::method(&method).map_err(|r| item_path.error(r))?;

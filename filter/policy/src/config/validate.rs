@@ -2,10 +2,12 @@
 //!
 //! Why one walk: each check knows the path it is at, so errors read like
 //! `routes[2].match.path.prefix: must start with "/"`. Shape errors (types, unknown fields)
-//! come from serde with `serde_path_to_error`; everything else is checked here.
+//! come from reading the wire form (`decode.rs`); everything else is checked here.
 
 use super::checks;
+use super::decode::Decode;
 use super::error::Path;
+use super::json::{self, Node};
 use super::raw::{
     RawConfig, RawHeaderMatch, RawPolicySet, RawRoute, RawStringMatch, RawTrustedPeers,
 };
@@ -27,22 +29,13 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
     if text.trim().is_empty() {
         return build(RawConfig::default());
     }
-    // serde would also accept a struct written as a JSON array (fields by position): refuse it.
     if !text.trim_start().starts_with('{') {
         return Err(ConfigError::new(
             "",
             "the configuration must be a JSON object",
         ));
     }
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let raw: RawConfig = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let path = if path == "." { String::new() } else { path };
-        ConfigError::new(path, err.into_inner().to_string())
-    })?;
-    deserializer
-        .end()
-        .map_err(|err| ConfigError::new("", err.to_string()))?;
+    let raw = RawConfig::decode(json::parse(text)?, &Path::ROOT)?;
     build(raw)
 }
 
@@ -243,10 +236,10 @@ fn build_route(
     })
 }
 
-fn build_methods(value: serde_json::Value, path: &Path<'_>) -> Result<Vec<String>, ConfigError> {
-    let items: Vec<(Path<'_>, serde_json::Value)> = match value {
-        serde_json::Value::String(_) => vec![(*path, value)],
-        serde_json::Value::Array(items) => {
+fn build_methods(value: Node, path: &Path<'_>) -> Result<Vec<String>, ConfigError> {
+    let items: Vec<(Path<'_>, Node)> = match value {
+        Node::Str(_) => vec![(*path, value)],
+        Node::Array(items) => {
             if items.is_empty() {
                 return Err(path.error("must list at least one method (omit it to match any)"));
             }
@@ -260,7 +253,7 @@ fn build_methods(value: serde_json::Value, path: &Path<'_>) -> Result<Vec<String
     };
     let mut methods = Vec::with_capacity(items.len());
     for (item_path, item) in items {
-        let serde_json::Value::String(method) = item else {
+        let Node::Str(method) = item else {
             return Err(item_path.error("must be a string"));
         };
         checks::method(&method).map_err(|r| item_path.error(r))?;
