@@ -5,6 +5,8 @@
 //! offers less as latency grows: coordinated omission). oha sends at `-q` per second on
 //! enough connections, and with `--latency-correction` measures each latency from the moment
 //! the request was due, so a request that waited for a free connection is not flattered.
+//! Each load is `rate × duration` requests exactly: those still out when the duration ends
+//! are waited for.
 //! `--stats-success-breakdown` gives the latency of the 2xx answers alone: the admitted work.
 
 use std::net::SocketAddr;
@@ -108,6 +110,9 @@ pub fn start(oha: &str, load: &Load<'_>) -> Result<Running, String> {
             "--latency-correction",
         ])
         .arg("--stats-success-breakdown")
+        // Requests still out when the duration ends are waited for (up to the timeout), not
+        // counted as aborted: every request sent is answered or times out.
+        .arg("--wait-ongoing-requests-after-deadline")
         .args(["-q", &format!("{:.3}", load.rate)])
         .args(["-z", &format!("{}ms", load.duration.as_millis())])
         .args(["-c", &connections.to_string()])
