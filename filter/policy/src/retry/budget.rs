@@ -63,7 +63,7 @@ const V1_BUCKET_BYTES: usize = 16;
 impl BudgetState {
     /// The window's current second: `now`'s, or a later one another worker already wrote
     /// (clocks of workers read a moment apart, or a clock stepping back, must not wipe it).
-    fn current_second(&self, now: Nanos) -> u64 {
+    pub(crate) fn current_second(&self, now: Nanos) -> u64 {
         let newest = self.buckets.iter().map(|b| b.second).max().unwrap_or(0);
         (now / SECOND).max(newest)
     }
@@ -140,9 +140,22 @@ impl BudgetState {
 
     /// [`BudgetState::withdraw`], also returning the bucket second of the grant.
     pub fn withdraw_at(&mut self, params: &BudgetParams, now: Nanos, wanted: u32) -> (u32, u64) {
+        self.withdraw_with(params, now, |_| wanted)
+    }
+
+    /// Takes retries from the budget at `now`: `amount` is told the whole retries available
+    /// and says how many to take (never more than there are). Returns how many were taken
+    /// and the second they were booked in.
+    pub fn withdraw_with(
+        &mut self,
+        params: &BudgetParams,
+        now: Nanos,
+        amount: impl FnOnce(u32) -> u32,
+    ) -> (u32, u64) {
         self.expire(params, now);
         let whole = self.available_milli(params, now).max(0) / 1_000;
-        let granted = u32::try_from(whole).unwrap_or(u32::MAX).min(wanted);
+        let whole = u32::try_from(whole).unwrap_or(u32::MAX);
+        let granted = amount(whole).min(whole);
         let second = self.current_second(now);
         match self.current(now) {
             Some(bucket) => {

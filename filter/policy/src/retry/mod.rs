@@ -8,8 +8,10 @@
 
 pub mod budget;
 pub mod chain;
+pub mod lease;
 pub(crate) mod marks;
 pub mod policy;
+mod shared;
 
 pub use budget::{BudgetParams, BudgetState};
 pub use chain::{ChainRules, FinalReason};

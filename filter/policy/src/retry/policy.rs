@@ -8,18 +8,17 @@
 //! `include_attempt_count_in_response: true` the final response carries `x-envoy-attempt-count`,
 //! and the unused part of the reservation is refunded. Reserving up front is what makes the
 //! bound hold across workers: a retry can only happen if its token was taken from the shared
-//! budget first. First attempts that reserve nothing are counted locally and flushed once a
-//! second ([`RetryPolicy::flush`]).
+//! budget first. Tokens are taken in small batches per worker and first attempts are counted
+//! locally ([`super::lease`]); what a worker holds and owes goes back at least once a second
+//! ([`RetryPolicy::flush`]).
 
-use super::{
-    AttemptMark, BudgetParams, BudgetState, Eligibility, FinalReason, RetryPlan, RetryRules,
-};
+use super::shared::SharedBudget;
+use super::{AttemptMark, BudgetParams, Eligibility, FinalReason, RetryPlan, RetryRules};
 use crate::duration::Nanos;
 use crate::env::Env;
 use crate::metrics::Metric;
 use crate::routing::RequestView;
-use crate::store::{self, Update};
-use std::cell::Cell;
+use crate::store::Update;
 
 /// Request header through which Envoy's router takes the retry count.
 pub const MAX_RETRIES_HEADER: &str = "x-envoy-max-retries";
@@ -66,87 +65,6 @@ pub struct Explanation {
     pub value: String,
 }
 
-/// The shared budget of one policy set, as this VM sees it.
-#[derive(Debug)]
-struct SharedBudget {
-    key: String,
-    params: BudgetParams,
-    /// First attempts counted here but not yet written to the store.
-    pending_firsts: Cell<u32>,
-}
-
-impl SharedBudget {
-    fn state(bytes: Option<&[u8]>) -> BudgetState {
-        bytes.and_then(BudgetState::decode).unwrap_or_default()
-    }
-
-    fn count_first(&self) {
-        self.pending_firsts
-            .set(self.pending_firsts.get().saturating_add(1));
-    }
-
-    /// Counts this first attempt (and pending ones) and reserves up to `wanted` retries;
-    /// returns the grant and the budget second it was booked in.
-    fn reserve(&self, env: Env<'_>, now: Nanos, wanted: u32) -> Update<(u32, u64)> {
-        let pending = self.pending_firsts.get().saturating_add(1);
-        let result = store::update(env.store, &self.key, |bytes| {
-            let mut state = Self::state(bytes);
-            state.record_firsts(&self.params, now, pending);
-            let grant = state.withdraw_at(&self.params, now, wanted);
-            (state.encode(), grant)
-        });
-        match result {
-            Update::Stored(_) => self.pending_firsts.set(0),
-            // The first attempt still counts: keep it for the next flush.
-            Update::Contended | Update::Failed => self.count_first(),
-        }
-        result
-    }
-
-    /// Gives back `n` unused retries to the bucket `reserved_in` they came from, and counts a
-    /// request whose final response `failed` (the floor shrinks with their share).
-    fn settle(
-        &self,
-        env: Env<'_>,
-        now: Nanos,
-        reserved_in: u64,
-        n: u32,
-        failed: bool,
-    ) -> Update<()> {
-        if n == 0 && !failed {
-            return Update::Stored(());
-        }
-        store::update(env.store, &self.key, |bytes| {
-            let mut state = Self::state(bytes);
-            state.refund(&self.params, now, reserved_in, n);
-            if failed {
-                state.record_failures(&self.params, now, 1);
-            }
-            (state.encode(), ())
-        })
-    }
-
-    /// Writes pending first attempts (if any) and returns the whole retries available now.
-    fn flush(&self, env: Env<'_>, now: Nanos) -> Option<u64> {
-        let available = |state: &BudgetState| {
-            u64::try_from(state.available_milli(&self.params, now).max(0) / 1_000).ok()
-        };
-        let pending = self.pending_firsts.get();
-        if pending == 0 {
-            return available(&Self::state(store::read(env.store, &self.key).as_deref()));
-        }
-        let result = store::update(env.store, &self.key, |bytes| {
-            let mut state = Self::state(bytes);
-            state.record_firsts(&self.params, now, pending);
-            let left = available(&state);
-            (state.encode(), left)
-        });
-        let left = result.stored()?;
-        self.pending_firsts.set(0);
-        left
-    }
-}
-
 /// One policy set's retry rules and budget.
 #[derive(Debug)]
 pub struct RetryPolicy {
@@ -166,12 +84,7 @@ impl RetryPolicy {
     ) -> RetryPolicy {
         let budget = budget.map(|params| {
             let key = format!("{prefix}.retry_budget.{set_name}");
-            store::ensure(env.store, &key, &BudgetState::default().encode());
-            SharedBudget {
-                key,
-                params,
-                pending_firsts: Cell::new(0),
-            }
+            SharedBudget::open(env, key, params, rules.max_retries_per_request)
         });
         RetryPolicy { rules, budget }
     }

@@ -1,11 +1,12 @@
 //! The ledger of the truth and the checks against it: first attempts and retries per second,
 //! the bound at every grant, a short grant held against what the first attempts earned, the
-//! shared budget's accounting after every operation, the quiet spell that brings the budget
+//! shared budget's accounting after every operation (within what the VMs may hold), everything
+//! held written back a second after traffic stops, the quiet spell that brings the budget
 //! back to its floor, the documented bound over every window, and the counters. They are apart
 //! so that the properties the module doc of `main.rs` lists can be read against the code that
 //! asserts them, without the operations around them.
 
-use crate::world::Model;
+use crate::world::{Life, Model};
 use crate::{PPM, START_SECOND};
 use ballast_policy::duration::{Nanos, SECOND};
 use ballast_policy::metrics::Metric;
@@ -64,13 +65,16 @@ impl Model {
 
     /// A GET got fewer retries than it wanted: the budget must really be spent, counting every
     /// first attempt of the window that has surely reached it (its worker flushed since, or it
-    /// is this request, which its own reservation counts), unless an update lost every race
-    /// since just before the window began (a first attempt then reaches it a flush later).
+    /// is this request, which its own reservation counts), unless an update lost every race or
+    /// a VM died since just before the window began (a first attempt then reaches it a flush
+    /// later, or never). The retries held against it are the shared budget's own count: other
+    /// workers' spare retries are in it, and `check_accounting` holds that count against the
+    /// ledger.
     pub(crate) fn check_earned(&mut self, granted: u32) {
         let (s, ttl) = (self.second(), self.ttl());
         let window_start = (START_SECOND + (s + 1).saturating_sub(ttl)) * SECOND;
         if self
-            .last_contended
+            .last_disruption
             .is_some_and(|at| at + SECOND >= window_start)
         {
             return;
@@ -81,7 +85,7 @@ impl Model {
             .partition_point(|t| *t <= flushed_by)
             .saturating_sub(arrivals.partition_point(|t| *t < window_start));
         let firsts = u64::try_from(flushed).unwrap() + 1;
-        let retries = sum(&self.ledger.charged, s + 1, ttl);
+        let retries = self.budget().retries_in_window(&self.params, self.now);
         let earned_milli = u64::from(self.params.ratio_ppm) * firsts / 1_000;
         // The least floor the budget can have had: at most every failure answered in the
         // window reached it, and at least `firsts` first attempts did.
@@ -104,24 +108,61 @@ impl Model {
         self.seen.earned_checks += 1;
     }
 
-    /// The shared budget counts, in its window, exactly the ledger's grants less applied
-    /// refunds of those seconds.
+    /// The shared budget counts, in its window, at least the ledger's grants less refunds of
+    /// those seconds (a token given back twice would make it fewer), and at most that plus
+    /// what the VMs may hold: each running VM its spare retries (at most `SPARE_REQUESTS`
+    /// requests' worth) and the refunds given back to it since it last wrote, and what VMs
+    /// that died left behind in seconds still in the window.
     pub(crate) fn check_accounting(&self) {
-        let expected = sum(&self.ledger.charged, self.second() + 1, self.ttl());
+        let charged = sum(&self.ledger.charged, self.second() + 1, self.ttl());
         let counted = self.budget().retries_in_window(&self.params, self.now);
-        assert_eq!(
-            counted,
-            expected,
-            "{}: retries the shared budget counts in its window against the ledger",
+        let held = self.held_bound();
+        assert!(
+            charged <= counted && counted <= charged + held,
+            "{}: the shared budget counts {counted} retries in its window, the ledger {charged} \
+             granted less refunded, and the VMs may hold {held}",
             self.ctx()
         );
     }
 
-    /// No traffic: after every worker's next flush and `ttl` more seconds, the budget is back
-    /// to its floor; one more second and every worker's gauge says so.
+    /// After every VM's next flush (a second without traffic or lost races), every VM has
+    /// written back everything it held and owed: the shared budget counts exactly the ledger's
+    /// grants less refunds, but for what dead VMs left behind in seconds still in the window.
+    pub(crate) fn check_returned(&mut self) {
+        let charged = sum(&self.ledger.charged, self.second() + 1, self.ttl());
+        let counted = self.budget().retries_in_window(&self.params, self.now);
+        let running: u64 = self
+            .vms
+            .iter()
+            .filter(|vm| matches!(vm.life, Life::Live | Life::Retired))
+            .map(|vm| vm.owed)
+            .sum();
+        assert_eq!(
+            running,
+            0,
+            "{}: a VM still owes after its flush",
+            self.ctx()
+        );
+        let left = self.held_bound() - self.spare_cap() * self.running_vms();
+        assert!(
+            charged <= counted && counted <= charged + left,
+            "{}: a second after traffic stopped the shared budget counts {counted} retries in \
+             its window, the ledger {charged} granted less refunded, and dead VMs may have left \
+             {left}",
+            self.ctx()
+        );
+        if left == 0 {
+            self.seen.exact_returns += 1;
+        }
+    }
+
+    /// No traffic: after every worker's next flush, everything held is back (`check_returned`);
+    /// after `ttl` more seconds the budget is back to its floor; one more second and every
+    /// worker's gauge says so.
     pub(crate) fn quiet(&mut self) {
         self.store.inner.lose_next_races(0);
         self.advance(SECOND);
+        self.check_returned();
         self.advance(self.ttl() * SECOND);
         let ctx = self.ctx();
         let budget = self.budget();
@@ -135,9 +176,13 @@ impl Model {
             self.ttl() + 1
         );
         self.advance(SECOND);
-        for (i, worker) in self.workers.iter().enumerate() {
+        for (i, &vm) in self.live.iter().enumerate() {
             assert_eq!(
-                worker.metrics.0.get(Metric::RetryBudgetAvailable),
+                self.vms[vm]
+                    .worker
+                    .metrics
+                    .0
+                    .get(Metric::RetryBudgetAvailable),
                 self.floor(),
                 "{ctx}: worker {i}'s budget gauge after a quiet spell"
             );
@@ -170,7 +215,12 @@ impl Model {
     }
 
     pub(crate) fn check_counters(&self) {
-        let total = |metric| -> u64 { self.workers.iter().map(|w| w.metrics.0.get(metric)).sum() };
+        let total = |metric| -> u64 {
+            self.vms
+                .iter()
+                .map(|vm| vm.worker.metrics.0.get(metric))
+                .sum()
+        };
         assert_eq!(
             (
                 total(Metric::RetriesAllowed),

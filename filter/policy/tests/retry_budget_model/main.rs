@@ -3,29 +3,38 @@
 //! proxy process) with one `retry_budget` + `retry` policy set, driven by a seeded sequence of
 //! first attempts (GET, idempotent; POST, not), final responses that say how many attempts Envoy
 //! made (`x-envoy-attempt-count`, from 1 to 1 + the retries granted), requests reset before any
-//! response, lost compare-and-swap races, quiet spells, and time passing with each worker's
-//! once-a-second tick (when it flushes the first attempts it counted locally).
+//! response, lost compare-and-swap races, quiet spells, VMs that die (with their requests) and
+//! configurations replaced on a worker (the old one serves its requests, then closes), and time
+//! passing with each VM's once-a-second tick (when it writes back what it holds and owes).
 //!
 //! Why: the bound of README "Retry budgets" is what operators rely on ("retries add at most
-//! `ratio` of the load, plus a floor"), but it is kept by four cooperating mechanisms spread over
-//! workers: reservations made up front in shared data, refunds into the bucket a reservation
-//! came from, first attempts counted locally and flushed late, and contention that must only
-//! ever under-spend. Unit tests check each against one budget; only random interleavings of
-//! several workers check them together. The test keeps its own ledger: first attempts by the
-//! second they arrived, and per request the retries granted (read from `x-envoy-max-retries`),
-//! the retries Envoy used, and whether the refund was applied (a refund whose update lost every
-//! race counts `retry_budget_contended`). It checks:
+//! `ratio` of the load, plus a floor"), but it is kept by cooperating mechanisms spread over
+//! workers: retries taken from shared data in batches before they are lent to requests (the
+//! worker's lease), refunds into the bucket a reservation came from (through the lease), first
+//! attempts counted locally and written late, and contention that must only ever under-spend.
+//! Unit tests check each against one budget; only random interleavings of several workers check
+//! them together. The test keeps its own ledger: first attempts by the second they arrived, and
+//! per request the retries granted (read from `x-envoy-max-retries`) and the retries Envoy used;
+//! per VM, the refunds given back to it since it last wrote to shared data, and what dead VMs may
+//! have left booked. It checks:
 //! - POST is never granted a retry (`x-envoy-max-retries: 0`), GET never more than
-//!   `max_retries_per_request`; a GET gets fewer only when its update lost every race, or when
-//!   right after it the shared budget has less than one whole retry left, and the ledger agrees
-//!   that the window's first attempts (those surely flushed by now) earned no more, with the
+//!   `max_retries_per_request`; a GET served from its worker's lease (no shared-data read) gets
+//!   all it wants; a GET gets fewer only when its update lost every race, or when right after it
+//!   the shared budget has less than one whole retry left, and the first attempts of the window
+//!   (those surely written by now) earned no more than the retries the budget counts, with the
 //!   floor at the least the window's final failures can have shrunk it to;
-//! - after every operation, the retries the shared budget counts in its window equal the ledger's
-//!   grants less applied refunds of the same seconds (so a reset after admission refunds
-//!   nothing, a refund goes to the second it was granted in, nothing is counted twice);
+//! - after every operation, the retries the shared budget counts in its window are at least the
+//!   ledger's grants less refunds of the same seconds (a token given back twice would make them
+//!   fewer) and at most that plus what the VMs may hold: `SPARE_REQUESTS` requests' worth of
+//!   spare retries and the refunds given back since its last write, per running VM, and what
+//!   dead VMs left behind in seconds still in the window;
+//! - a second after traffic stops (every VM has flushed) the budget counts exactly the ledger's
+//!   grants less refunds, but for what dead VMs left behind: no token lost or counted twice,
+//!   through deaths, replaced configurations and lost races, and everything held is back within
+//!   the second README promises;
 //! - at every grant, the retries of the trailing `ttl` window stay within `ratio ×` the first
 //!   attempts that arrived in it (one second earlier included: first attempts reach the shared
-//!   budget at their worker's next flush) `+ min_retries_per_second × ttl`;
+//!   budget at their worker's next write) `+ min_retries_per_second × ttl`;
 //! - the documented bound: the retries Envoy used, in every `ttl` window of whole seconds, stay
 //!   within `ratio ×` the first attempts of the `2 × ttl` window ending with it `+
 //!   min_retries_per_second × ttl` (retries are placed at their grant, where the budget books
@@ -34,10 +43,10 @@
 //! - after `ttl` seconds without traffic (following the last flush) the budget is back to its
 //!   floor, `min_retries_per_second × ttl`, in shared data and in every worker's gauge;
 //! - the counters `retries_allowed`, `retries_denied_budget` and `retries_denied_not_idempotent`
-//!   summed over workers match the ledger.
+//!   summed over VMs match the ledger.
 //!
-//! Not covered by the two bounds: a flush that loses every race keeps its first attempts for
-//! the next flush, a second later, so they count in the budget one second longer than their
+//! Not covered by the two bounds: a write that loses every race keeps its first attempts for
+//! the next write, up to a second later, so they count in the budget one second longer than their
 //! arrival allows, and the grants they pay for can exceed both bounds by `ratio ×` those first
 //! attempts. No check of these seeds fails through it.
 //!
@@ -55,6 +64,7 @@ mod common;
 
 mod checks;
 mod coverage;
+mod lifecycle;
 mod operations;
 mod world;
 
@@ -94,6 +104,11 @@ impl Model {
                         self.arrive();
                     }
                 }
+                19 => match self.rng.below(40) {
+                    0 => self.kill(),
+                    1 => self.reconfigure(),
+                    _ => {}
+                },
                 _ => {}
             }
             self.note_contention();

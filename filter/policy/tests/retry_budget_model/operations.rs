@@ -7,7 +7,7 @@
 //! against the ledger.
 
 use crate::checks::slot;
-use crate::world::{InFlight, Model};
+use crate::world::{InFlight, Life, Model};
 use crate::{TICK, WORKERS};
 use ballast_policy::duration::Nanos;
 use ballast_policy::pipeline::{ResponseView, Verdict};
@@ -52,18 +52,21 @@ impl ResponseView for Response {
 
 impl Model {
     pub(crate) fn arrive(&mut self) {
-        let worker = self.rng.index(WORKERS);
+        let vm = self.live[self.rng.index(WORKERS)];
         let get = self.rng.below(10) < 7;
         let id = self.next_id;
         self.next_id += 1;
-        let contended_before = self.contended(worker);
+        let contended_before = self.contended(vm);
+        let reads_before = self.store.reads.get();
         let now = self.now;
-        let begun = self.workers[worker].pipeline.begin(
-            &self.store,
-            &mut Request(if get { "GET" } else { "POST" }),
-            id,
-            now,
-        );
+        let begun = self.with_vm(vm, |pipeline, store| {
+            pipeline.begin(
+                store,
+                &mut Request(if get { "GET" } else { "POST" }),
+                id,
+                now,
+            )
+        });
         let ctx = self.ctx();
         let (exchange, effects) = begun.unwrap_or_else(|| panic!("{ctx}: routed to no set"));
         assert_eq!(effects.verdict, Verdict::Continue, "{ctx}");
@@ -75,7 +78,8 @@ impl Model {
             panic!("{ctx}: no x-envoy-max-retries in {:?}", effects.headers);
         };
         let granted: u32 = value.parse().unwrap();
-        let contended = self.contended(worker) > contended_before;
+        let contended = self.contended(vm) > contended_before;
+        let from_lease = self.store.reads.get() == reads_before;
         let second = self.second();
         *slot(&mut self.ledger.firsts, second) += 1;
         self.ledger.arrivals.push(now);
@@ -99,6 +103,13 @@ impl Model {
                     self.max_retries
                 );
             }
+            if from_lease {
+                assert_eq!(
+                    granted, self.max_retries,
+                    "{ctx}: a lease lends a request all it wants or sends it to the budget"
+                );
+                self.seen.lease_grants += 1;
+            }
             match granted {
                 0 if !contended => self.seen.denied_grants += 1,
                 0 => {}
@@ -116,7 +127,7 @@ impl Model {
             assert_eq!(granted, 0, "{ctx}: POST granted {granted} retries");
         }
         self.in_flight.push(InFlight {
-            worker,
+            vm,
             exchange,
             get,
             granted,
@@ -129,7 +140,7 @@ impl Model {
         let updates = self.store.contended_updates.get();
         if updates != self.contended_seen {
             self.contended_seen = updates;
-            self.last_contended = Some(self.now);
+            self.last_disruption = Some(self.now);
         }
     }
 
@@ -157,30 +168,37 @@ impl Model {
             200
         };
         let end_of_stream = self.rng.below(2) == 0;
-        let (worker, now) = (request.worker, self.now);
-        let contended_before = self.contended(worker);
-        let pipeline = &self.workers[worker].pipeline;
-        pipeline.on_response_headers(
-            &self.store,
-            &mut request.exchange,
-            &mut Response {
-                status,
-                attempts: used + 1,
-            },
-            end_of_stream,
-            now,
-        );
-        if !end_of_stream {
-            pipeline.on_response_end(&self.store, &mut request.exchange, now);
-        }
-        pipeline.on_done(&self.store, &mut request.exchange, now);
-        let refund_lost = self.contended(worker) > contended_before;
+        let (vm, now) = (request.vm, self.now);
+        let contended_before = self.contended(vm);
+        let writes_before = self.store.writes.get();
+        let exchange = &mut request.exchange;
+        self.with_vm(vm, |pipeline, store| {
+            pipeline.on_response_headers(
+                store,
+                exchange,
+                &mut Response {
+                    status,
+                    attempts: used + 1,
+                },
+                end_of_stream,
+                now,
+            );
+            if !end_of_stream {
+                pipeline.on_response_end(store, exchange, now);
+            }
+            pipeline.on_done(store, exchange, now);
+        });
         *slot(&mut self.ledger.used, request.second) += u64::from(used);
-        if refund_lost {
-            self.seen.contended_refunds += 1;
-        } else {
-            let charged = slot(&mut self.ledger.charged, request.second);
-            *charged -= u64::from(granted - used);
+        // The unused retries go back to the VM's lease, or are owed until it next writes (a
+        // write that lost every race keeps them owed): none is ever lost.
+        *slot(&mut self.ledger.charged, request.second) -= u64::from(granted - used);
+        // (A refund to a second that left the window is dropped: it counts nowhere.)
+        let in_window = request.second + self.ttl() > self.second();
+        if self.store.writes.get() == writes_before && in_window {
+            self.vms[vm].owed += u64::from(granted - used);
+        }
+        if self.contended(vm) > contended_before {
+            self.seen.contended_failure_writes += 1;
         }
         if granted > used && request.second + self.ttl() <= self.second() {
             self.seen.stale_refunds += 1;
@@ -205,33 +223,41 @@ impl Model {
         let at = self.rng.index(self.in_flight.len());
         let mut request = self.in_flight.remove(at);
         let used = self.rng.below(u64::from(request.granted) + 1);
-        self.workers[request.worker]
-            .pipeline
-            .on_done(&self.store, &mut request.exchange, self.now);
+        let now = self.now;
+        self.with_vm(request.vm, |pipeline, store| {
+            pipeline.on_done(store, &mut request.exchange, now)
+        });
         *slot(&mut self.ledger.used, request.second) += used;
         self.seen.resets += 1;
     }
 
-    /// Advances time by `by`, ticking each worker once a second on its own timer.
+    /// Advances time by `by`, ticking each running VM once a second on its own timer; a
+    /// replaced configuration closes at its first tick with no request in flight.
     pub(crate) fn advance(&mut self, by: Nanos) {
         let target = self.now + by;
         loop {
-            let (at, worker) = (0..WORKERS)
-                .map(|i| (self.workers[i].next_tick, i))
-                .min()
-                .unwrap();
-            if at > target {
+            let next = self
+                .vms
+                .iter()
+                .enumerate()
+                .filter(|(_, vm)| matches!(vm.life, Life::Live | Life::Retired))
+                .map(|(i, vm)| (vm.worker.next_tick, i))
+                .min();
+            let Some((at, vm)) = next.filter(|(at, _)| *at <= target) else {
                 break;
-            }
+            };
             self.now = at;
-            self.workers[worker].next_tick += TICK;
-            let outcome = self.workers[worker].pipeline.tick(&self.store, at);
+            self.vms[vm].worker.next_tick += TICK;
+            let outcome = self.with_vm(vm, |pipeline, store| pipeline.tick(store, at));
             self.note_contention();
             assert!(
                 outcome.reject.is_empty() && outcome.resume.is_empty(),
                 "{}: a tick without a limiter acted on streams: {outcome:?}",
                 self.ctx()
             );
+            if self.vms[vm].life == Life::Retired && !self.in_flight.iter().any(|r| r.vm == vm) {
+                self.close(vm);
+            }
         }
         self.now = target;
     }
