@@ -87,7 +87,48 @@ pub(super) fn number(
 ) -> Result<f64, ConfigError> {
     let value = raw.unwrap_or(default);
     if !value.is_finite() || value < min || value > max {
-        return Err(path.error(format!("must be between {min} and {max}")));
+        return Err(path.error(format!(
+            "must be between {} and {}",
+            bound_text(min),
+            bound_text(max)
+        )));
     }
     Ok(value)
+}
+
+/// A bound as messages write it (`0.001`, `32`, `1000000000`). Bounds are constants with at
+/// most three decimals, so thousandths render them exactly, and the .wasm needs no float
+/// printer (8,000 bytes) for them.
+fn bound_text(bound: f64) -> String {
+    let thousandths = crate::numeric::saturating_u64((bound * 1000.0).round());
+    let (whole, fraction) = (thousandths / 1000, thousandths % 1000);
+    if fraction == 0 {
+        whole.to_string()
+    } else {
+        format!("{whole}.{fraction:03}")
+            .trim_end_matches('0')
+            .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::test;
+
+    #[test]
+    fn bounds_read_as_written() {
+        for (bound, text) in [
+            (0.0, "0"),
+            (0.001, "0.001"),
+            (0.01, "0.01"),
+            (0.5, "0.5"),
+            (0.99, "0.99"),
+            (1.0, "1"),
+            (32.0, "32"),
+            (1e9, "1000000000"),
+        ] {
+            assert_eq!(bound_text(bound), text);
+        }
+    }
 }

@@ -158,7 +158,7 @@ pub(super) fn build(
         Some(text) => {
             let percentile = text
                 .strip_prefix('p')
-                .and_then(|p| p.parse::<f64>().ok())
+                .and_then(super::decimal::parse_float)
                 .filter(|p| *p > 0.0 && *p <= 100.0)
                 .ok_or_else(|| {
                     path.field("aggregate").error(format!(

@@ -143,7 +143,7 @@ fn describe(node: &Node) -> String {
         Node::Bool(value) => format!("boolean `{value}`"),
         Node::Unsigned(value) => format!("integer `{value}`"),
         Node::Signed(value) => format!("integer `{value}`"),
-        Node::Float(value) => format!("floating point `{value:?}`"),
+        Node::Float(_, text) => format!("floating point `{text}`"),
         Node::Str(value) => format!("string {value:?}"),
         Node::Array(_) => "sequence".to_string(),
         Node::Object(_) => "map".to_string(),
@@ -186,7 +186,7 @@ impl Decode for bool {
 impl Decode for f64 {
     fn decode(node: Node, path: &Path<'_>) -> Result<Self, ConfigError> {
         match node {
-            Node::Float(value) => Ok(value),
+            Node::Float(value, _) => Ok(value),
             Node::Unsigned(value) => Ok(approx_f64(value)),
             Node::Signed(value) => Ok(approx_f64_signed(value)),
             other => Err(invalid_type(&other, "f64", path)),

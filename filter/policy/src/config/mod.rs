@@ -19,6 +19,7 @@
 mod checks;
 mod concurrency;
 mod deadline;
+mod decimal;
 mod decode;
 mod error;
 mod json;

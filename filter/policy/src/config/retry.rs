@@ -20,12 +20,13 @@ pub(super) fn build_budget(
     raw: RawRetryBudget,
     path: &Path<'_>,
 ) -> Result<BudgetParams, ConfigError> {
-    let ratio = raw.ratio.unwrap_or(DEFAULT_RATIO);
-    if !ratio.is_finite() || !(0.0..=MAX_RATIO).contains(&ratio) {
-        return Err(path
-            .field("ratio")
-            .error(format!("must be between 0 and {MAX_RATIO}")));
-    }
+    let ratio = checks::number(
+        raw.ratio,
+        DEFAULT_RATIO,
+        &path.field("ratio"),
+        0.0,
+        MAX_RATIO,
+    )?;
     let min = raw
         .min_retries_per_second
         .unwrap_or(DEFAULT_MIN_RETRIES_PER_SECOND);

@@ -138,7 +138,10 @@ fn build_rate_limit(raw: RawRateLimit, path: &Path<'_>) -> Result<RateLimitParam
     if per_second <= 0.0 {
         return Err(path.field("per_second").error("must be above 0"));
     }
-    let default_burst = crate::numeric::saturating_u32((per_second / 10.0).ceil().clamp(1.0, 1e6));
+    // max/min, not f64::clamp: its panic message would bring the float printer into the .wasm.
+    #[allow(clippy::manual_clamp)]
+    let default_burst =
+        crate::numeric::saturating_u32((per_second / 10.0).ceil().max(1.0).min(1e6));
     let burst = raw.burst.unwrap_or(default_burst);
     if burst == 0 || burst > 1_000_000 {
         return Err(path.field("burst").error("must be between 1 and 1000000"));

@@ -27,26 +27,6 @@ pub(crate) const EXAMPLES: &[(&str, &str)] = &[
 
 const INVALID: &str = include_str!("../../testdata/invalid_configs.json");
 
-struct InvalidRow {
-    why: String,
-    config: String,
-    path: String,
-    reason_contains: String,
-}
-
-fn invalid_rows() -> Vec<InvalidRow> {
-    let rows: Vec<serde_json::Value> = serde_json::from_str(INVALID).unwrap();
-    let text = |row: &serde_json::Value, key: &str| row[key].as_str().unwrap().to_string();
-    rows.iter()
-        .map(|row| InvalidRow {
-            why: text(row, "why"),
-            config: text(row, "config"),
-            path: text(row, "path"),
-            reason_contains: text(row, "reason_contains"),
-        })
-        .collect()
-}
-
 #[test]
 fn every_example_config_parses() {
     for (name, text) in EXAMPLES {
@@ -58,20 +38,21 @@ fn every_example_config_parses() {
 
 #[test]
 fn rejected_configs_name_path_and_reason() {
-    let rows = invalid_rows();
+    let rows: Vec<serde_json::Value> = serde_json::from_str(INVALID).unwrap();
     assert!(rows.len() >= 15, "the table must keep at least 15 rows");
     for row in rows {
-        let err = match Config::from_json(row.config.as_bytes()) {
-            Ok(_) => panic!("{}: accepted {}", row.why, row.config),
+        let field = |key: &str| row[key].as_str().unwrap();
+        let (why, config) = (field("why"), field("config"));
+        let err = match Config::from_json(config.as_bytes()) {
+            Ok(_) => panic!("{why}: accepted {config}"),
             Err(err) => err,
         };
-        assert_eq!(err.path, row.path, "{}: wrong path in `{err}`", row.why);
+        assert_eq!(err.path, field("path"), "{why}: wrong path in `{err}`");
         assert!(
-            err.reason.contains(&row.reason_contains),
-            "{}: reason `{}` lacks `{}`",
-            row.why,
+            err.reason.contains(field("reason_contains")),
+            "{why}: reason `{}` lacks `{}`",
             err.reason,
-            row.reason_contains
+            field("reason_contains")
         );
     }
 }
