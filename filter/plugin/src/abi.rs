@@ -78,6 +78,11 @@ extern "C" {
         return_buffer_data: *mut *mut u8,
         return_buffer_size: *mut usize,
     ) -> u32;
+    fn proxy_get_header_map_pairs(
+        map_type: u32,
+        return_map_data: *mut *mut u8,
+        return_map_size: *mut usize,
+    ) -> u32;
     fn proxy_get_header_map_value(
         map_type: u32,
         key_data: *const u8,
@@ -188,6 +193,17 @@ pub fn header(map: u32, name: &str) -> Result<Option<Vec<u8>>, HostError> {
     match status {
         NOT_FOUND => Ok(None),
         _ => check(status, &[]).map(|()| Some(owned(data, len).unwrap_or_default())),
+    }
+}
+
+/// Every header of `map` in the ABI's serialised form (`None`: the map is empty).
+pub fn header_pairs(map: u32) -> Result<Option<Vec<u8>>, HostError> {
+    let (mut data, mut len) = (null_mut(), 0usize);
+    // SAFETY: live out-parameters; the result is taken by `owned`.
+    let status = unsafe { proxy_get_header_map_pairs(map, &mut data, &mut len) };
+    match status {
+        NOT_FOUND => Ok(None),
+        _ => check(status, &[]).map(|()| owned(data, len)),
     }
 }
 

@@ -69,9 +69,21 @@ impl SharedStore for HostStore {
 /// allows obs-text in values). A host error reads as an absent header.
 pub fn header(map: Map, name: &str) -> Option<String> {
     match abi::header(map.abi(), name) {
-        Ok(Some(bytes)) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+        Ok(Some(bytes)) => Some(text(bytes)),
         Ok(None) | Err(_) => None,
     }
+}
+
+/// Bytes as text, without a copy when they are UTF-8 already.
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
+}
+
+/// Every header of `map`, serialised (`None`: empty, or the host could not say: every header
+/// then reads as absent, as a failed single read would).
+pub fn header_pairs(map: Map) -> Option<Vec<u8>> {
+    abi::header_pairs(map.abi()).ok().flatten()
 }
 
 /// Sets or removes headers of `map`; a failure only loses that edit.
@@ -94,8 +106,7 @@ pub fn timestamp_property(path: &[&str]) -> Option<Nanos> {
 
 /// Reads a property as text (`None` when absent or not available in this phase).
 pub fn property(path: &[&str]) -> Option<String> {
-    let bytes = abi::property(path).ok()??;
-    Some(String::from_utf8_lossy(&bytes).into_owned())
+    abi::property(path).ok()?.map(text)
 }
 
 /// The current response, read header by header.

@@ -12,6 +12,7 @@
 //! context traits.
 
 mod abi;
+mod header_block;
 mod host;
 mod http;
 mod logging;

@@ -21,6 +21,7 @@ const CONFIG: &str = r#"{
 
 /// Every host function ballast imports and calls at request time, on ticks or when logging.
 const IMPORTS: &[&str] = &[
+    "proxy_get_header_map_pairs",
     "proxy_get_header_map_value",
     "proxy_replace_header_map_value",
     "proxy_remove_header_map_value",

@@ -91,6 +91,9 @@ fn with_mut_map(st: &mut WorkerState, map: MapType, f: impl FnOnce(&mut HeaderMa
 }
 
 fn get_pairs(mut c: C<'_>, map: i32, ptr_ptr: i32, size_ptr: i32) -> HostResult {
+    if let Some(status) = super::injected(&mut c, "proxy_get_header_map_pairs") {
+        return Ok(status);
+    }
     let Some(map) = MapType::from_raw(map as u32) else {
         return Ok(BAD_ARGUMENT);
     };
