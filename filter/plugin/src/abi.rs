@@ -223,12 +223,12 @@ pub fn remove_header(map: u32, name: &str) -> Result<(), HostError> {
     check(status, &[])
 }
 
-/// A property by path (`None`: absent or not available in this phase).
-pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-    let joined = path.join("\0");
+/// A property by path, its parts joined by NUL (`None`: absent or not available in this
+/// phase).
+pub fn property(path: &str) -> Result<Option<Vec<u8>>, HostError> {
     let (mut data, mut len) = (null_mut(), 0usize);
     // SAFETY: a live path buffer and live out-parameters; the result is taken by `owned`.
-    let status = unsafe { proxy_get_property(joined.as_ptr(), joined.len(), &mut data, &mut len) };
+    let status = unsafe { proxy_get_property(path.as_ptr(), path.len(), &mut data, &mut len) };
     match status {
         NOT_FOUND => Ok(None),
         _ => check(status, &[]).map(|()| owned(data, len)),

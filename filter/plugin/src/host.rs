@@ -97,15 +97,17 @@ pub fn edit_headers(map: Map, edits: &[HeaderEdit]) {
 }
 
 /// Reads a timestamp property (Envoy serialises one as 8 bytes: little-endian signed
-/// nanoseconds since the Unix epoch); `None` when absent or of another shape.
-pub fn timestamp_property(path: &[&str]) -> Option<Nanos> {
+/// nanoseconds since the Unix epoch); `None` when absent or of another shape. `path` is the
+/// property's path with its parts joined by NUL, as the ABI takes it (`"request\0time"`).
+pub fn timestamp_property(path: &str) -> Option<Nanos> {
     let bytes = abi::property(path).ok()??;
     let bytes: [u8; 8] = bytes.as_slice().try_into().ok()?;
     u64::try_from(i64::from_le_bytes(bytes)).ok()
 }
 
-/// Reads a property as text (`None` when absent or not available in this phase).
-pub fn property(path: &[&str]) -> Option<String> {
+/// Reads a property as text (`None` when absent or not available in this phase). `path` is
+/// joined by NUL, as for [`timestamp_property`].
+pub fn property(path: &str) -> Option<String> {
     abi::property(path).ok()?.map(text)
 }
 
@@ -118,19 +120,19 @@ impl ResponseView for HostResponse {
     }
 
     fn upstream_address(&mut self) -> Option<String> {
-        property(&["upstream", "address"])
+        property("upstream\0address")
     }
 
     fn upstream_principal(&mut self) -> Option<String> {
-        property(&["upstream", "uri_san_peer_certificate"])
+        property("upstream\0uri_san_peer_certificate")
     }
 
     fn downstream_address(&mut self) -> Option<String> {
-        property(&["source", "address"])
+        property("source\0address")
     }
 
     fn downstream_principal(&mut self) -> Option<String> {
-        property(&["connection", "uri_san_peer_certificate"])
+        property("connection\0uri_san_peer_certificate")
     }
 }
 

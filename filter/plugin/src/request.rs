@@ -49,24 +49,22 @@ impl RequestView for HostRequest {
     }
 
     fn route_name(&mut self) -> Option<&str> {
-        memo(&mut self.route_name, || property(&["xds", "route_name"]))
+        memo(&mut self.route_name, || property("xds\0route_name"))
     }
 
     fn source_address(&mut self) -> Option<&str> {
-        memo(&mut self.source_address, || {
-            property(&["source", "address"])
-        })
+        memo(&mut self.source_address, || property("source\0address"))
     }
 
     fn arrival(&mut self) -> Option<Nanos> {
         *self
             .arrival
-            .get_or_insert_with(|| timestamp_property(&["request", "time"]))
+            .get_or_insert_with(|| timestamp_property("request\0time"))
     }
 
     fn peer_principal(&mut self) -> Option<&str> {
         memo(&mut self.peer_principal, || {
-            property(&["connection", "uri_san_peer_certificate"])
+            property("connection\0uri_san_peer_certificate")
         })
     }
 }

@@ -118,7 +118,7 @@ impl RootContext for BallastRoot {
         log::info!("{}", summary(&config));
         // Shared-data keys are scoped by root id: two filter configurations on one VM (e.g. a
         // sidecar's inbound and outbound) must not share a budget or a limit.
-        let scope = host::property(&["plugin_root_id"])
+        let scope = host::property("plugin_root_id")
             .filter(|id| !id.is_empty())
             .unwrap_or_else(|| "ballast".to_string());
         let prefix = config.metric_prefix.clone();

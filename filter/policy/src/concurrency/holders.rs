@@ -4,12 +4,12 @@
 //! Why: the in-flight count is shared by every worker VM. A VM that crashes (Envoy's
 //! `FAIL_RELOAD` then starts a fresh one) never releases the requests it had admitted; with a
 //! bare counter those slots stay taken forever and every crash lowers the usable limit. Here the
-//! count is the sum of per-VM entries. Each VM writes its own true count (`held`, and its queue
-//! length for the process-wide gauge) and the time (`seen`) in every update it makes anyway,
-//! plus a heartbeat while idle; an entry not seen for [`HOLDER_TIMEOUT`] is removed by
+//! count is the sum of per-VM entries. Each VM writes its own true state (the slots it reserves,
+//! its requests in flight and its queue length) and the time (`seen`) in every update it makes
+//! anyway, plus a heartbeat while idle; an entry not seen for [`HOLDER_TIMEOUT`] is removed by
 //! whichever VM notices, returning its slots.
 //!
-//! Because each VM writes its *true* count rather than a delta, the record also heals itself:
+//! Because each VM writes its *true* state rather than a delta, the record also heals itself:
 //! an admission made without a write (every CAS attempt lost), or a live VM removed by mistake
 //! (stalled longer than the timeout, or a clock step), is put right at that VM's next successful
 //! update. Until then the limit can be exceeded by that VM's count.
@@ -37,18 +37,30 @@ const _: () = assert!(
 /// registered in the new one.
 pub type HolderId = u64;
 
+/// What a VM writes of itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Claim {
+    /// Slots it reserves: those its requests hold, plus spare ones it may fill without asking
+    /// (see `concurrency::lease`). The limit bounds the sum of these.
+    pub reserved: u32,
+    /// Requests it holds slots for (at most `reserved`, unless a lost race made it admit
+    /// without a write): the process-wide in-flight gauge sums these.
+    pub in_flight: u32,
+    /// Requests waiting in its queue (for the process-wide gauge, and for other VMs' spare
+    /// slots, which go back while anyone waits).
+    pub queued: u32,
+    /// The rank of its most important waiter ([`NO_WAITER`]: none), so that a slot freed on
+    /// one VM goes to the most important waiter of any VM.
+    pub best: u8,
+}
+
 /// One VM's entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Holder {
     /// Its handle.
     pub id: HolderId,
-    /// Requests it holds slots for.
-    pub held: u32,
-    /// Requests waiting in its queue when it last wrote (for the process-wide gauge).
-    pub queued: u32,
-    /// The rank of its most important waiter when it last wrote ([`NO_WAITER`]: none), so
-    /// that a slot freed on one VM goes to the most important waiter of any VM.
-    pub best: u8,
+    /// What it wrote of itself.
+    pub claim: Claim,
     /// When it last wrote its entry.
     pub seen: Nanos,
 }
@@ -59,14 +71,24 @@ pub const NO_WAITER: u8 = u8::MAX;
 /// What [`Holders::remove_dead`] took back.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Removed {
-    /// Slots the removed VMs held.
-    pub held: u32,
+    /// Slots the removed VMs reserved (held and spare).
+    pub slots: u32,
+    /// Of those, the slots their requests held when they last wrote.
+    pub in_flight: u32,
     /// Requests that were waiting in their queues (gone with them).
     pub queued: u32,
 }
 
-/// Bytes per encoded entry.
-const ENTRY_LEN: usize = 8 + 4 + 4 + 1 + 8;
+impl Removed {
+    fn add(&mut self, h: &Holder) {
+        self.slots = self.slots.saturating_add(h.claim.reserved);
+        self.in_flight = self.in_flight.saturating_add(h.claim.in_flight);
+        self.queued = self.queued.saturating_add(h.claim.queued);
+    }
+}
+
+/// Bytes per encoded entry: id, reserved, in flight, queued, best rank, seen.
+const ENTRY_LEN: usize = 8 + 4 + 4 + 4 + 1 + 8;
 /// Bytes before the entries: epoch, next sequence number, count.
 const HEADER_LEN: usize = 4 + 4 + 2;
 
@@ -89,33 +111,50 @@ impl Holders {
         }
     }
 
-    /// Slots held by all VMs.
+    /// Every entry.
+    pub fn entries(&self) -> &[Holder] {
+        &self.entries
+    }
+
+    /// Slots reserved by all VMs (what the limit bounds).
     pub fn total(&self) -> u32 {
         self.entries
             .iter()
-            .fold(0u32, |sum, h| sum.saturating_add(h.held))
+            .fold(0u32, |sum, h| sum.saturating_add(h.claim.reserved))
+    }
+
+    /// Requests in flight on all VMs, as each last wrote.
+    pub fn in_flight(&self) -> u32 {
+        self.entries
+            .iter()
+            .fold(0u32, |sum, h| sum.saturating_add(h.claim.in_flight))
     }
 
     /// Requests waiting in all VMs' queues, as they last wrote.
     pub fn queued(&self) -> u32 {
         self.entries
             .iter()
-            .fold(0u32, |sum, h| sum.saturating_add(h.queued))
+            .fold(0u32, |sum, h| sum.saturating_add(h.claim.queued))
     }
 
     /// The most important rank waiting on any VM, as each last wrote ([`NO_WAITER`]: none).
     pub fn best_waiting(&self) -> u8 {
         self.entries
             .iter()
-            .map(|h| h.best)
+            .map(|h| h.claim.best)
             .min()
             .unwrap_or(NO_WAITER)
     }
 
-    /// Slots held by `id` (0 if it has no entry).
+    /// What `id` last wrote (`None` if it has no entry).
+    pub fn claim_of(&self, id: Option<HolderId>) -> Option<Claim> {
+        let id = id?;
+        self.entries.iter().find(|h| h.id == id).map(|h| h.claim)
+    }
+
+    /// Slots reserved by `id` (0 if it has no entry).
     pub fn held_by(&self, id: Option<HolderId>) -> u32 {
-        id.and_then(|id| self.entries.iter().find(|h| h.id == id))
-            .map_or(0, |h| h.held)
+        self.claim_of(id).map_or(0, |c| c.reserved)
     }
 
     /// Registered VMs.
@@ -128,32 +167,12 @@ impl Holders {
         self.entries.is_empty()
     }
 
-    /// Writes that VM `id` holds `held` slots and has `queued` waiters at `now`. A VM without
-    /// an entry (never registered, or removed as dead) gets a new one. Returns the id to use
-    /// from now on, or `None` when the table is full.
-    pub fn set(
-        &mut self,
-        id: Option<HolderId>,
-        held: u32,
-        queued: u32,
-        now: Nanos,
-    ) -> Option<HolderId> {
-        self.set_ranked(id, held, queued, NO_WAITER, now)
-    }
-
-    /// [`Holders::set`], with the rank of the VM's most important waiter.
-    pub fn set_ranked(
-        &mut self,
-        id: Option<HolderId>,
-        held: u32,
-        queued: u32,
-        best: u8,
-        now: Nanos,
-    ) -> Option<HolderId> {
+    /// Writes VM `id`'s `claim` at `now`. A VM without an entry (never registered, or removed
+    /// as dead) gets a new one. Returns the id to use from now on, or `None` when the table is
+    /// full.
+    pub fn set(&mut self, id: Option<HolderId>, claim: Claim, now: Nanos) -> Option<HolderId> {
         if let Some(entry) = id.and_then(|id| self.entries.iter_mut().find(|h| h.id == id)) {
-            entry.held = held;
-            entry.queued = queued;
-            entry.best = best;
+            entry.claim = claim;
             entry.seen = now;
             return Some(entry.id);
         }
@@ -164,9 +183,7 @@ impl Holders {
         self.next_seq = self.next_seq.wrapping_add(1);
         self.entries.push(Holder {
             id,
-            held,
-            queued,
-            best,
+            claim,
             seen: now,
         });
         Some(id)
@@ -179,8 +196,7 @@ impl Holders {
             if h.id != id {
                 return true;
             }
-            removed.held = removed.held.saturating_add(h.held);
-            removed.queued = removed.queued.saturating_add(h.queued);
+            removed.add(h);
             false
         });
         removed
@@ -199,8 +215,7 @@ impl Holders {
         self.entries.retain(|h| {
             let alive = is_alive(h, now, keep);
             if !alive {
-                removed.held = removed.held.saturating_add(h.held);
-                removed.queued = removed.queued.saturating_add(h.queued);
+                removed.add(h);
             }
             alive
         });
@@ -220,50 +235,77 @@ impl Holders {
         out.extend_from_slice(&count.to_le_bytes());
         for h in self.entries.iter().take(usize::from(count)) {
             out.extend_from_slice(&h.id.to_le_bytes());
-            out.extend_from_slice(&h.held.to_le_bytes());
-            out.extend_from_slice(&h.queued.to_le_bytes());
-            out.push(h.best);
+            out.extend_from_slice(&h.claim.reserved.to_le_bytes());
+            out.extend_from_slice(&h.claim.in_flight.to_le_bytes());
+            out.extend_from_slice(&h.claim.queued.to_le_bytes());
+            out.push(h.claim.best);
             out.extend_from_slice(&h.seen.to_le_bytes());
         }
     }
 
     /// Parses [`Holders::encode_into`] output that must fill `bytes` exactly.
     pub fn decode(bytes: &[u8]) -> Option<Holders> {
-        let u32_at = |at: usize| {
-            bytes
-                .get(at..at + 4)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_le_bytes)
-        };
-        let (epoch, next_seq) = (u32_at(0)?, u32_at(4)?);
+        let table = Encoded::parse(bytes)?;
+        Some(Holders {
+            epoch: table.epoch,
+            next_seq: table.next_seq,
+            entries: table.entries().collect(),
+        })
+    }
+}
+
+/// An encoded table read in place, without copying its entries: a look at the record that
+/// changes nothing needs no allocation.
+#[derive(Debug, Clone, Copy)]
+pub struct Encoded<'a> {
+    epoch: u32,
+    next_seq: u32,
+    body: &'a [u8],
+}
+
+impl<'a> Encoded<'a> {
+    /// Checks [`Holders::encode_into`] output that must fill `bytes` exactly.
+    pub fn parse(bytes: &'a [u8]) -> Option<Encoded<'a>> {
+        let epoch = u32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?);
+        let next_seq = u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?);
         let count = usize::from(u16::from_le_bytes(bytes.get(8..10)?.try_into().ok()?));
         let body = bytes.get(HEADER_LEN..)?;
         if count > MAX_HOLDERS || body.len() != count * ENTRY_LEN {
             return None;
         }
-        let entries = body
-            .chunks_exact(ENTRY_LEN)
-            .map(|e| {
-                Some(Holder {
-                    id: u64::from_le_bytes(e.get(0..8)?.try_into().ok()?),
-                    held: u32::from_le_bytes(e.get(8..12)?.try_into().ok()?),
-                    queued: u32::from_le_bytes(e.get(12..16)?.try_into().ok()?),
-                    best: *e.get(16)?,
-                    seen: u64::from_le_bytes(e.get(17..25)?.try_into().ok()?),
-                })
-            })
-            .collect::<Option<Vec<_>>>()?;
-        Some(Holders {
+        Some(Encoded {
             epoch,
             next_seq,
-            entries,
+            body,
         })
     }
+
+    /// The entries, in order.
+    pub fn entries(self) -> impl Iterator<Item = Holder> + 'a {
+        self.body.chunks_exact(ENTRY_LEN).filter_map(read_entry)
+    }
+}
+
+/// One entry of [`Holders::encode_into`] output (`None` only if `e` is too short).
+fn read_entry(e: &[u8]) -> Option<Holder> {
+    let u32_at = |at: usize| -> Option<u32> {
+        Some(u32::from_le_bytes(e.get(at..at + 4)?.try_into().ok()?))
+    };
+    Some(Holder {
+        id: u64::from_le_bytes(e.get(0..8)?.try_into().ok()?),
+        claim: Claim {
+            reserved: u32_at(8)?,
+            in_flight: u32_at(12)?,
+            queued: u32_at(16)?,
+            best: *e.get(20)?,
+        },
+        seen: u64::from_le_bytes(e.get(21..29)?.try_into().ok()?),
+    })
 }
 
 /// An entry is alive if it is `keep`'s or was written within the timeout of `now` (either
 /// side: a clock that stepped back far makes old writes look far ahead).
-fn is_alive(h: &Holder, now: Nanos, keep: Option<HolderId>) -> bool {
+pub fn is_alive(h: &Holder, now: Nanos, keep: Option<HolderId>) -> bool {
     Some(h.id) == keep || now.abs_diff(h.seen) < HOLDER_TIMEOUT
 }
 
@@ -272,23 +314,33 @@ mod tests {
     use super::*;
     use crate::test_support::test;
 
+    /// A claim of `held` slots, all in use, and `queued` waiters.
+    fn c(held: u32, queued: u32) -> Claim {
+        Claim {
+            reserved: held,
+            in_flight: held,
+            queued,
+            best: NO_WAITER,
+        }
+    }
+
     #[test]
     fn each_vm_writes_its_true_count_and_the_total_is_their_sum() {
         let mut h = Holders::new(7);
-        let a = h.set(None, 3, 1, 0);
-        let b = h.set(None, 2, 0, 0);
+        let a = h.set(None, c(3, 1), 0);
+        let b = h.set(None, c(2, 0), 0);
         assert_ne!(a, b);
         assert_eq!((h.total(), h.queued()), (5, 1));
-        assert_eq!(h.set(a, 4, 2, 10), a, "an existing entry keeps its id");
+        assert_eq!(h.set(a, c(4, 2), 10), a, "an existing entry keeps its id");
         assert_eq!((h.total(), h.queued(), h.held_by(a), h.len()), (6, 2, 4, 2));
     }
 
     #[test]
     fn a_closed_limiter_takes_only_its_own_entry_away() {
         let mut h = Holders::new(3);
-        let a = h.set(None, 0, 0, 0).unwrap();
-        let b = h.set(Some(a), 0, 0, 0);
-        let c = h.set(None, 2, 1, 0).unwrap();
+        let a = h.set(None, c(0, 0), 0).unwrap();
+        let b = h.set(Some(a), c(0, 0), 0);
+        let third = h.set(None, c(2, 1), 0).unwrap();
         assert_eq!(b, Some(a));
         assert_eq!(h.remove(a), Removed::default());
         assert_eq!((h.len(), h.total(), h.queued()), (1, 2, 1));
@@ -297,29 +349,40 @@ mod tests {
             Removed::default(),
             "already gone: nothing happens"
         );
-        assert_eq!(h.remove(c), Removed { held: 2, queued: 1 });
+        assert_eq!(
+            h.remove(third),
+            Removed {
+                slots: 2,
+                in_flight: 2,
+                queued: 1
+            }
+        );
         assert!(h.is_empty());
     }
 
     #[test]
     fn dead_vms_give_their_slots_back_and_the_living_re_register() {
         let mut h = Holders::new(1);
-        let live = h.set(None, 2, 0, 0);
-        h.set(None, 7, 3, 0); // stops writing
-        h.set(live, 2, 0, 4 * SECOND);
+        let live = h.set(None, c(2, 0), 0);
+        h.set(None, c(7, 3), 0); // stops writing
+        h.set(live, c(2, 0), 4 * SECOND);
         assert!(!h.has_dead(HOLDER_TIMEOUT - 1, live));
         assert_eq!(h.remove_dead(HOLDER_TIMEOUT - 1, live), Removed::default());
         assert!(h.has_dead(HOLDER_TIMEOUT, live));
         assert_eq!(
             h.remove_dead(HOLDER_TIMEOUT, live),
-            Removed { held: 7, queued: 3 }
+            Removed {
+                slots: 7,
+                in_flight: 7,
+                queued: 3
+            }
         );
         assert_eq!((h.total(), h.len()), (2, 1));
         // `live` stalls past the timeout and another VM removes it; at its next write it
         // registers again with its true count, so nothing is lost or counted twice.
-        let other = h.set(None, 1, 0, 9 * SECOND + 1);
-        assert_eq!(h.remove_dead(9 * SECOND + 1, other).held, 2);
-        let again = h.set(live, 2, 0, 9 * SECOND + 2);
+        let other = h.set(None, c(1, 0), 9 * SECOND + 1);
+        assert_eq!(h.remove_dead(9 * SECOND + 1, other).slots, 2);
+        let again = h.set(live, c(2, 0), 9 * SECOND + 2);
         assert_ne!(again, live, "a removed entry comes back under a new id");
         assert_eq!(h.total(), 3);
     }
@@ -327,12 +390,12 @@ mod tests {
     #[test]
     fn a_clock_step_back_keeps_near_entries_and_drops_far_ones() {
         let mut h = Holders::new(1);
-        let me = h.set(None, 1, 0, 0);
-        h.set(None, 1, 0, 3 * SECOND);
-        h.set(None, 5, 0, 100 * SECOND);
+        let me = h.set(None, c(1, 0), 0);
+        h.set(None, c(1, 0), 3 * SECOND);
+        h.set(None, c(5, 0), 100 * SECOND);
         let removed = h.remove_dead(0, me);
         assert_eq!(
-            removed.held, 5,
+            removed.slots, 5,
             "seen 100 s 'ahead': the clock stepped back"
         );
         assert_eq!(
@@ -345,11 +408,11 @@ mod tests {
     #[test]
     fn ids_of_a_recreated_table_never_match_the_old_ones() {
         let mut old = Holders::new(1);
-        let kept_by_a_vm = old.set(None, 4, 0, 0);
+        let kept_by_a_vm = old.set(None, c(4, 0), 0);
         let mut fresh = Holders::new(2);
-        let newcomer = fresh.set(None, 1, 0, 0);
+        let newcomer = fresh.set(None, c(1, 0), 0);
         assert_ne!(kept_by_a_vm, newcomer, "same sequence number, other epoch");
-        let rejoined = fresh.set(kept_by_a_vm, 4, 0, 0);
+        let rejoined = fresh.set(kept_by_a_vm, c(4, 0), 0);
         assert_ne!(rejoined, newcomer, "the old VM gets its own entry");
         assert_eq!(fresh.total(), 5);
     }
@@ -358,11 +421,11 @@ mod tests {
     fn a_full_table_refuses_new_vms() {
         let mut h = Holders::new(0);
         for _ in 0..MAX_HOLDERS {
-            assert!(h.set(None, 0, 0, 0).is_some());
+            assert!(h.set(None, c(0, 0), 0).is_some());
         }
-        assert_eq!(h.set(None, 1, 0, 0), None);
+        assert_eq!(h.set(None, c(1, 0), 0), None);
         assert_eq!(
-            h.set(Some(0), 1, 0, 0),
+            h.set(Some(0), c(1, 0), 0),
             Some(0),
             "registered VMs still write"
         );
@@ -371,8 +434,8 @@ mod tests {
     #[test]
     fn round_trip_and_malformed_input() {
         let mut h = Holders::new(9);
-        h.set(None, 3, 1, 17);
-        h.set(None, 0, 0, u64::MAX);
+        h.set(None, c(3, 1), 17);
+        h.set(None, c(0, 0), u64::MAX);
         let mut bytes = Vec::new();
         h.encode_into(&mut bytes);
         assert_eq!(bytes.len(), h.encoded_len());

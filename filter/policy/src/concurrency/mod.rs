@@ -16,11 +16,13 @@
 mod aimd;
 mod gradient2;
 pub mod holders;
+pub mod lease;
 pub mod limiter;
 pub mod noload;
 mod overflow;
 mod probed;
 pub mod queue;
+mod record;
 mod state;
 mod vegas;
 pub mod window;
@@ -28,6 +30,7 @@ pub mod window;
 pub use aimd::{Aimd, AimdParams};
 pub use gradient2::{Gradient2, Gradient2Params};
 pub use probed::ProbedLimit;
+pub use record::Glance;
 pub use state::{AlgorithmParams, Holding, LimiterState};
 pub use vegas::{Vegas, VegasParams};
 

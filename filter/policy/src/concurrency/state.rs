@@ -7,8 +7,7 @@
 //! so the slots of a VM that dies come back; the ways the limit can still be exceeded (lost
 //! CAS races, a VM wrongly presumed dead) are described there.
 
-use super::holders::{HolderId, Holders, Removed};
-use super::noload::NoLoadSnapshot;
+use super::holders::{Claim, HolderId, Holders, Removed};
 use super::ProbedLimit;
 use super::{
     Aimd, AimdParams, Bounds, Gradient2, Gradient2Params, LimitAlgorithm, Sample, Vegas,
@@ -62,28 +61,50 @@ pub struct LimiterState {
     pub last_rtt: Nanos,
 }
 
-/// What one VM says of itself in an update: its entry (`None` before it has one), the slots it
-/// truly holds and the requests waiting in its queue.
+/// What one VM says of itself in an update: its entry (`None` before it has one), the slots its
+/// requests truly hold, the spare slots it reserves beyond them (see `concurrency::lease`) and
+/// the requests waiting in its queue.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Holding {
     /// Its entry, if it has one.
     pub id: Option<HolderId>,
-    /// Slots it holds.
+    /// Slots its requests hold.
     pub held: u32,
+    /// Spare slots it reserves beyond `held`.
+    pub spare: u32,
     /// Requests waiting in its queue.
     pub queued: u32,
     /// The rank of its most important waiter (`holders::NO_WAITER`: none).
     pub best: u8,
 }
 
-/// Length of the fixed part of the encoding (the holders follow).
-const FIXED_LEN: usize = 1 + 8 + 8 + 8 + 8 + 8 + 8 + 4 + 8 + 8 + 1 + 8 + 8;
+impl Holding {
+    /// What it writes of itself in its entry.
+    pub fn claim(&self) -> Claim {
+        Claim {
+            reserved: self.held.saturating_add(self.spare),
+            in_flight: self.held,
+            queued: self.queued,
+            best: self.best,
+        }
+    }
+
+    /// The same VM with one more slot held (no spare: an acquisition through the record always
+    /// weighs against the limit in force, and the lease is settled after it).
+    pub fn one_more(self) -> Holding {
+        Holding {
+            held: self.held.saturating_add(1),
+            spare: 0,
+            ..self
+        }
+    }
+}
 
 impl LimiterState {
     /// Layout version of [`LimiterState::encode`]; part of the shared-data key, so VMs of two
     /// plugin versions side by side (during a reload) keep separate records instead of
     /// resetting each other's.
-    pub const VERSION: u8 = 6;
+    pub const VERSION: u8 = 7;
 
     /// A fresh record for `params`, created at `now` (which tells its holder ids apart from
     /// those of any earlier record).
@@ -96,8 +117,13 @@ impl LimiterState {
         }
     }
 
-    /// Requests admitted and not yet released, all VMs.
+    /// Requests in flight, all VMs, as each last wrote.
     pub fn in_flight(&self) -> u32 {
+        self.holders.in_flight()
+    }
+
+    /// Slots reserved by all VMs (in flight and spare): what the limit bounds.
+    pub fn reserved(&self) -> u32 {
         self.holders.total()
     }
 
@@ -122,24 +148,21 @@ impl LimiterState {
     }
 
     /// A VM asks for one more slot at `now`: its entry is brought up to date with `me`
-    /// (registered if it has none), then one slot is added if the limit allows. Returns its id
-    /// (`None`: no room to register) and whether it was admitted.
+    /// (registered if it has none, its spare slots given back), then one slot is added if the
+    /// limit allows. Returns its id (`None`: no room to register) and whether it was admitted;
+    /// if it was, its entry is `me.one_more()`.
     ///
     /// `rank` is the shedding rank of the request the slot is for: a slot never goes to it
     /// while a more important request waits on any VM (that VM's next tick takes the slot).
     /// Without shedding every rank is 0 and this never holds a slot back.
     pub fn try_acquire(&mut self, me: Holding, rank: u8, now: Nanos) -> (Option<HolderId>, bool) {
+        let me = Holding { spare: 0, ..me };
         let Some(id) = self.report(me, now) else {
             return (None, false);
         };
         let outranked = self.holders.best_waiting() < rank;
-        if self.in_flight() < self.limit(now) && !outranked {
-            let one_more = Holding {
-                id: Some(id),
-                held: me.held.saturating_add(1),
-                ..me
-            };
-            self.report(one_more, now);
+        if self.reserved() < self.limit(now) && !outranked {
+            self.report(Holding { id: Some(id), ..me }.one_more(), now);
             (Some(id), true)
         } else {
             (Some(id), false)
@@ -149,8 +172,26 @@ impl LimiterState {
     /// Writes what a VM says of itself at `now` (after releases, or as a heartbeat); returns
     /// its id (`None`: no room to register).
     pub fn report(&mut self, me: Holding, now: Nanos) -> Option<HolderId> {
-        self.holders
-            .set_ranked(me.id, me.held, me.queued, me.best, now)
+        self.holders.set(me.id, me.claim(), now)
+    }
+
+    /// The spare slots VM `me` may reserve at `now` beyond its requests (see
+    /// `concurrency::lease`): none while anyone waits on another VM, else half the room between
+    /// the reservations (without its own spare ones) and half the limit, at most
+    /// `lease::SPARE_MAX`.
+    pub fn spare_room(&self, me: Option<HolderId>, now: Nanos) -> u32 {
+        let mine = self.holders.claim_of(me).unwrap_or_default();
+        let own_spare = mine.reserved.saturating_sub(mine.in_flight);
+        let others_wait = self
+            .holders
+            .entries()
+            .iter()
+            .any(|h| Some(h.id) != me && waits(&h.claim));
+        super::lease::spare_room(
+            self.limit(now),
+            self.reserved().saturating_sub(own_spare),
+            others_wait,
+        )
     }
 
     /// Removes the entries of VMs not seen for the holder timeout (never `me`'s) and returns
@@ -169,118 +210,47 @@ impl LimiterState {
     pub fn in_slow_start(&self) -> bool {
         matches!(&self.algorithm, LimitAlgorithm::Gradient2(g) if g.in_slow_start())
     }
+}
 
-    /// Bytes for shared data.
-    pub fn encode(&self) -> Vec<u8> {
-        let (limit, noload) = match &self.algorithm {
-            LimitAlgorithm::Gradient2(g) => g.snapshot(),
-            LimitAlgorithm::Vegas(v) => v.snapshot(),
-            LimitAlgorithm::Aimd(a) => (a.limit(), NoLoadSnapshot::default()),
-            LimitAlgorithm::Fixed(l) => (*l, NoLoadSnapshot::default()),
-        };
-        let (slow_start, slow_start_grew_at, slow_start_base) = match &self.algorithm {
-            LimitAlgorithm::Gradient2(g) => g.slow_start_state(),
-            _ => (false, 0, 0.0),
-        };
-        let mut out = Vec::with_capacity(FIXED_LEN + self.holders.encoded_len());
-        out.push(Self::VERSION);
-        out.extend_from_slice(&self.last_rtt.to_le_bytes());
-        out.extend_from_slice(&limit.to_le_bytes());
-        out.extend_from_slice(&noload.rtt.to_le_bytes());
-        out.extend_from_slice(&noload.next_probe.to_le_bytes());
-        out.extend_from_slice(&noload.probing_since.to_le_bytes());
-        out.extend_from_slice(&noload.probe_sum.to_le_bytes());
-        out.extend_from_slice(&noload.probe_windows.to_le_bytes());
-        out.extend_from_slice(&noload.rise_since.to_le_bytes());
-        out.extend_from_slice(&noload.last_fastest.to_le_bytes());
-        out.push(
-            u8::from(noload.probed)
-                | (u8::from(noload.for_rise) << 1)
-                | (u8::from(noload.pending_rise) << 2)
-                | (u8::from(slow_start) << 3),
-        );
-        out.extend_from_slice(&slow_start_base.to_le_bytes());
-        out.extend_from_slice(&slow_start_grew_at.to_le_bytes());
-        self.holders.encode_into(&mut out);
-        out
-    }
-
-    /// Parses [`LimiterState::encode`] output for `params`; `None` when malformed.
-    pub fn decode(params: &AlgorithmParams, bytes: &[u8]) -> Option<LimiterState> {
-        if bytes.len() < FIXED_LEN || bytes.first() != Some(&Self::VERSION) {
-            return None;
-        }
-        let u32_at = |at: usize| {
-            bytes
-                .get(at..at + 4)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_le_bytes)
-        };
-        let u64_at = |at: usize| {
-            bytes
-                .get(at..at + 8)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_le_bytes)
-        };
-        let f64_at = |at: usize| u64_at(at).map(f64::from_bits);
-        let last_rtt = u64_at(1)?;
-        let limit = f64_at(9)?;
-        let flags = *bytes.get(69)?;
-        let holders = Holders::decode(bytes.get(FIXED_LEN..)?)?;
-        let noload = NoLoadSnapshot {
-            rtt: f64_at(17)?,
-            next_probe: u64_at(25)?,
-            probing_since: u64_at(33)?,
-            probe_sum: f64_at(41)?,
-            probe_windows: u32_at(49)?,
-            rise_since: u64_at(53)?,
-            last_fastest: f64_at(61)?,
-            probed: flags & 1 != 0,
-            for_rise: flags & 2 != 0,
-            pending_rise: flags & 4 != 0,
-        };
-        let algorithm = match *params {
-            AlgorithmParams::Gradient2(p) => LimitAlgorithm::Gradient2(Gradient2::restore(
-                p,
-                (limit, noload),
-                (flags & 8 != 0, u64_at(78)?, f64_at(70)?),
-            )),
-            AlgorithmParams::Vegas(p) => LimitAlgorithm::Vegas(Vegas::restore(p, (limit, noload))),
-            AlgorithmParams::Aimd(p) => LimitAlgorithm::Aimd(Aimd::restore(p, limit)),
-            AlgorithmParams::Fixed(b) => LimitAlgorithm::Fixed(b.initial),
-        };
-        Some(LimiterState {
-            holders,
-            algorithm,
-            last_rtt,
-        })
-    }
+/// Whether an entry says its VM has requests waiting.
+pub(super) fn waits(claim: &Claim) -> bool {
+    claim.queued > 0 || claim.best != super::holders::NO_WAITER
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::concurrency::noload::ProbeParams;
-    use crate::concurrency::script::steady;
     use crate::duration::{MILLISECOND, SECOND};
     use crate::test_support::test;
 
-    fn gradient() -> AlgorithmParams {
-        AlgorithmParams::Gradient2(Gradient2Params {
-            bounds: Bounds {
-                initial: 3.0,
-                min: 1.0,
-                max: 100.0,
-            },
-            smoothing: 0.2,
-            rtt_tolerance: 1.5,
-            queue_size: 4.0,
-            queue_fraction: 0.0,
-            probe: ProbeParams {
-                interval: 10 * SECOND,
-                duration: 500 * MILLISECOND,
-            },
-            slow_start: false,
+    const GRADIENT: Gradient2Params = Gradient2Params {
+        bounds: Bounds {
+            initial: 3.0,
+            min: 1.0,
+            max: 100.0,
+        },
+        smoothing: 0.2,
+        rtt_tolerance: 1.5,
+        queue_size: 4.0,
+        queue_fraction: 0.0,
+        probe: ProbeParams {
+            interval: 10 * SECOND,
+            duration: 500 * MILLISECOND,
+        },
+        slow_start: false,
+    };
+
+    pub(crate) fn gradient() -> AlgorithmParams {
+        AlgorithmParams::Gradient2(GRADIENT)
+    }
+
+    fn fixed(limit: u32) -> AlgorithmParams {
+        let limit = f64::from(limit);
+        AlgorithmParams::Fixed(Bounds {
+            initial: limit,
+            min: limit,
+            max: limit,
         })
     }
 
@@ -288,6 +258,7 @@ mod tests {
         Holding {
             id,
             held,
+            spare: 0,
             queued: 0,
             best: crate::concurrency::holders::NO_WAITER,
         }
@@ -351,7 +322,7 @@ mod tests {
         s.try_acquire(vm(dead, 1), 0, 0);
         let (live, _) = s.try_acquire(vm(None, 0), 0, 0);
         assert_eq!(s.try_acquire(vm(live, 1), 0, SECOND), (live, false), "full");
-        assert_eq!(s.remove_dead(SECOND + HOLDER_TIMEOUT, live).held, 2);
+        assert_eq!(s.remove_dead(SECOND + HOLDER_TIMEOUT, live).slots, 2);
         assert_eq!(
             s.try_acquire(vm(live, 1), 0, SECOND + HOLDER_TIMEOUT),
             (live, true)
@@ -359,38 +330,58 @@ mod tests {
     }
 
     #[test]
-    fn round_trips_learned_state() {
-        let params = gradient();
-        let mut s = LimiterState::new(&params, 0);
+    fn an_acquisition_gives_spare_slots_back_and_weighs_the_limit_in_force() {
+        let mut s = LimiterState::new(&gradient(), 0);
+        let leased = Holding {
+            spare: 2,
+            ..vm(None, 1)
+        };
+        let a = s.report(leased, 0);
+        assert_eq!(
+            (s.reserved(), s.in_flight()),
+            (3, 1),
+            "limit 3: all reserved"
+        );
+        assert!(
+            !s.try_acquire(vm(None, 0), 0, 0).1,
+            "another VM finds no room beside the spare slots"
+        );
+        // Through the record, `a`'s spare slots go back first: then it has room.
+        assert_eq!(s.try_acquire(Holding { id: a, ..leased }, 0, 0), (a, true));
+        assert_eq!(
+            s.holders.claim_of(a).map(|c| (c.reserved, c.in_flight)),
+            Some((2, 2))
+        );
+    }
+
+    #[test]
+    fn spare_room_counts_other_reservations_but_not_its_own_spare() {
+        let mut s = LimiterState::new(&fixed(40), 0);
+        let a = s.report(vm(None, 3), 0);
+        assert_eq!(s.spare_room(a, 0), 8, "(20 - 3) / 2, at most 8");
         s.report(
             Holding {
-                id: None,
-                held: 2,
-                queued: 1,
-                best: 3,
+                spare: 8,
+                ..vm(a, 3)
             },
-            5,
+            0,
         );
-        for (i, sample) in (1..).zip(steady(150, 10, 100)) {
-            s.observe(sample, i * 100 * MILLISECOND);
-        }
-        assert!(
-            matches!(&s.algorithm, LimitAlgorithm::Gradient2(g) if g.noload_rtt() > 0.0),
-            "learned a no-load RTT"
+        assert_eq!(
+            s.spare_room(a, 0),
+            8,
+            "its own spare slots are its to re-take"
         );
-        let decoded = LimiterState::decode(&params, &s.encode()).unwrap();
-        assert_eq!((decoded.in_flight(), decoded.queued()), (2, 1));
-        assert_eq!(decoded.holders.best_waiting(), 3);
-        assert_eq!(decoded.holders, s.holders);
-        assert_eq!(decoded.limit(0), s.limit(0));
-        assert_eq!(decoded.last_rtt, s.last_rtt);
-        assert_eq!(decoded.encode(), s.encode());
-        assert!(LimiterState::decode(&params, &[1, 2, 3]).is_none());
-        let fixed = AlgorithmParams::Fixed(Bounds {
-            initial: 7.0,
-            min: 7.0,
-            max: 7.0,
-        });
-        assert_eq!(LimiterState::new(&fixed, 0).limit(0), 7);
+        let b = s.report(vm(None, 10), 0);
+        assert_eq!(s.spare_room(b, 0), 0, "(20 - 21) < 0");
+        assert_eq!(s.spare_room(a, 0), 3, "(20 - 13) / 2");
+        s.report(
+            Holding {
+                queued: 1,
+                best: 0,
+                ..vm(b, 10)
+            },
+            0,
+        );
+        assert_eq!(s.spare_room(a, 0), 0, "another VM has a waiter");
     }
 }

@@ -57,7 +57,7 @@ pub(super) fn error_status(status: u16) -> Result<(), String> {
 
 /// A duration field: `default` when absent, else parsed and within `min..=max`.
 pub(super) fn duration(
-    raw: Option<String>,
+    raw: Option<&str>,
     default: Nanos,
     path: &Path<'_>,
     min: Nanos,
@@ -66,7 +66,7 @@ pub(super) fn duration(
     let Some(text) = raw else {
         return Ok(default);
     };
-    let value = parse_duration(&text).map_err(|r| path.error(r))?;
+    let value = parse_duration(text).map_err(|r| path.error(r))?;
     if value < min || value > max {
         return Err(path.error(format!(
             "must be between {}ms and {}ms",

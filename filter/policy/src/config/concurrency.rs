@@ -2,7 +2,7 @@
 
 use super::checks;
 use super::error::Path;
-use super::raw::{RawConcurrency, RawQueue};
+use super::shape::Fields;
 use super::{ConcurrencyConfig, ConfigError, Measure};
 use crate::concurrency::noload::ProbeParams;
 use crate::concurrency::queue::{Order, QueueParams};
@@ -24,14 +24,16 @@ const DEFAULT_PROBE_INTERVAL: Nanos = 10 * SECOND;
 /// Builds the section; `beside_shedding` makes an unset queue order adaptive (its LIFO is per
 /// rank, and the ranks come from shedding; without, it stays FIFO: see `concurrency::overflow`).
 pub(super) fn build(
-    raw: RawConcurrency,
+    raw: Fields<'_>,
     beside_shedding: bool,
     path: &Path<'_>,
 ) -> Result<ConcurrencyConfig, ConfigError> {
-    let algorithm_name = raw.algorithm.as_deref().unwrap_or("gradient2");
+    let algorithm_name = raw.str("algorithm").unwrap_or("gradient2");
     // Slow start is gradient2's (and on by default there): a cold limit starts low (at
     // min_limit, unless initial_limit says otherwise) and grows while latency holds.
-    let slow_start = raw.slow_start.unwrap_or(algorithm_name == "gradient2");
+    let slow_start = raw
+        .bool("slow_start")
+        .unwrap_or(algorithm_name == "gradient2");
     if slow_start && algorithm_name != "gradient2" {
         return Err(path
             .field("slow_start")
@@ -39,12 +41,16 @@ pub(super) fn build(
     }
     // A fixed limit has no range to move in: its bounds default to the limit itself.
     let fixed = algorithm_name == "fixed";
-    let slow_start_from = raw.min_limit.unwrap_or(10);
-    let initial = raw
-        .initial_limit
-        .unwrap_or(if slow_start { slow_start_from } else { 100 });
-    let min = raw.min_limit.unwrap_or(if fixed { initial } else { 10 });
-    let max = raw.max_limit.unwrap_or(if fixed { initial } else { 1000 });
+    let slow_start_from = raw.u32("min_limit").unwrap_or(10);
+    let initial =
+        raw.u32("initial_limit")
+            .unwrap_or(if slow_start { slow_start_from } else { 100 });
+    let min = raw
+        .u32("min_limit")
+        .unwrap_or(if fixed { initial } else { 10 });
+    let max = raw
+        .u32("max_limit")
+        .unwrap_or(if fixed { initial } else { 1000 });
     for (name, value) in [
         ("initial_limit", initial),
         ("min_limit", min),
@@ -71,9 +77,15 @@ pub(super) fn build(
         min: f64::from(min),
         max: f64::from(max),
     };
-    let smoothing = ratio(raw.smoothing, 0.2, &path.field("smoothing"), 0.01, 1.0)?;
+    let smoothing = ratio(
+        raw.f64("smoothing"),
+        0.2,
+        &path.field("smoothing"),
+        0.01,
+        1.0,
+    )?;
     let window = duration(
-        raw.window,
+        raw.str("window"),
         250 * MILLISECOND,
         &path.field("window"),
         10 * MILLISECOND,
@@ -83,7 +95,7 @@ pub(super) fn build(
     // from requests that met no queue.
     let probe_duration = 2 * window;
     let probe_interval = duration(
-        raw.probe_interval,
+        raw.str("probe_interval"),
         DEFAULT_PROBE_INTERVAL,
         &path.field("probe_interval"),
         0,
@@ -104,15 +116,15 @@ pub(super) fn build(
             bounds,
             smoothing,
             rtt_tolerance: ratio(
-                raw.rtt_tolerance,
+                raw.f64("rtt_tolerance"),
                 DEFAULT_RTT_TOLERANCE,
                 &path.field("rtt_tolerance"),
                 1.0,
                 10.0,
             )?,
             // Unset: 10 % of the limit, at most 4; set: that many requests.
-            queue_size: queue_allowance_check(raw.queue_allowance, path)?,
-            queue_fraction: if raw.queue_allowance.is_some() {
+            queue_size: queue_allowance_check(raw.f64("queue_allowance"), path)?,
+            queue_fraction: if raw.f64("queue_allowance").is_some() {
                 0.0
             } else {
                 0.1
@@ -122,20 +134,26 @@ pub(super) fn build(
         }),
         "vegas" => AlgorithmParams::Vegas(VegasParams {
             bounds,
-            smoothing: ratio(raw.smoothing, 1.0, &path.field("smoothing"), 0.01, 1.0)?,
+            smoothing: ratio(
+                raw.f64("smoothing"),
+                1.0,
+                &path.field("smoothing"),
+                0.01,
+                1.0,
+            )?,
             probe,
         }),
         "aimd" => AlgorithmParams::Aimd(AimdParams {
             bounds,
             backoff_ratio: ratio(
-                raw.backoff_ratio,
+                raw.f64("backoff_ratio"),
                 0.9,
                 &path.field("backoff_ratio"),
                 0.5,
                 0.99,
             )?,
             timeout: duration(
-                raw.timeout,
+                raw.str("timeout"),
                 5 * SECOND,
                 &path.field("timeout"),
                 MILLISECOND,
@@ -153,7 +171,7 @@ pub(super) fn build(
             )))
         }
     };
-    let aggregate = match raw.aggregate.as_deref() {
+    let aggregate = match raw.str("aggregate") {
         None | Some("average") => Aggregate::Average,
         Some(text) => {
             let percentile = text
@@ -168,7 +186,7 @@ pub(super) fn build(
             Aggregate::Percentile(percentile / 100.0)
         }
     };
-    let measure = match raw.measure.as_deref() {
+    let measure = match raw.str("measure") {
         None | Some("headers") => Measure::Headers,
         Some("end_of_stream") => Measure::EndOfStream,
         Some(other) => {
@@ -177,10 +195,10 @@ pub(super) fn build(
                 .error(format!("`{other}` is not `headers` or `end_of_stream`")))
         }
     };
-    let reject_status = raw.reject_status.unwrap_or(503);
+    let reject_status = raw.u16("reject_status").unwrap_or(503);
     checks::error_status(reject_status).map_err(|r| path.field("reject_status").error(r))?;
     let retry_after = duration(
-        raw.retry_after,
+        raw.str("retry_after"),
         SECOND,
         &path.field("retry_after"),
         0,
@@ -190,10 +208,10 @@ pub(super) fn build(
         algorithm,
         window,
         // 20 samples make the window's 5th percentile a rank of its own (fewer: its minimum).
-        min_samples: raw.min_samples.unwrap_or(20).max(1),
+        min_samples: raw.u32("min_samples").unwrap_or(20).max(1),
         aggregate,
         measure,
-        queue: build_queue(raw.queue, beside_shedding, &path.field("queue"))?,
+        queue: build_queue(raw.object("queue"), beside_shedding, &path.field("queue"))?,
         reject_status,
         retry_after_seconds: u32::try_from(retry_after.div_ceil(SECOND)).unwrap_or(u32::MAX),
     })
@@ -204,16 +222,16 @@ fn queue_allowance_check(raw: Option<f64>, path: &Path<'_>) -> Result<f64, Confi
 }
 
 fn build_queue(
-    raw: Option<RawQueue>,
+    raw: Option<Fields<'_>>,
     beside_shedding: bool,
     path: &Path<'_>,
 ) -> Result<QueueParams, ConfigError> {
     let raw = raw.unwrap_or_default();
-    let size = raw.size.unwrap_or(100);
+    let size = raw.u32("size").unwrap_or(100);
     if size > 100_000 {
         return Err(path.field("size").error("must be at most 100000"));
     }
-    let order = match raw.order.as_deref() {
+    let order = match raw.str("order") {
         None if beside_shedding => Order::Adaptive,
         Some("adaptive") => Order::Adaptive,
         None | Some("fifo") => Order::Fifo,
@@ -227,13 +245,13 @@ fn build_queue(
     Ok(QueueParams {
         size: usize::try_from(size).unwrap_or(0),
         max_wait: duration(
-            raw.max_wait,
+            raw.str("max_wait"),
             50 * MILLISECOND,
             &path.field("max_wait"),
             MILLISECOND,
             60 * SECOND,
         )?,
         order,
-        respect_deadlines: raw.respect_deadlines.unwrap_or(true),
+        respect_deadlines: raw.bool("respect_deadlines").unwrap_or(true),
     })
 }

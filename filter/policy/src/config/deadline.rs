@@ -2,7 +2,7 @@
 
 use super::checks::{self, duration};
 use super::error::Path;
-use super::raw::RawDeadline;
+use super::shape::Fields;
 use super::ConfigError;
 use crate::deadline::{wire, DeadlineConfig, Malformed};
 use crate::duration::{Nanos, MILLISECOND, SECOND};
@@ -10,14 +10,14 @@ use crate::duration::{Nanos, MILLISECOND, SECOND};
 /// The longest deadline a configuration may name (`default`, `max`): a day.
 const LONGEST: Nanos = 86_400 * SECOND;
 
-pub(super) fn build(raw: RawDeadline, path: &Path<'_>) -> Result<DeadlineConfig, ConfigError> {
+pub(super) fn build(raw: Fields<'_>, path: &Path<'_>) -> Result<DeadlineConfig, ConfigError> {
     let defaults = DeadlineConfig::default();
-    let optional = |text: Option<String>, field: &str| {
+    let optional = |text: Option<&str>, field: &str| {
         text.map(|t| duration(Some(t), 0, &path.field(field), MILLISECOND, LONGEST))
             .transpose()
     };
-    let default = optional(raw.default, "default")?;
-    let max = optional(raw.max, "max")?;
+    let default = optional(raw.str("default"), "default")?;
+    let max = optional(raw.str("max"), "max")?;
     if let (Some(default), Some(max)) = (default, max) {
         if default > max {
             return Err(path
@@ -26,7 +26,7 @@ pub(super) fn build(raw: RawDeadline, path: &Path<'_>) -> Result<DeadlineConfig,
         }
     }
     let offset = duration(
-        raw.offset,
+        raw.str("offset"),
         defaults.offset,
         &path.field("offset"),
         0,
@@ -34,34 +34,34 @@ pub(super) fn build(raw: RawDeadline, path: &Path<'_>) -> Result<DeadlineConfig,
     )?;
     // Envoy reads a timeout of 0 ms as "none": the smallest budget forwarded is 1 ms.
     let min_useful = duration(
-        raw.min_useful,
+        raw.str("min_useful"),
         defaults.min_useful,
         &path.field("min_useful"),
         MILLISECOND,
         60 * SECOND,
     )?;
     let max_clock_skew = duration(
-        raw.max_clock_skew,
+        raw.str("max_clock_skew"),
         defaults.max_clock_skew,
         &path.field("max_clock_skew"),
         0,
         3_600 * SECOND,
     )?;
-    let header = match raw.header {
+    let header = match raw.str("header") {
         None => defaults.header,
         Some(name) => {
             let header_path = path.field("header");
-            checks::header_name(&name).map_err(|reason| header_path.error(reason))?;
+            checks::header_name(name).map_err(|reason| header_path.error(reason))?;
             if name == wire::GRPC_TIMEOUT || name.starts_with("x-envoy-") {
                 return Err(header_path.error(format!(
                     "`{name}` is read with its own meaning; Envoy also removes x-envoy-* \
                      headers from peers it does not count as internal: choose another name"
                 )));
             }
-            name
+            name.to_string()
         }
     };
-    let malformed = match raw.malformed.as_deref() {
+    let malformed = match raw.str("malformed") {
         None | Some("ignore") => Malformed::Ignore,
         Some("reject") => Malformed::Reject,
         Some(other) => {
@@ -78,6 +78,6 @@ pub(super) fn build(raw: RawDeadline, path: &Path<'_>) -> Result<DeadlineConfig,
         header,
         max_clock_skew,
         malformed,
-        believe_untrusted_peers: raw.believe_untrusted_peers.unwrap_or(false),
+        believe_untrusted_peers: raw.bool("believe_untrusted_peers").unwrap_or(false),
     })
 }

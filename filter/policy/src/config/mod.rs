@@ -20,12 +20,11 @@ mod checks;
 mod concurrency;
 mod deadline;
 mod decimal;
-mod decode;
 mod error;
 mod json;
 mod priority;
-mod raw;
 mod retry;
+mod shape;
 mod shedding;
 mod validate;
 

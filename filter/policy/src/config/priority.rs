@@ -3,7 +3,7 @@
 
 use super::checks;
 use super::error::Path;
-use super::raw::RawPriority;
+use super::shape::{self, Fields};
 use super::validate::check_name;
 use super::{ConfigError, PriorityClasses, PriorityId};
 use crate::shedding::classify::ValueMatch;
@@ -38,7 +38,7 @@ pub(super) fn class_named(
 }
 
 pub(super) fn build(
-    raw: Option<RawPriority>,
+    raw: Option<Fields<'_>>,
     path: &Path<'_>,
 ) -> Result<PriorityClasses, ConfigError> {
     let Some(raw) = raw else {
@@ -58,46 +58,51 @@ pub(super) fn build(
         });
     };
     let classes_path = path.field("classes");
-    if raw.classes.is_empty() {
+    let names: Vec<String> = raw
+        .list("classes")
+        .iter()
+        .map(|name| shape::text(name).to_string())
+        .collect();
+    if names.is_empty() {
         return Err(classes_path.error("must name at least one class"));
     }
-    if raw.classes.len() > MAX_PRIORITY_CLASSES {
+    if names.len() > MAX_PRIORITY_CLASSES {
         return Err(classes_path.error(format!("at most {MAX_PRIORITY_CLASSES} classes")));
     }
-    for (index, class) in raw.classes.iter().enumerate() {
+    for (index, class) in names.iter().enumerate() {
         let class_path = classes_path.index(index);
         check_name(class).map_err(|reason| class_path.error(reason))?;
-        if raw
-            .classes
+        if names
             .get(..index)
             .is_some_and(|before| before.contains(class))
         {
             return Err(class_path.error(format!("duplicate class `{class}`")));
         }
     }
-    let header = match raw.header {
+    let header = match raw.str("header") {
         None => DEFAULT_PRIORITY_HEADER.to_string(),
         Some(header) => {
-            checks::header_name(&header).map_err(|reason| path.field("header").error(reason))?;
-            header
+            checks::header_name(header).map_err(|reason| path.field("header").error(reason))?;
+            header.to_string()
         }
     };
     let mut classes = PriorityClasses {
-        default: PriorityId(raw.classes.len() - 1),
-        classes: raw.classes,
+        default: PriorityId(names.len() - 1),
+        classes: names,
         header,
         values: Vec::new(),
     };
-    if let Some(name) = &raw.default {
+    if let Some(name) = raw.str("default") {
         classes.default = class_named(&classes, name, &path.field("default"))?;
     }
     let values_path = path.field("values");
-    if raw.values.0.len() > MAX_VALUES {
+    let values = raw.named("values");
+    if values.len() > MAX_VALUES {
         return Err(values_path.error(format!("at most {MAX_VALUES} values")));
     }
-    for (key, class) in raw.values.0 {
-        let value_path = values_path.field(&key);
-        let matcher = ValueMatch::parse(&key).map_err(|reason| value_path.error(reason))?;
+    for (key, class) in values {
+        let value_path = values_path.field(key);
+        let matcher = ValueMatch::parse(key).map_err(|reason| value_path.error(reason))?;
         if let ValueMatch::Exact(text) = &matcher {
             if classes.classes.contains(text) {
                 return Err(value_path.error(format!(
@@ -114,7 +119,7 @@ pub(super) fn build(
                 return Err(value_path.error(format!("overlaps the range {a}-{b}")));
             }
         }
-        let id = class_named(&classes, &class, &value_path)?;
+        let id = class_named(&classes, shape::text(class), &value_path)?;
         classes.values.push((matcher, id));
     }
     Ok(classes)

@@ -3,7 +3,7 @@
 use super::checks;
 use super::error::Path;
 use super::json::Node;
-use super::raw::{RawRetry, RawRetryBudget};
+use super::shape::Fields;
 use super::ConfigError;
 use crate::duration::{parse_duration, SECOND};
 use crate::retry::{BudgetParams, RetryRules};
@@ -16,30 +16,27 @@ const MAX_RATIO: f64 = 10.0;
 const MAX_MIN_RETRIES_PER_SECOND: u32 = 100_000;
 const MAX_RETRIES_PER_REQUEST: u32 = 10;
 
-pub(super) fn build_budget(
-    raw: RawRetryBudget,
-    path: &Path<'_>,
-) -> Result<BudgetParams, ConfigError> {
+pub(super) fn build_budget(raw: Fields<'_>, path: &Path<'_>) -> Result<BudgetParams, ConfigError> {
     let ratio = checks::number(
-        raw.ratio,
+        raw.f64("ratio"),
         DEFAULT_RATIO,
         &path.field("ratio"),
         0.0,
         MAX_RATIO,
     )?;
     let min = raw
-        .min_retries_per_second
+        .u32("min_retries_per_second")
         .unwrap_or(DEFAULT_MIN_RETRIES_PER_SECOND);
     if min > MAX_MIN_RETRIES_PER_SECOND {
         return Err(path
             .field("min_retries_per_second")
             .error(format!("must be at most {MAX_MIN_RETRIES_PER_SECOND}")));
     }
-    let ttl_seconds = match raw.ttl {
+    let ttl_seconds = match raw.str("ttl") {
         None => DEFAULT_TTL_SECONDS,
         Some(text) => {
             let ttl_path = path.field("ttl");
-            let nanos = parse_duration(&text).map_err(|reason| ttl_path.error(reason))?;
+            let nanos = parse_duration(text).map_err(|reason| ttl_path.error(reason))?;
             if nanos % SECOND != 0 || !(1..=60).contains(&(nanos / SECOND)) {
                 return Err(ttl_path.error("must be whole seconds from 1s to 60s"));
             }
@@ -53,32 +50,32 @@ pub(super) fn build_budget(
     })
 }
 
-pub(super) fn build_rules(raw: RawRetry, path: &Path<'_>) -> Result<RetryRules, ConfigError> {
+pub(super) fn build_rules(raw: Fields<'_>, path: &Path<'_>) -> Result<RetryRules, ConfigError> {
     let mut rules = RetryRules::default();
-    if let Some(value) = raw.idempotent_methods {
+    if let Some(value) = raw.node("idempotent_methods") {
         let methods_path = path.field("idempotent_methods");
         let Node::Array(items) = value else {
             return Err(methods_path.error("must be a list of method names"));
         };
         let mut methods = Vec::with_capacity(items.len());
-        for (index, item) in items.into_iter().enumerate() {
+        for (index, item) in items.iter().enumerate() {
             let item_path = methods_path.index(index);
             let Node::Str(method) = item else {
                 return Err(item_path.error("must be a string"));
             };
-            checks::method(&method).map_err(|r| item_path.error(r))?;
-            if methods.contains(&method) {
+            checks::method(method).map_err(|r| item_path.error(r))?;
+            if methods.contains(method) {
                 return Err(item_path.error(format!("duplicate method `{method}`")));
             }
-            methods.push(method);
+            methods.push(method.clone());
         }
         rules.idempotent_methods = methods;
     }
-    if let Some(header) = raw.idempotency_key_header {
-        checks::header_name(&header).map_err(|r| path.field("idempotency_key_header").error(r))?;
-        rules.idempotency_key_header = Some(header);
+    if let Some(header) = raw.str("idempotency_key_header") {
+        checks::header_name(header).map_err(|r| path.field("idempotency_key_header").error(r))?;
+        rules.idempotency_key_header = Some(header.to_string());
     }
-    if let Some(max) = raw.max_retries_per_request {
+    if let Some(max) = raw.u32("max_retries_per_request") {
         if max > MAX_RETRIES_PER_REQUEST {
             return Err(path
                 .field("max_retries_per_request")
@@ -86,9 +83,9 @@ pub(super) fn build_rules(raw: RawRetry, path: &Path<'_>) -> Result<RetryRules, 
         }
         rules.max_retries_per_request = max;
     }
-    if let Some(header) = raw.explain_header {
+    if let Some(header) = raw.str("explain_header") {
         let header_path = path.field("explain_header");
-        checks::header_name(&header).map_err(|r| header_path.error(r))?;
+        checks::header_name(header).map_err(|r| header_path.error(r))?;
         let reserved = [
             "content-length",
             "transfer-encoding",
@@ -97,20 +94,20 @@ pub(super) fn build_rules(raw: RawRetry, path: &Path<'_>) -> Result<RetryRules, 
             "upgrade",
             "host",
         ];
-        if reserved.contains(&header.as_str()) || header.starts_with("x-envoy-") {
+        if reserved.contains(&header) || header.starts_with("x-envoy-") {
             return Err(
                 header_path.error(format!("`{header}` is reserved: pick a header of your own"))
             );
         }
-        rules.explain_header = Some(header);
+        rules.explain_header = Some(header.to_string());
     }
-    if let Some(believe) = raw.idempotency_key_from_untrusted {
+    if let Some(believe) = raw.bool("idempotency_key_from_untrusted") {
         rules.idempotency_key_from_untrusted = believe;
     }
-    if let Some(mark) = raw.mark_final_failures {
+    if let Some(mark) = raw.bool("mark_final_failures") {
         rules.chain.mark_final_failures = mark;
     }
-    if let Some(strip) = raw.strip_marks_to_untrusted {
+    if let Some(strip) = raw.bool("strip_marks_to_untrusted") {
         rules.chain.strip_marks_to_untrusted = strip;
     }
     Ok(rules)

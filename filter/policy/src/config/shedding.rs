@@ -4,7 +4,7 @@
 use super::checks::{self, duration, number};
 use super::error::Path;
 use super::priority::class_named;
-use super::raw::{RawAdmission, RawRateLimit, RawShedding, RawThrottle};
+use super::shape::Fields;
 use super::{ConfigError, PriorityClasses};
 use crate::duration::{MILLISECOND, SECOND};
 use crate::shedding::{
@@ -15,25 +15,29 @@ use crate::shedding::{
 const MAX_BODY: usize = 1024;
 
 pub(super) fn build(
-    raw: RawShedding,
+    raw: Fields<'_>,
     priority: &PriorityClasses,
     path: &Path<'_>,
 ) -> Result<SheddingConfig, ConfigError> {
     let defaults = SheddingConfig::default();
-    let overload_status = raw.overload_status.unwrap_or(defaults.overload_status);
+    let overload_status = raw
+        .u16("overload_status")
+        .unwrap_or(defaults.overload_status);
     checks::error_status(overload_status)
         .map_err(|reason| path.field("overload_status").error(reason))?;
-    let rate_limit_status = raw.rate_limit_status.unwrap_or(defaults.rate_limit_status);
+    let rate_limit_status = raw
+        .u16("rate_limit_status")
+        .unwrap_or(defaults.rate_limit_status);
     checks::error_status(rate_limit_status)
         .map_err(|reason| path.field("rate_limit_status").error(reason))?;
     let retry_after = duration(
-        raw.retry_after,
+        raw.str("retry_after"),
         u64::from(defaults.retry_after_seconds) * SECOND,
         &path.field("retry_after"),
         0,
         3600 * SECOND,
     )?;
-    if let Some(body) = &raw.body {
+    if let Some(body) = raw.str("body") {
         let body_path = path.field("body");
         if body.len() > MAX_BODY {
             return Err(body_path.error(format!("at most {MAX_BODY} bytes")));
@@ -43,36 +47,44 @@ pub(super) fn build(
             return Err(body_path.error("must be one line of printable ASCII"));
         }
     }
-    let mut rate_limits = Vec::with_capacity(raw.rate_limits.0.len());
+    let mut rate_limits = Vec::with_capacity(raw.named("rate_limits").len());
     let limits_path = path.field("rate_limits");
-    for (class, limit) in raw.rate_limits.0 {
-        let limit_path = limits_path.field(&class);
-        let id = class_named(priority, &class, &limit_path)?;
-        rate_limits.push((id, build_rate_limit(limit, &limit_path)?));
+    for (class, limit) in raw.named("rate_limits") {
+        let limit_path = limits_path.field(class);
+        let id = class_named(priority, class, &limit_path)?;
+        rate_limits.push((id, build_rate_limit(Fields::of(limit), &limit_path)?));
     }
     Ok(SheddingConfig {
-        admission: build_admission(raw.admission, defaults.admission, &path.field("admission"))?,
-        throttle: build_throttle(raw.throttle, defaults.throttle, &path.field("throttle"))?,
+        admission: build_admission(
+            raw.object("admission"),
+            defaults.admission,
+            &path.field("admission"),
+        )?,
+        throttle: build_throttle(
+            raw.object("throttle"),
+            defaults.throttle,
+            &path.field("throttle"),
+        )?,
         rate_limits,
         overload_status,
         rate_limit_status,
         retry_after_seconds: u32::try_from(retry_after.div_ceil(SECOND)).unwrap_or(u32::MAX),
-        body: raw.body,
-        propagate: raw.propagate.unwrap_or(defaults.propagate),
+        body: raw.string("body"),
+        propagate: raw.bool("propagate").unwrap_or(defaults.propagate),
     })
 }
 
 fn build_admission(
-    raw: Option<RawAdmission>,
+    raw: Option<Fields<'_>>,
     defaults: Option<AdmissionParams>,
     path: &Path<'_>,
 ) -> Result<Option<AdmissionParams>, ConfigError> {
     let raw = raw.unwrap_or_default();
-    let (Some(defaults), true) = (defaults, raw.enabled.unwrap_or(true)) else {
+    let (Some(defaults), true) = (defaults, raw.bool("enabled").unwrap_or(true)) else {
         return Ok(None);
     };
     let interval = duration(
-        raw.interval,
+        raw.str("interval"),
         defaults.interval,
         &path.field("interval"),
         10 * MILLISECOND,
@@ -80,44 +92,50 @@ fn build_admission(
     )?;
     Ok(Some(AdmissionParams {
         target_queue_wait: duration(
-            raw.target_queue_wait,
+            raw.str("target_queue_wait"),
             defaults.target_queue_wait,
             &path.field("target_queue_wait"),
             MILLISECOND,
             60 * SECOND,
         )?,
         interval,
-        step: number(raw.step, defaults.step, &path.field("step"), 0.01, 32.0)?,
+        step: number(
+            raw.f64("step"),
+            defaults.step,
+            &path.field("step"),
+            0.01,
+            32.0,
+        )?,
     }))
 }
 
 fn build_throttle(
-    raw: Option<RawThrottle>,
+    raw: Option<Fields<'_>>,
     defaults: Option<ThrottleParams>,
     path: &Path<'_>,
 ) -> Result<Option<ThrottleParams>, ConfigError> {
     let raw = raw.unwrap_or_default();
-    let (Some(defaults), true) = (defaults, raw.enabled.unwrap_or(true)) else {
+    let (Some(defaults), true) = (defaults, raw.bool("enabled").unwrap_or(true)) else {
         return Ok(None);
     };
     Ok(Some(ThrottleParams {
-        k: number(raw.k, defaults.k, &path.field("k"), 1.0, 100.0)?,
+        k: number(raw.f64("k"), defaults.k, &path.field("k"), 1.0, 100.0)?,
         window: duration(
-            raw.window,
+            raw.str("window"),
             defaults.window,
             &path.field("window"),
             100 * MILLISECOND,
             600 * SECOND,
         )?,
         min_rps: number(
-            raw.min_rps,
+            raw.f64("min_rps"),
             defaults.min_rps,
             &path.field("min_rps"),
             0.0,
             1e9,
         )?,
         max_reject_probability: number(
-            raw.max_reject_probability,
+            raw.f64("max_reject_probability"),
             defaults.max_reject_probability,
             &path.field("max_reject_probability"),
             0.0,
@@ -126,10 +144,10 @@ fn build_throttle(
     }))
 }
 
-fn build_rate_limit(raw: RawRateLimit, path: &Path<'_>) -> Result<RateLimitParams, ConfigError> {
+fn build_rate_limit(raw: Fields<'_>, path: &Path<'_>) -> Result<RateLimitParams, ConfigError> {
     // governor counts in whole nanoseconds per request: at most 1e9 per second.
     let per_second = number(
-        Some(raw.per_second),
+        raw.f64("per_second"),
         0.0,
         &path.field("per_second"),
         0.001,
@@ -142,11 +160,11 @@ fn build_rate_limit(raw: RawRateLimit, path: &Path<'_>) -> Result<RateLimitParam
     #[allow(clippy::manual_clamp)]
     let default_burst =
         crate::numeric::saturating_u32((per_second / 10.0).ceil().max(1.0).min(1e6));
-    let burst = raw.burst.unwrap_or(default_burst);
+    let burst = raw.u32("burst").unwrap_or(default_burst);
     if burst == 0 || burst > 1_000_000 {
         return Err(path.field("burst").error("must be between 1 and 1000000"));
     }
-    let scope = match raw.scope.as_deref() {
+    let scope = match raw.str("scope") {
         None | Some("shared") => RateScope::Shared,
         Some("worker") => RateScope::Worker,
         Some(other) => {

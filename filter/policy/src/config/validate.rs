@@ -2,15 +2,13 @@
 //!
 //! Why one walk: each check knows the path it is at, so errors read like
 //! `routes[2].match.path.prefix: must start with "/"`. Shape errors (types, unknown fields)
-//! come from reading the wire form (`decode.rs`); everything else is checked here.
+//! come first, from checking the document against its shape (`shape.rs`); everything else is
+//! checked here, reading fields the check has vouched for.
 
 use super::checks;
-use super::decode::Decode;
 use super::error::Path;
 use super::json::{self, Node};
-use super::raw::{
-    RawConfig, RawHeaderMatch, RawPolicySet, RawRoute, RawStringMatch, RawTrustedPeers,
-};
+use super::shape::{self, Fields};
 use super::{Config, ConfigError, PolicySet, PolicySetId, PriorityClasses};
 use crate::routing::{
     compile_anchored, HeaderCondition, HeaderMatch, Route, RouteMatch, RouteTable, StringMatch,
@@ -27,7 +25,7 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|err| ConfigError::new("", format!("configuration is not UTF-8: {err}")))?;
     if text.trim().is_empty() {
-        return build(RawConfig::default());
+        return build(Fields::of(&Node::Null));
     }
     if !text.trim_start().starts_with('{') {
         return Err(ConfigError::new(
@@ -35,29 +33,37 @@ pub(super) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
             "the configuration must be a JSON object",
         ));
     }
-    let raw = RawConfig::decode(json::parse(text)?, &Path::ROOT)?;
-    build(raw)
+    let document = json::parse(text)?;
+    shape::check(&document, &shape::CONFIG, &Path::ROOT)?;
+    build(Fields::of(&document))
 }
 
-fn build(raw: RawConfig) -> Result<Config, ConfigError> {
+fn build(raw: Fields<'_>) -> Result<Config, ConfigError> {
     let root = Path::ROOT;
-    let metric_prefix = match raw.metric_prefix {
-        None => DEFAULT_METRIC_PREFIX.to_string(),
+    let metric_prefix = match raw.str("metric_prefix") {
+        None => DEFAULT_METRIC_PREFIX,
         Some(prefix) => {
-            check_metric_prefix(&prefix)
+            check_metric_prefix(prefix)
                 .map_err(|reason| root.field("metric_prefix").error(reason))?;
             prefix
         }
     };
-    let priority = super::priority::build(raw.priority, &root.field("priority"))?;
-    let trusted_peers = build_trusted_peers(raw.trusted_peers, &root.field("trusted_peers"))?;
+    let priority = super::priority::build(raw.object("priority"), &root.field("priority"))?;
+    let trusted_peers =
+        build_trusted_peers(raw.object("trusted_peers"), &root.field("trusted_peers"))?;
 
     let sets_path = root.field("policy_sets");
-    let mut policy_sets = Vec::with_capacity(raw.policy_sets.0.len());
-    for (name, set) in raw.policy_sets.0 {
-        let set_path = sets_path.field(&name);
-        check_name(&name).map_err(|reason| set_path.error(reason))?;
-        policy_sets.push(build_policy_set(name.clone(), set, &priority, &set_path)?);
+    let sets = raw.named("policy_sets");
+    let mut policy_sets = Vec::with_capacity(sets.len());
+    for (name, set) in sets {
+        let set_path = sets_path.field(name);
+        check_name(name).map_err(|reason| set_path.error(reason))?;
+        policy_sets.push(build_policy_set(
+            name,
+            Fields::of(set),
+            &priority,
+            &set_path,
+        )?);
     }
     let resolve = |name: &str, path: &Path<'_>| -> Result<PolicySetId, ConfigError> {
         policy_sets
@@ -76,18 +82,24 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
     };
 
     let routes_path = root.field("routes");
-    let mut routes = Vec::with_capacity(raw.routes.len());
-    for (index, route) in raw.routes.into_iter().enumerate() {
+    let rules = raw.list("routes");
+    let mut routes = Vec::with_capacity(rules.len());
+    for (index, route) in rules.iter().enumerate() {
         let route_path = routes_path.index(index);
-        routes.push(build_route(route, &route_path, &priority, &resolve)?);
+        routes.push(build_route(
+            Fields::of(route),
+            &route_path,
+            &priority,
+            &resolve,
+        )?);
     }
-    let default = match raw.default_policy_set {
+    let default = match raw.str("default_policy_set") {
         None => None,
-        Some(name) => Some(resolve(&name, &root.field("default_policy_set"))?),
+        Some(name) => Some(resolve(name, &root.field("default_policy_set"))?),
     };
     Ok(Config {
-        metric_prefix,
-        dry_run: raw.dry_run,
+        metric_prefix: metric_prefix.to_string(),
+        dry_run: raw.bool("dry_run").unwrap_or(false),
         priority,
         trusted_peers,
         policy_sets,
@@ -96,30 +108,29 @@ fn build(raw: RawConfig) -> Result<Config, ConfigError> {
 }
 
 fn build_policy_set(
-    name: String,
-    raw: RawPolicySet,
+    name: &str,
+    raw: Fields<'_>,
     priority: &PriorityClasses,
     path: &Path<'_>,
 ) -> Result<PolicySet, ConfigError> {
     let retry_budget = raw
-        .retry_budget
+        .object("retry_budget")
         .map(|b| super::retry::build_budget(b, &path.field("retry_budget")))
         .transpose()?;
-    let retry = match raw.retry {
+    let retry = match raw.object("retry") {
         Some(r) => Some(super::retry::build_rules(r, &path.field("retry"))?),
         None => retry_budget.map(|_| crate::retry::RetryRules::default()),
     };
-    let beside_shedding = raw.shedding.is_some();
+    let shedding = raw.object("shedding");
     let concurrency = raw
-        .concurrency
-        .map(|c| super::concurrency::build(c, beside_shedding, &path.field("concurrency")))
+        .object("concurrency")
+        .map(|c| super::concurrency::build(c, shedding.is_some(), &path.field("concurrency")))
         .transpose()?;
     let deadline = raw
-        .deadline
+        .object("deadline")
         .map(|d| super::deadline::build(d, &path.field("deadline")))
         .transpose()?;
-    let shedding = raw
-        .shedding
+    let shedding = shedding
         .map(|raw| super::shedding::build(raw, priority, &path.field("shedding")))
         .transpose()?;
     if deadline.is_some()
@@ -137,7 +148,7 @@ fn build_policy_set(
             ));
     }
     Ok(PolicySet {
-        name,
+        name: name.to_string(),
         retry_budget,
         retry,
         concurrency,
@@ -147,7 +158,7 @@ fn build_policy_set(
 }
 
 fn build_trusted_peers(
-    raw: Option<RawTrustedPeers>,
+    raw: Option<Fields<'_>>,
     path: &Path<'_>,
 ) -> Result<TrustedPeers, ConfigError> {
     let Some(raw) = raw else {
@@ -160,23 +171,22 @@ fn build_trusted_peers(
         });
     };
     let cidrs_path = path.field("source_cidrs");
-    let source_cidrs = raw
-        .source_cidrs
-        .iter()
-        .enumerate()
-        .map(|(index, text)| {
-            Cidr::parse(text).map_err(|reason| cidrs_path.index(index).error(reason))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut source_cidrs = Vec::new();
+    for (index, text) in raw.list("source_cidrs").iter().enumerate() {
+        let text = shape::text(text);
+        source_cidrs
+            .push(Cidr::parse(text).map_err(|reason| cidrs_path.index(index).error(reason))?);
+    }
     let principals_path = path.field("principals");
-    let principals = raw
-        .principals
-        .into_iter()
-        .enumerate()
-        .map(|(index, matcher)| {
-            build_string_match(matcher, &principals_path.index(index), Subject::Any)
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut principals = Vec::new();
+    for (index, matcher) in raw.list("principals").iter().enumerate() {
+        let matcher_path = principals_path.index(index);
+        principals.push(build_string_match(
+            Fields::of(matcher),
+            &matcher_path,
+            Subject::Any,
+        )?);
+    }
     Ok(TrustedPeers {
         source_cidrs,
         principals,
@@ -184,46 +194,47 @@ fn build_trusted_peers(
 }
 
 fn build_route(
-    raw: RawRoute,
+    raw: Fields<'_>,
     path: &Path<'_>,
     priority: &PriorityClasses,
     resolve: &dyn Fn(&str, &Path<'_>) -> Result<PolicySetId, ConfigError>,
 ) -> Result<Route, ConfigError> {
-    if let Some(name) = &raw.name {
+    let name = raw.str("name");
+    if let Some(name) = name {
         check_name(name).map_err(|reason| path.field("name").error(reason))?;
     }
     let match_path = path.field("match");
-    let m = raw.matcher;
-    let authority = m
-        .authority
-        .map(|raw| build_string_match(raw, &match_path.field("authority"), Subject::Authority))
-        .transpose()?;
-    let request_path = m
-        .path
-        .map(|raw| build_string_match(raw, &match_path.field("path"), Subject::Path))
-        .transpose()?;
-    let methods = match m.method {
+    let m = raw.object("match").unwrap_or(Fields::of(&Node::Null));
+    let string_match = |field: &'static str, subject: Subject| {
+        m.object(field)
+            .map(|raw| build_string_match(raw, &match_path.field(field), subject))
+            .transpose()
+    };
+    let authority = string_match("authority", Subject::Authority)?;
+    let request_path = string_match("path", Subject::Path)?;
+    let methods = match m.node("method") {
         None => Vec::new(),
         Some(value) => build_methods(value, &match_path.field("method"))?,
     };
     let headers_path = match_path.field("headers");
-    let headers = m
-        .headers
-        .into_iter()
-        .enumerate()
-        .map(|(index, raw)| build_header_match(raw, &headers_path.index(index)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let route_name = m
-        .route_name
-        .map(|raw| build_string_match(raw, &match_path.field("route_name"), Subject::Any))
-        .transpose()?;
-    let policy_set = resolve(&raw.policy_set, &path.field("policy_set"))?;
+    let mut headers = Vec::new();
+    for (index, header) in m.list("headers").iter().enumerate() {
+        headers.push(build_header_match(
+            Fields::of(header),
+            &headers_path.index(index),
+        )?);
+    }
+    let route_name = string_match("route_name", Subject::Any)?;
+    let policy_set = resolve(
+        raw.str("policy_set").unwrap_or_default(),
+        &path.field("policy_set"),
+    )?;
     let class = raw
-        .priority
-        .map(|name| super::priority::class_named(priority, &name, &path.field("priority")))
+        .str("priority")
+        .map(|name| super::priority::class_named(priority, name, &path.field("priority")))
         .transpose()?;
     Ok(Route {
-        name: raw.name,
+        name: name.map(str::to_owned),
         priority: class,
         conditions: RouteMatch {
             authority,
@@ -236,15 +247,15 @@ fn build_route(
     })
 }
 
-fn build_methods(value: Node, path: &Path<'_>) -> Result<Vec<String>, ConfigError> {
-    let items: Vec<(Path<'_>, Node)> = match value {
+fn build_methods(value: &Node, path: &Path<'_>) -> Result<Vec<String>, ConfigError> {
+    let items: Vec<(Path<'_>, &Node)> = match value {
         Node::Str(_) => vec![(*path, value)],
         Node::Array(items) => {
             if items.is_empty() {
                 return Err(path.error("must list at least one method (omit it to match any)"));
             }
             items
-                .into_iter()
+                .iter()
                 .enumerate()
                 .map(|(i, v)| (path.index(i), v))
                 .collect()
@@ -256,8 +267,8 @@ fn build_methods(value: Node, path: &Path<'_>) -> Result<Vec<String>, ConfigErro
         let Node::Str(method) = item else {
             return Err(item_path.error("must be a string"));
         };
-        checks::method(&method).map_err(|r| item_path.error(r))?;
-        methods.push(method);
+        checks::method(method).map_err(|r| item_path.error(r))?;
+        methods.push(method.clone());
     }
     Ok(methods)
 }
@@ -270,47 +281,41 @@ enum Subject {
     Any,
 }
 
+/// The string operators, in the order messages list them.
+const OPERATORS: [&str; 5] = ["exact", "prefix", "suffix", "contains", "regex"];
+
 fn build_string_match(
-    raw: RawStringMatch,
+    raw: Fields<'_>,
     path: &Path<'_>,
     subject: Subject,
 ) -> Result<StringMatch, ConfigError> {
-    let operators = [
-        ("exact", raw.exact),
-        ("prefix", raw.prefix),
-        ("suffix", raw.suffix),
-        ("contains", raw.contains),
-        ("regex", raw.regex),
-    ];
     // Host names are case-insensitive: authority conditions always ignore case.
-    let ignore_case = raw.ignore_case || subject == Subject::Authority;
-    compile_operator(operators, ignore_case, path, subject)
+    let ignore_case = raw.bool("ignore_case").unwrap_or(false) || subject == Subject::Authority;
+    compile_operator(raw, ignore_case, path, subject)
 }
 
 fn compile_operator(
-    operators: [(&'static str, Option<String>); 5],
+    raw: Fields<'_>,
     ignore_case: bool,
     path: &Path<'_>,
     subject: Subject,
 ) -> Result<StringMatch, ConfigError> {
-    let given: Vec<&'static str> = operators
+    let given: Vec<(&'static str, &str)> = OPERATORS
         .iter()
-        .filter(|(_, value)| value.is_some())
-        .map(|(name, _)| *name)
+        .filter_map(|name| raw.str(name).map(|pattern| (*name, pattern)))
         .collect();
-    if given.len() != 1 {
-        let found = if given.is_empty() {
+    let [(operator, pattern)] = given.as_slice() else {
+        let found: Vec<&str> = given.iter().map(|(name, _)| *name).collect();
+        let found = if found.is_empty() {
             "none".to_string()
         } else {
-            given.join(", ")
+            found.join(", ")
         };
         return Err(path.error(format!(
             "needs exactly one of exact, prefix, suffix, contains, regex (found: {found})"
         )));
-    }
-    let Some((operator, Some(pattern))) = operators.into_iter().find(|(_, v)| v.is_some()) else {
-        return Err(path.error("needs exactly one operator"));
     };
+    let (operator, pattern) = (*operator, *pattern);
     let op_path = path.field(operator);
     if subject == Subject::Path
         && matches!(operator, "exact" | "prefix")
@@ -321,13 +326,14 @@ fn compile_operator(
     if operator != "exact" && operator != "regex" && pattern.is_empty() {
         return Err(op_path.error("must not be empty"));
     }
+    let pattern_owned = pattern.to_string();
     let matcher = match operator {
-        "exact" => StringMatcher::Exact(pattern),
-        "prefix" => StringMatcher::Prefix(pattern),
-        "suffix" => StringMatcher::Suffix(pattern),
-        "contains" => StringMatcher::Contains(pattern),
+        "exact" => StringMatcher::Exact(pattern_owned),
+        "prefix" => StringMatcher::Prefix(pattern_owned),
+        "suffix" => StringMatcher::Suffix(pattern_owned),
+        "contains" => StringMatcher::Contains(pattern_owned),
         _ => StringMatcher::Regex(
-            compile_anchored(&pattern, ignore_case).map_err(|reason| op_path.error(reason))?,
+            compile_anchored(pattern, ignore_case).map_err(|reason| op_path.error(reason))?,
         ),
     };
     Ok(StringMatch {
@@ -336,21 +342,16 @@ fn compile_operator(
     })
 }
 
-fn build_header_match(raw: RawHeaderMatch, path: &Path<'_>) -> Result<HeaderMatch, ConfigError> {
-    checks::header_name(&raw.name).map_err(|reason| path.field("name").error(reason))?;
-    let operators = [
-        ("exact", raw.exact),
-        ("prefix", raw.prefix),
-        ("suffix", raw.suffix),
-        ("contains", raw.contains),
-        ("regex", raw.regex),
-    ];
-    let has_operator = operators.iter().any(|(_, v)| v.is_some());
-    let condition = match (raw.present, has_operator) {
+fn build_header_match(raw: Fields<'_>, path: &Path<'_>) -> Result<HeaderMatch, ConfigError> {
+    let name = raw.str("name").unwrap_or_default();
+    checks::header_name(name).map_err(|reason| path.field("name").error(reason))?;
+    let has_operator = OPERATORS.iter().any(|operator| raw.str(operator).is_some());
+    let invert = raw.bool("invert").unwrap_or(false);
+    let condition = match (raw.bool("present"), has_operator) {
         (Some(_), true) => {
             return Err(path.error("`present` cannot be combined with a value operator"));
         }
-        (Some(_), false) if raw.invert => {
+        (Some(_), false) if invert => {
             return Err(path
                 .field("invert")
                 .error("has no effect with `present`; use `present: false`"));
@@ -362,12 +363,17 @@ fn build_header_match(raw: RawHeaderMatch, path: &Path<'_>) -> Result<HeaderMatc
             );
         }
         (None, true) => HeaderCondition::Value {
-            matcher: compile_operator(operators, raw.ignore_case, path, Subject::Any)?,
-            invert: raw.invert,
+            matcher: compile_operator(
+                raw,
+                raw.bool("ignore_case").unwrap_or(false),
+                path,
+                Subject::Any,
+            )?,
+            invert,
         },
     };
     Ok(HeaderMatch {
-        name: raw.name,
+        name: name.to_string(),
         condition,
     })
 }

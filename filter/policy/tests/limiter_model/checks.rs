@@ -6,7 +6,6 @@
 //! without the operations around them.
 
 use crate::world::{Model, Phase, Stream};
-use crate::LIMIT;
 use ballast_policy::duration::MILLISECOND;
 use ballast_policy::metrics::Metric;
 use ballast_policy::pipeline::Resume;
@@ -80,31 +79,75 @@ impl Model {
         (holding.len(), fail_open, waiting)
     }
 
+    /// After an operation, with no lost race since the last settling pause: every slot in use
+    /// is reserved in the record, the reservations stay within the limit (beyond fail-open
+    /// admissions; not in dry run, which counts requests over it), and while nobody leases
+    /// spare slots the record's in-flight total is exact.
+    pub(crate) fn check_reservations(&mut self) {
+        let ctx = self.ctx();
+        let record = self.record();
+        let (holding, fail_open, waiting) = self.truth();
+        let reserved = usize::try_from(record.reserved()).unwrap();
+        let in_flight = usize::try_from(record.in_flight()).unwrap();
+        assert!(
+            holding <= reserved,
+            "{ctx}: {holding} streams hold a slot, {reserved} are reserved in the record"
+        );
+        if !self.dry_run {
+            assert!(
+                reserved <= self.limit + fail_open,
+                "{ctx}: {reserved} slots reserved, over the limit of {} (+{fail_open} failed \
+                 open)",
+                self.limit
+            );
+        }
+        if reserved == in_flight {
+            assert_eq!(
+                in_flight, holding,
+                "{ctx}: in flight in the record against the streams, without lost races or leases"
+            );
+            self.seen.exact += 1;
+        } else {
+            self.seen.leased += 1;
+            self.seen.waited_beside_a_lease += u64::from(waiting > 0);
+        }
+    }
+
     /// The record's totals against the streams, and the last writer's gauges against the
-    /// record.
+    /// record (in flight only while nobody leases spare slots: a worker that does counts its
+    /// own requests, not its entry, in the gauge).
     pub(crate) fn check_bookkeeping(&self, what: &str) {
         let ctx = self.ctx();
         let record = self.record();
         let (holding, _, waiting) = self.truth();
-        let totals = (
-            usize::try_from(record.in_flight()).unwrap(),
-            usize::try_from(record.queued()).unwrap(),
-        );
+        let leased = record.reserved() != record.in_flight();
+        let in_flight = usize::try_from(record.in_flight()).unwrap();
+        let queued = usize::try_from(record.queued()).unwrap();
         assert_eq!(
-            totals,
-            (holding, waiting),
-            "{ctx}: {what}: the record's (in flight, queued) against the streams"
+            queued, waiting,
+            "{ctx}: {what}: the record's queued total against the streams"
         );
+        if !leased {
+            assert_eq!(
+                in_flight, holding,
+                "{ctx}: {what}: the record's in-flight total against the streams"
+            );
+        }
         if let Some(writer) = self.last_writer {
             let metrics = &self.worker(writer).metrics.0;
+            let gauge = |metric| usize::try_from(metrics.get(metric)).unwrap();
             assert_eq!(
-                (
-                    usize::try_from(metrics.get(Metric::ConcurrencyInFlight)).unwrap(),
-                    usize::try_from(metrics.get(Metric::ConcurrencyQueued)).unwrap()
-                ),
-                totals,
-                "{ctx}: {what}: gauges (in flight, queued) of worker {writer}, which wrote last"
+                gauge(Metric::ConcurrencyQueued),
+                queued,
+                "{ctx}: {what}: queued gauge of worker {writer}, which wrote last"
             );
+            if !leased {
+                assert_eq!(
+                    gauge(Metric::ConcurrencyInFlight),
+                    in_flight,
+                    "{ctx}: {what}: in-flight gauge of worker {writer}, which wrote last"
+                );
+            }
         }
     }
 
@@ -119,13 +162,15 @@ impl Model {
         }
         let ctx = self.ctx();
         let (holding, fail_open, waiting) = self.truth();
+        let limit = self.limit;
         assert!(
-            holding <= LIMIT + fail_open,
-            "{ctx}: {holding} hold slots, over the limit of {LIMIT} (+{fail_open} failed open)"
+            holding <= limit + fail_open,
+            "{ctx}: {holding} hold slots, over the limit of {limit} (+{fail_open} failed open)"
         );
+        // Spare slots another worker leased come back within two ticks of anyone waiting.
         assert!(
-            holding >= LIMIT || waiting == 0,
-            "{ctx}: {waiting} wait beside a free slot ({holding} of {LIMIT} held)"
+            holding >= limit || waiting == 0,
+            "{ctx}: {waiting} wait beside a free slot ({holding} of {limit} held)"
         );
         self.seen.settled_full_with_waiters += u64::from(waiting > 0);
     }

@@ -1,5 +1,6 @@
 //! The coverage of paths: how often each path of the model (waits, hand-offs, admissions by the
-//! tick, time-outs, deadline drops, refusals, fail-open admissions, crashes, settling pauses)
+//! tick, time-outs, deadline drops, refusals, fail-open admissions, crashes, settling pauses,
+//! leases)
 //! was taken, summed over all cases and required to be non-zero at the end. It is apart because
 //! it is bookkeeping about the test rather than about the limiter: its only job is that a change
 //! which stops reaching a path, and with it the checks on that path, fails instead of passing
@@ -21,6 +22,8 @@ pub(crate) struct Coverage {
     pub(crate) settled: u64,
     pub(crate) settled_full_with_waiters: u64,
     pub(crate) exact: u64,
+    pub(crate) leased: u64,
+    pub(crate) waited_beside_a_lease: u64,
 }
 
 impl Coverage {
@@ -39,6 +42,11 @@ impl Coverage {
             ("settled", self.settled),
             ("settled, full with waiters", self.settled_full_with_waiters),
             ("exact after an operation", self.exact),
+            ("spare slots leased after an operation", self.leased),
+            (
+                "a settling pause began with a lease beside waiters",
+                self.waited_beside_a_lease,
+            ),
         ];
         for (path, taken) in paths {
             assert!(taken > 0, "no case reached: {path} ({self:?})");
@@ -58,5 +66,7 @@ impl Coverage {
         self.settled += o.settled;
         self.settled_full_with_waiters += o.settled_full_with_waiters;
         self.exact += o.exact;
+        self.leased += o.leased;
+        self.waited_beside_a_lease += o.waited_beside_a_lease;
     }
 }

@@ -6,7 +6,7 @@
 
 use crate::common::{Rng, Worker};
 use crate::coverage::Coverage;
-use crate::{LIMIT, MAX_WAIT, QUEUE_SIZE, SCOPE, START, TICK, WORKERS};
+use crate::{MAX_WAIT, QUEUE_SIZE, SCOPE, START, TICK, WORKERS};
 use ballast_policy::concurrency::limiter::{Limiter, StreamId};
 use ballast_policy::concurrency::{AlgorithmParams, LimiterState};
 use ballast_policy::config::Config;
@@ -46,6 +46,9 @@ pub(crate) struct Model {
     pub(crate) dry_run: bool,
     pub(crate) end_of_stream: bool,
     pub(crate) lifo: bool,
+    /// The fixed limit: small (every admission and release one update) or large enough for
+    /// workers to lease spare slots.
+    pub(crate) limit: usize,
     pub(crate) config: Config,
     pub(crate) params: AlgorithmParams,
     pub(crate) key: String,
@@ -66,10 +69,10 @@ pub(crate) struct Model {
 }
 
 impl Model {
-    pub(crate) fn new(seed: u64, dry_run: bool, measure: &str, order: &str) -> Model {
+    pub(crate) fn new(seed: u64, dry_run: bool, measure: &str, order: &str, limit: usize) -> Model {
         let json = format!(
             r#"{{"dry_run": {dry_run}, "trusted_peers": {{"source_cidrs": ["10.0.0.0/8"]}}, "policy_sets": {{"api": {{"concurrency": {{
-                "algorithm": "fixed", "initial_limit": {LIMIT}, "measure": "{measure}",
+                "algorithm": "fixed", "initial_limit": {limit}, "measure": "{measure}",
                 "queue": {{"size": {QUEUE_SIZE}, "max_wait": "40ms", "order": "{order}"}}}}}}}},
                 "default_policy_set": "api"}}"#
         );
@@ -83,6 +86,7 @@ impl Model {
             dry_run,
             end_of_stream: measure == "end_of_stream",
             lifo: order == "lifo",
+            limit,
             params: concurrency.algorithm,
             key: Limiter::key_for(&format!("ballast.{SCOPE}"), "api"),
             config,

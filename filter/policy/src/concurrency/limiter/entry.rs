@@ -1,12 +1,13 @@
-//! This VM's entry in the shared limiter record: what it writes of itself (slots held, queue
-//! length), how a lost write is repaired, the heartbeat, and the removal of stopped VMs.
+//! This VM's entry in the shared limiter record: what it writes of itself (slots reserved and
+//! held, queue length), how a lost write is repaired, the heartbeat, the removal of stopped VMs,
+//! and the gauges that show what it saw.
 //!
 //! Why apart from `mod.rs`: admission and release decide; this part keeps the shared count
 //! true across workers and crashes (see `concurrency::holders`).
 
-use super::{Limiter, Seen};
+use super::{settle_lease, Limiter};
 use crate::concurrency::holders::{HolderId, Removed, NO_WAITER};
-use crate::concurrency::{Holding, LimiterState};
+use crate::concurrency::{Glance, Holding, LimiterState};
 use crate::duration::Nanos;
 use crate::env::Env;
 use crate::metrics::Metric;
@@ -19,9 +20,18 @@ pub(super) fn handing_over(id: Option<HolderId>, me: Holding) -> Holding {
     Holding {
         id,
         held: me.held.saturating_add(1),
+        spare: 0,
         queued: me.queued.saturating_sub(1),
         best: me.best,
     }
+}
+
+/// The gauges as this VM last wrote them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Shown {
+    limit: Option<u32>,
+    in_flight: Option<u32>,
+    queued: Option<u32>,
 }
 
 impl Limiter {
@@ -32,35 +42,76 @@ impl Limiter {
             .unwrap_or_else(|| LimiterState::new(&self.config.algorithm, now))
     }
 
-    /// What this VM writes of itself.
+    /// What this VM writes of itself: its true count and queue, no spare slots (an update
+    /// settles those, see `settle_lease`).
     pub(super) fn me(&self) -> Holding {
         let queue = self.queue.borrow();
         Holding {
             id: self.holder.get(),
             held: self.held.get(),
+            spare: 0,
             queued: u32::try_from(queue.len()).unwrap_or(u32::MAX),
             best: queue.best_rank().unwrap_or(NO_WAITER),
         }
     }
 
-    /// An update that carried this VM's entry (`me`) was stored and left the record as `seen`.
-    pub(super) fn written(&self, env: Env<'_>, holder: Option<HolderId>, me: Holding, seen: Seen) {
+    /// An update that wrote this VM's entry as `written` was stored and left the record as
+    /// `seen`.
+    pub(super) fn written(
+        &self,
+        env: Env<'_>,
+        holder: Option<HolderId>,
+        written: Holding,
+        seen: Glance,
+    ) {
         self.holder.set(holder);
         // Without an entry (table full) nothing of this VM was stored: still behind.
         self.behind.set(holder.is_none());
-        self.written_queued.set(me.queued);
-        self.written_best.set(me.best);
-        self.saw_totals(env, seen);
+        let stored = if holder.is_some() {
+            written
+        } else {
+            Holding::default()
+        };
+        self.reserved.set(stored.held.saturating_add(stored.spare));
+        self.leasing.set(stored.spare > 0);
+        self.written_queued.set(written.queued);
+        self.written_best.set(written.best);
+        self.saw(env, seen, written.held, true);
     }
 
-    /// Keeps the record's totals as this VM last saw them, and their gauges.
-    fn saw_totals(&self, env: Env<'_>, seen: Seen) {
-        self.last_in_flight.set(seen.in_flight);
+    /// Keeps what this VM saw of the record, and shows it in the gauges (in flight with this
+    /// VM's own count, `held`). After an update of its own or a read while it has no entry
+    /// (`fresh`) it writes every gauge: the process-wide gauges show the view of whichever VM
+    /// wrote last, and this VM's is the freshest. After a look while it holds spare slots it
+    /// writes only what changed since it last wrote.
+    pub(super) fn saw(&self, env: Env<'_>, seen: Glance, held: u32, fresh: bool) {
+        self.others_in_flight.set(seen.others_in_flight());
         self.slow_start.set(seen.slow_start);
-        env.metrics
-            .set(Metric::ConcurrencyInFlight, u64::from(seen.in_flight));
-        env.metrics
-            .set(Metric::ConcurrencyQueued, u64::from(seen.queued));
+        let now_shown = Shown {
+            limit: Some(seen.limit),
+            in_flight: Some(seen.others_in_flight().saturating_add(held)),
+            queued: Some(seen.queued),
+        };
+        let before = if fresh {
+            Shown::default()
+        } else {
+            self.shown.get()
+        };
+        let gauges = [
+            (Metric::ConcurrencyLimit, before.limit, now_shown.limit),
+            (
+                Metric::ConcurrencyInFlight,
+                before.in_flight,
+                now_shown.in_flight,
+            ),
+            (Metric::ConcurrencyQueued, before.queued, now_shown.queued),
+        ];
+        for (metric, before, now) in gauges {
+            if let (Some(value), true) = (now, before != now) {
+                env.metrics.set(metric, u64::from(value));
+            }
+        }
+        self.shown.set(now_shown);
     }
 
     /// An update was lost to contention: the entry is behind until the next write.
@@ -82,26 +133,30 @@ impl Limiter {
         self.heartbeat(env, now);
     }
 
-    /// The shared record as it is now, read without writing (`None` if missing or unreadable).
-    pub(super) fn peek(&self, env: Env<'_>) -> Option<LimiterState> {
-        store::read(env.store, &self.key)
-            .and_then(|b| LimiterState::decode(&self.config.algorithm, &b))
+    /// The shared record as it looks to this VM now, read without writing or decoding it whole
+    /// (`None` if missing or unreadable).
+    pub(super) fn glance(&self, env: Env<'_>, now: Nanos) -> Option<Glance> {
+        let bytes = store::read(env.store, &self.key)?;
+        Glance::read(&self.config.algorithm, &bytes, self.holder.get(), now)
     }
 
     /// Writes this VM's entry (repairing a lost update, proving it is alive, updating its
-    /// queue length) and takes back the slots of VMs that stopped writing theirs.
+    /// queue length, settling its spare slots) and takes back the slots of VMs that stopped
+    /// writing theirs.
     pub(super) fn heartbeat(&self, env: Env<'_>, now: Nanos) {
         let me = self.me();
+        let lease = self.wants_lease(now);
         let result = store::update(env.store, &self.key, |bytes| {
             let mut state = self.state(bytes, now);
             // Dead entries first: they may be what keeps a full table from registering `me`.
             let removed = state.remove_dead(now, me.id);
             let holder = state.report(me, now);
-            let seen = Seen::of(&state, now);
-            (state.encode(), (holder, removed, seen))
+            let written = settle_lease(&mut state, Holding { id: holder, ..me }, lease, now);
+            let seen = Glance::of(&state, holder, now);
+            (state.encode(), (holder, written, removed, seen))
         });
-        if let Update::Stored((holder, removed, seen)) = result {
-            self.written(env, holder, me, seen);
+        if let Update::Stored((holder, written, removed, seen)) = result {
+            self.written(env, holder, written, seen);
             self.last_heartbeat.set(now);
             self.note_reclaimed(env, removed);
         }
@@ -111,23 +166,23 @@ impl Limiter {
     /// once a second: read only, and a write only when there is an entry to remove.
     pub(super) fn sweep(&self, env: Env<'_>, now: Nanos) {
         self.last_heartbeat.set(now);
-        let Some(seen) = self.peek(env) else {
+        let Some(seen) = self.glance(env, now) else {
             return;
         };
-        if !seen.holders.has_dead(now, None) {
+        if !seen.has_dead {
             // Nothing to remove: the read still refreshes this VM's gauges, which would
             // otherwise keep what it saw at its last write for as long as it stays idle.
-            self.saw_totals(env, Seen::of(&seen, now));
+            self.saw(env, seen, self.held.get(), true);
             return;
         }
         let result = store::update(env.store, &self.key, |bytes| {
             let mut state = self.state(bytes, now);
             let removed = state.remove_dead(now, None);
-            let seen = Seen::of(&state, now);
+            let seen = Glance::of(&state, None, now);
             (state.encode(), (removed, seen))
         });
         if let Update::Stored((removed, seen)) = result {
-            self.saw_totals(env, seen);
+            self.saw(env, seen, self.held.get(), true);
             self.note_reclaimed(env, removed);
         }
     }
@@ -143,17 +198,20 @@ impl Limiter {
         let result = store::update(env.store, &self.key, |bytes| {
             let mut state = self.state(bytes, now);
             let removed = state.holders.remove(id);
-            let seen = Seen::of(&state, now);
+            let seen = Glance::of(&state, None, now);
             (state.encode(), (removed, seen))
         });
         if let Update::Stored((removed, seen)) = result {
             self.holder.set(None);
-            self.saw_totals(env, seen);
-            if removed.held > 0 || removed.queued > 0 {
+            self.reserved.set(0);
+            self.leasing.set(false);
+            self.saw(env, seen, self.held.get(), true);
+            // Spare slots of a lease are no news: only requests still counted here are.
+            if removed.in_flight > 0 || removed.queued > 0 {
                 env.metrics.warn(&format!(
                     "concurrency limiter {}: closed with {} slot(s) held and {} request(s) \
                      waiting; they were given back",
-                    self.key, removed.held, removed.queued
+                    self.key, removed.in_flight, removed.queued
                 ));
             }
         }
@@ -161,15 +219,15 @@ impl Limiter {
 
     /// Counts the slots of stopped VMs that an update took back.
     pub(super) fn note_reclaimed(&self, env: Env<'_>, removed: Removed) {
-        if removed.held == 0 && removed.queued == 0 {
+        if removed.slots == 0 && removed.queued == 0 {
             return;
         }
         env.metrics
-            .add(Metric::ConcurrencyReclaimed, u64::from(removed.held));
+            .add(Metric::ConcurrencyReclaimed, u64::from(removed.slots));
         env.metrics.warn(&format!(
             "concurrency limiter {}: reclaimed {} slot(s) of a worker VM that stopped \
              (its {} waiting request(s) went with it)",
-            self.key, removed.held, removed.queued
+            self.key, removed.slots, removed.queued
         ));
     }
 }

@@ -1,21 +1,28 @@
 //! One policy set's adaptive concurrency limiter as one worker VM runs it: admission, the wait
 //! queue, releases and the tick, enforced across workers through a [`SharedStore`].
 //!
-//! Design: one [`LimiterState`] per policy set per proxy process in the store: requests in
-//! flight (per VM) and the learned limit. Admission and release are each one compare-and-swap
-//! of that record, so in flight stays within the limit across workers; if every CAS attempt
-//! loses, the request is admitted anyway (fail open) and `concurrency_contended` counts it (the
-//! other, rarer ways past the limit are listed in README, "Enforcement across workers").
+//! Design: one [`LimiterState`] per policy set per proxy process in the store: the slots each VM
+//! reserves, its requests in flight and its queue, and the learned limit. The sum of the
+//! reservations stays within the limit, so in flight does across workers. An admission that
+//! needs a slot from the record, and a release that gives one back, are each one
+//! compare-and-swap of it; if every CAS attempt loses, the request is admitted anyway (fail
+//! open) and `concurrency_contended` counts it (the other, rarer ways past the limit are listed
+//! in README, "Enforcement across workers").
 //!
-//! In flight is recorded per VM: each VM writes its own true count in every update (a lost
-//! write is thus repaired by the next one, at the latest on the next tick) and refreshes it
-//! every second while idle. Entries of a VM that stopped (crashed and was replaced) are removed
-//! after 5 s by a surviving VM, and their slots come back (`concurrency_reclaimed`).
+//! A VM that keeps admitting while the limit is far away reserves a few spare slots beyond its
+//! requests (a lease, [`crate::concurrency::lease`]): it admits into them and releases back
+//! into them without shared data, looks at the record at every tick while it holds them, and
+//! gives them back when anyone waits or the record fills past half the limit.
+//!
+//! Each VM writes its own true state in every update (a lost write is thus repaired by the next
+//! one, at the latest on the next tick) and refreshes it every second. Entries of a VM that
+//! stopped (crashed and was replaced) are removed after 5 s by a surviving VM, and their slots
+//! come back (`concurrency_reclaimed`).
 //!
 //! RTT samples (request headers → response headers, or → end of stream) of admitted requests
 //! are aggregated per worker over `window`; when a window is full its summary is fed to the
-//! shared algorithm in the same CAS as the release. Local replies and cancelled requests are
-//! not samples.
+//! shared algorithm in an update at that release. Local replies and cancelled requests are not
+//! samples.
 //!
 //! A request over the limit waits in this worker's queue ([`Arrival::Waiting`]: the caller
 //! pauses it). A slot freed by a release on this worker is handed to a waiter in the same CAS
@@ -25,12 +32,14 @@
 //! DEADLINE_EXCEEDED): a slot it got later would serve nobody.
 
 mod entry;
+mod local;
 mod refusal;
+mod tick;
 
 use super::holders::HolderId;
 use super::queue::{Refused, WaitQueue, Waiter};
 use super::window::SampleWindow;
-use super::{Holding, LimiterState};
+use super::{Glance, Holding, LimiterState};
 use crate::config::{ConcurrencyConfig, Measure};
 use crate::duration::Nanos;
 use crate::env::Env;
@@ -38,7 +47,7 @@ use crate::metrics::Metric;
 use crate::reply::LocalReply;
 use crate::shedding::level::Pressure;
 use crate::store::{self, Update};
-use entry::handing_over;
+use entry::{handing_over, Shown};
 pub use refusal::Refusal;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -100,12 +109,20 @@ pub struct Limiter {
     queue: RefCell<WaitQueue<StreamId>>,
     /// Waiting requests by stream: their ticket and whether they are gRPC.
     tickets: RefCell<HashMap<StreamId, WaitingRequest>>,
-    /// In flight (all workers) as last seen here; enough for the algorithm's load test.
-    last_in_flight: Cell<u32>,
+    /// In flight on the other workers as last seen here; with this VM's own count, the load
+    /// a window's sample reports.
+    others_in_flight: Cell<u32>,
     /// This VM's entry in the shared record (`None` until its first request).
     holder: Cell<Option<HolderId>>,
-    /// Slots this VM truly holds; written into its entry with every update.
+    /// Requests this VM admitted and has not released: the slots it truly holds.
     held: Cell<u32>,
+    /// Slots its entry reserves (held and spare) as last written.
+    reserved: Cell<u32>,
+    /// Whether its entry reserves spare slots that it fills and releases into without shared
+    /// data (a lease, see `concurrency::lease`).
+    leasing: Cell<bool>,
+    /// When it last admitted a request (`None`: never): a lease is held only while it does.
+    last_admit: Cell<Option<Nanos>>,
     /// The queue length this VM last wrote into its entry (the gauge sums the entries).
     written_queued: Cell<u32>,
     /// The best waiting rank this VM last wrote into its entry.
@@ -121,6 +138,8 @@ pub struct Limiter {
     pressure: Cell<Pressure>,
     /// Whether the algorithm was in slow start when this VM last read the record.
     slow_start: Cell<bool>,
+    /// The gauges as this VM last wrote them.
+    shown: Cell<Shown>,
 }
 
 impl Limiter {
@@ -138,9 +157,12 @@ impl Limiter {
             window: RefCell::new(SampleWindow::new(now)),
             config,
             tickets: RefCell::new(HashMap::new()),
-            last_in_flight: Cell::new(0),
+            others_in_flight: Cell::new(0),
             holder: Cell::new(None),
             held: Cell::new(0),
+            reserved: Cell::new(0),
+            leasing: Cell::new(false),
+            last_admit: Cell::new(None),
             written_queued: Cell::new(0),
             written_best: Cell::new(super::holders::NO_WAITER),
             last_heartbeat: Cell::new(now),
@@ -148,6 +170,7 @@ impl Limiter {
             displaced: RefCell::new(Vec::new()),
             pressure: Cell::new(Pressure::default()),
             slow_start: Cell::new(false),
+            shown: Cell::new(Shown::default()),
         }
     }
 
@@ -205,33 +228,34 @@ impl Limiter {
             Some(rank) => (1, rank),
             None => (1, 0),
         };
+        if self.admit_locally(now) {
+            return Arrival::Admitted;
+        }
         let me = self.me();
+        let lease = self.wants_lease(now);
         let result = store::update(env.store, &self.key, |bytes| {
             let mut state = self.state(bytes, now);
             // A worker that stopped must not keep its slots just because no registered worker
             // is left to notice (one worker; or all traffic on one worker's connection).
             let removed = state.remove_dead(now, me.id);
             let (holder, admitted) = state.try_acquire(me, rank, now);
-            if !admitted && dry_run {
-                let counted = Holding {
-                    id: holder,
-                    held: me.held.saturating_add(1),
-                    ..me
-                };
-                state.report(counted, now);
+            let mut written = Holding { id: holder, ..me };
+            if admitted {
+                written = settle_lease(&mut state, written.one_more(), lease, now);
+            } else if dry_run {
+                written = written.one_more();
+                state.report(written, now);
             }
-            let seen = Seen::of(&state, now);
+            let seen = Glance::of(&state, holder, now);
             (
                 state.encode(),
-                (Acquired { holder, admitted }, removed, seen),
+                (Acquired { holder, admitted }, written, removed, seen),
             )
         });
         let mut noload_rtt = 0;
         let admitted = match result {
-            Update::Stored((acquired, removed, seen)) => {
-                self.written(env, acquired.holder, me, seen);
-                env.metrics
-                    .set(Metric::ConcurrencyLimit, u64::from(seen.limit));
+            Update::Stored((acquired, written, removed, seen)) => {
+                self.written(env, acquired.holder, written, seen);
                 self.note_reclaimed(env, removed);
                 noload_rtt = seen.noload_rtt;
                 if acquired.holder.is_none() {
@@ -250,6 +274,7 @@ impl Limiter {
         };
         if admitted || dry_run {
             self.add_held(1);
+            self.last_admit.set(Some(now));
         }
         if admitted {
             return Arrival::Admitted;
@@ -336,7 +361,7 @@ impl Limiter {
         let (window_done, summary) = {
             let mut window = self.window.borrow_mut();
             if let Some(rtt) = rtt {
-                let in_flight = self.last_in_flight.get();
+                let in_flight = self.others_in_flight.get().saturating_add(self.held.get());
                 window.add(rtt, in_flight, is_congestion(status));
             }
             // Slow start grows the limit once per window: its windows are half as long, so a
@@ -354,48 +379,43 @@ impl Limiter {
                 (false, None)
             }
         };
+        if summary.is_none() && !has_waiter && self.release_locally() {
+            return None;
+        }
         self.add_held(-1);
         let me = self.me();
+        let lease = !has_waiter && self.wants_lease(now);
         let result = store::update(env.store, &self.key, |bytes| {
             let mut state = self.state(bytes, now);
-            let mut holder = state.report(me, now);
+            let holder = state.report(me, now);
             if let Some(sample) = summary {
                 state.observe(sample, now);
             }
-            let mut handed = false;
+            let mut acquired = Acquired {
+                holder,
+                admitted: false,
+            };
+            let mut written = Holding { id: holder, ..me };
             if has_waiter {
-                (holder, handed) = state.try_acquire(Holding { id: holder, ..me }, me.best, now);
-                if handed {
+                (acquired.holder, acquired.admitted) = state.try_acquire(written, me.best, now);
+                if acquired.admitted {
                     // The waiter leaves the queue with the slot: write it so at once.
-                    state.report(handing_over(holder, me), now);
+                    written = handing_over(acquired.holder, me);
+                    state.report(written, now);
                 }
+            } else {
+                written = settle_lease(&mut state, written, lease, now);
             }
-            let seen = Seen::of(&state, now);
-            (
-                state.encode(),
-                (
-                    Acquired {
-                        holder,
-                        admitted: handed,
-                    },
-                    seen,
-                ),
-            )
+            let seen = Glance::of(&state, acquired.holder, now);
+            (state.encode(), (acquired, written, seen))
         });
         let handed = match result {
-            Update::Stored((acquired, seen)) => {
-                let written = if acquired.admitted {
-                    handing_over(acquired.holder, me)
-                } else {
-                    me
-                };
+            Update::Stored((acquired, written, seen)) => {
                 self.written(env, acquired.holder, written, seen);
                 if window_done {
                     // Only now: a window whose summary was not stored keeps its samples.
                     *self.window.borrow_mut() = SampleWindow::new(now);
                 }
-                env.metrics
-                    .set(Metric::ConcurrencyLimit, u64::from(seen.limit));
                 if summary.is_some() {
                     env.metrics
                         .set(Metric::ConcurrencySampleRttUs, seen.last_rtt / 1_000);
@@ -434,86 +454,6 @@ impl Limiter {
         self.displaced.borrow_mut().retain(|(id, _)| *id != stream);
     }
 
-    /// Periodic work: answer waiters whose time ran out, write this VM's entry when due, admit
-    /// waiters into slots freed elsewhere.
-    pub fn tick(&self, env: Env<'_>, now: Nanos) -> TickOutcome {
-        let mut outcome = TickOutcome::default();
-        let displaced = std::mem::take(&mut *self.displaced.borrow_mut());
-        for (stream, grpc) in displaced {
-            let reply = self.refuse(env, grpc, Refusal::Displaced);
-            outcome.reject.push((stream, reply, Refusal::Displaced));
-        }
-        let expired = self.queue.borrow_mut().expire(now);
-        for waiter in expired {
-            let grpc = self.reject_ticket(waiter.id);
-            let why = if waiter.deadline_bound {
-                Refusal::Deadline
-            } else {
-                env.metrics.add(Metric::ConcurrencyQueueTimeouts, 1);
-                Refusal::Limit
-            };
-            outcome
-                .reject
-                .push((waiter.id, self.refuse(env, grpc, why), why));
-        }
-        let registered = self.holder.get().is_some() || self.held.get() > 0;
-        let last = self.last_heartbeat.get();
-        // A clock that stepped back makes the heartbeat due at once rather than never.
-        let heartbeat_due =
-            now < last || now.saturating_sub(last) >= super::holders::HEARTBEAT_PERIOD;
-        let me = self.me();
-        let queue_changed =
-            me.queued != self.written_queued.get() || me.best != self.written_best.get();
-        if registered && (self.behind.get() || heartbeat_due || queue_changed) {
-            self.heartbeat(env, now);
-        } else if !registered && heartbeat_due {
-            self.sweep(env, now);
-        }
-        while self.queue.borrow().has_live(now) {
-            // Under overload the record is usually full: look before writing, so waiting
-            // workers do not add a CAS every tick to the races arrivals must win.
-            // A more important waiter on another VM gets the next free slot there.
-            let me = self.me();
-            let full = self.peek(env).is_some_and(|state| {
-                state.in_flight() >= state.limit(now) || state.holders.best_waiting() < me.best
-            });
-            if full {
-                break;
-            }
-            let result = store::update(env.store, &self.key, |bytes| {
-                let mut state = self.state(bytes, now);
-                let (holder, admitted) = state.try_acquire(me, me.best, now);
-                if admitted {
-                    state.report(handing_over(holder, me), now);
-                }
-                let seen = Seen::of(&state, now);
-                (state.encode(), (Acquired { holder, admitted }, seen))
-            });
-            let Update::Stored((acquired, seen)) = result else {
-                break;
-            };
-            let written = if acquired.admitted {
-                handing_over(acquired.holder, me)
-            } else {
-                me
-            };
-            self.written(env, acquired.holder, written, seen);
-            if !acquired.admitted {
-                break;
-            }
-            self.add_held(1);
-            let next = self.queue.borrow_mut().pop(now);
-            match next {
-                Some(waiter) => outcome.resume.push(self.admit_waiter(waiter, now)),
-                None => {
-                    self.give_back(env, now);
-                    break;
-                }
-            }
-        }
-        outcome
-    }
-
     /// A waiter leaves the queue holding a slot: its ticket says so, and its wait counts.
     fn admit_waiter(&self, waiter: Waiter<StreamId>, now: Nanos) -> StreamId {
         if let Some((ticket, _)) = self.tickets.borrow_mut().remove(&waiter.id) {
@@ -539,26 +479,21 @@ struct Acquired {
     admitted: bool,
 }
 
-/// The record as an update left it, for this VM's view and the gauges.
-#[derive(Debug, Clone, Copy)]
-struct Seen {
-    slow_start: bool,
-    limit: u32,
-    in_flight: u32,
-    queued: u32,
-    last_rtt: Nanos,
-    noload_rtt: Nanos,
-}
-
-impl Seen {
-    fn of(state: &LimiterState, now: Nanos) -> Seen {
-        Seen {
-            slow_start: state.in_slow_start(),
-            limit: state.limit(now),
-            in_flight: state.in_flight(),
-            queued: state.queued(),
-            last_rtt: state.last_rtt,
-            noload_rtt: state.noload_rtt(),
-        }
+/// Settles VM `me`'s spare slots in an update of `state` at `now`: as many as the lease rules
+/// allow when `lease` (it admits requests and nobody waits on it), else none. Returns what it
+/// wrote. Without an entry (no room to register) nothing is written.
+fn settle_lease(state: &mut LimiterState, me: Holding, lease: bool, now: Nanos) -> Holding {
+    if me.id.is_none() {
+        return me;
     }
+    let written = Holding {
+        spare: if lease {
+            state.spare_room(me.id, now)
+        } else {
+            0
+        },
+        ..me
+    };
+    state.report(written, now);
+    written
 }
