@@ -38,6 +38,11 @@ pub struct BudgetParams {
     pub ttl_seconds: u32,
 }
 
+mod record;
+
+/// Most buckets a record holds: a window is at most 60 s, and one more is tolerated.
+const MAX_BUCKETS: usize = 61;
+
 /// One second of traffic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Bucket {
@@ -49,44 +54,51 @@ struct Bucket {
 }
 
 /// The budget's counters over the window. `Default` is an empty window.
+///
+/// The buckets are in ascending order of second, no two alike (every writer appends the
+/// current second, which is never older than the newest): the current second is the last
+/// bucket, and expiry drops a prefix.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BudgetState {
     buckets: Vec<Bucket>,
 }
 
-/// Version 2 added `failed`; version 1 records (an older build in the same process) still
-/// decode, with no failures.
-const ENCODED_VERSION: u8 = 2;
-const BUCKET_BYTES: usize = 20;
-const V1_BUCKET_BYTES: usize = 16;
+/// The oldest second of a window whose current second is `current`.
+fn oldest_live(params: &BudgetParams, current: u64) -> u64 {
+    current.saturating_sub(u64::from(params.ttl_seconds.max(1)) - 1)
+}
 
 impl BudgetState {
     /// The window's current second: `now`'s, or a later one another worker already wrote
     /// (clocks of workers read a moment apart, or a clock stepping back, must not wipe it).
     pub(crate) fn current_second(&self, now: Nanos) -> u64 {
-        let newest = self.buckets.iter().map(|b| b.second).max().unwrap_or(0);
+        let newest = self.buckets.last().map_or(0, |b| b.second);
         (now / SECOND).max(newest)
     }
 
-    /// Drops buckets that left the window.
+    /// Drops buckets that left the window (a prefix: the buckets are in order).
     fn expire(&mut self, params: &BudgetParams, now: Nanos) {
-        let current = self.current_second(now);
-        let oldest_live = current.saturating_sub(u64::from(params.ttl_seconds.max(1)) - 1);
-        self.buckets
-            .retain(|b| b.second >= oldest_live && b.second <= current);
+        let oldest = oldest_live(params, self.current_second(now));
+        let gone = self
+            .buckets
+            .iter()
+            .take_while(|b| b.second < oldest)
+            .count();
+        if gone > 0 {
+            self.buckets.drain(..gone);
+        }
     }
 
+    /// The current second's bucket, added if missing.
     fn current(&mut self, now: Nanos) -> Option<&mut Bucket> {
         let second = self.current_second(now);
-        if !self.buckets.iter().any(|b| b.second == second) {
+        if self.buckets.last().is_none_or(|b| b.second != second) {
             self.buckets.push(Bucket {
                 second,
-                firsts: 0,
-                retries: 0,
-                failed: 0,
+                ..Bucket::default()
             });
         }
-        self.buckets.iter_mut().find(|b| b.second == second)
+        self.buckets.last_mut()
     }
 
     /// Counts `n` first attempts at `now`.
@@ -107,19 +119,17 @@ impl BudgetState {
 
     /// Retries still allowed in the window at `now`, in thousandths of a retry.
     pub fn available_milli(&self, params: &BudgetParams, now: Nanos) -> i64 {
-        let current = self.current_second(now);
-        let oldest_live = current.saturating_sub(u64::from(params.ttl_seconds.max(1)) - 1);
-        let (firsts, retries, failed) = self
-            .buckets
-            .iter()
-            .filter(|b| b.second >= oldest_live && b.second <= current)
-            .fold((0u64, 0u64, 0u64), |(f, r, x), b| {
+        let oldest = oldest_live(params, self.current_second(now));
+        let (firsts, retries, failed) = self.buckets.iter().filter(|b| b.second >= oldest).fold(
+            (0u64, 0u64, 0u64),
+            |(f, r, x), b| {
                 (
                     f + u64::from(b.firsts),
                     r + u64::from(b.retries),
                     x + u64::from(b.failed),
                 )
-            });
+            },
+        );
         let earned = firsts * u64::from(params.ratio_ppm) / 1_000;
         let full_floor =
             u64::from(params.min_retries_per_second) * u64::from(params.ttl_seconds) * 1_000;
@@ -177,59 +187,12 @@ impl BudgetState {
 
     /// Retries counted in the window (for metrics and tests).
     pub fn retries_in_window(&self, params: &BudgetParams, now: Nanos) -> u64 {
-        let current = self.current_second(now);
-        let oldest_live = current.saturating_sub(u64::from(params.ttl_seconds.max(1)) - 1);
+        let oldest = oldest_live(params, self.current_second(now));
         self.buckets
             .iter()
-            .filter(|b| b.second >= oldest_live && b.second <= current)
+            .filter(|b| b.second >= oldest)
             .map(|b| u64::from(b.retries))
             .sum()
-    }
-
-    /// Compact bytes for shared data: version, then 20 bytes per bucket.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(1 + self.buckets.len() * BUCKET_BYTES);
-        out.push(ENCODED_VERSION);
-        for b in &self.buckets {
-            out.extend_from_slice(&b.second.to_le_bytes());
-            out.extend_from_slice(&b.firsts.to_le_bytes());
-            out.extend_from_slice(&b.retries.to_le_bytes());
-            out.extend_from_slice(&b.failed.to_le_bytes());
-        }
-        out
-    }
-
-    /// Parses [`BudgetState::encode`] output; `None` for anything malformed (the caller then
-    /// starts from an empty window and counts the event).
-    pub fn decode(bytes: &[u8]) -> Option<BudgetState> {
-        let (&version, rest) = bytes.split_first()?;
-        let width = match version {
-            ENCODED_VERSION => BUCKET_BYTES,
-            1 => V1_BUCKET_BYTES,
-            _ => return None,
-        };
-        if rest.len() % width != 0 || rest.len() > 61 * width {
-            return None;
-        }
-        let word = |chunk: &[u8], at: usize| -> Option<u32> {
-            Some(u32::from_le_bytes(chunk.get(at..at + 4)?.try_into().ok()?))
-        };
-        let buckets = rest
-            .chunks_exact(width)
-            .map(|chunk| {
-                Some(Bucket {
-                    second: u64::from_le_bytes(chunk.get(..8)?.try_into().ok()?),
-                    firsts: word(chunk, 8)?,
-                    retries: word(chunk, 12)?,
-                    failed: if width == BUCKET_BYTES {
-                        word(chunk, 16)?
-                    } else {
-                        0
-                    },
-                })
-            })
-            .collect::<Option<Vec<_>>>()?;
-        Some(BudgetState { buckets })
     }
 }
 
@@ -420,28 +383,5 @@ mod tests {
                 "window at {start}s: {r} retries for {f} firsts"
             );
         }
-    }
-
-    #[test]
-    fn encoding_round_trips_and_rejects_garbage() {
-        let mut s = BudgetState::default();
-        s.record_firsts(&P, at(1.0), 7);
-        s.withdraw(&P, at(2.0), 3);
-        s.record_failures(&P, at(2.0), 2);
-        let bytes = s.encode();
-        assert_eq!(bytes.len(), 1 + 2 * 20);
-        assert_eq!(BudgetState::decode(&bytes), Some(s));
-        assert_eq!(BudgetState::decode(&[]), None);
-        assert_eq!(BudgetState::decode(&[9]), None);
-        assert_eq!(BudgetState::decode(&[2, 0, 0]), None);
-        assert_eq!(BudgetState::decode(&[2]), Some(BudgetState::default()));
-        // A version 1 record (no failures) from an older build still reads.
-        let mut v1 = vec![1u8];
-        v1.extend_from_slice(&3u64.to_le_bytes());
-        v1.extend_from_slice(&7u32.to_le_bytes());
-        v1.extend_from_slice(&1u32.to_le_bytes());
-        let old = BudgetState::decode(&v1).unwrap();
-        assert_eq!(old.retries_in_window(&P, at(3.0)), 1);
-        assert_eq!(BudgetState::decode(&v1[..10]), None);
     }
 }
