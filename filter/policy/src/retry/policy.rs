@@ -1,7 +1,7 @@
 //! One policy set's retry policy as a worker VM runs it: the decision at the request (how many
 //! retries Envoy's router may make, through `x-envoy-max-retries`) and the settlement at the
 //! response (refund of unused reservations, metrics, the explain header), with the budget kept
-//! across workers in a [`SharedStore`].
+//! across workers in a [`SharedStore`](crate::store::SharedStore).
 //!
 //! Mechanism (measured in Envoy 1.40, see README "Retry budgets"): the router honours
 //! `x-envoy-max-retries` over the route's `num_retries`; with

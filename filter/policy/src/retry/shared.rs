@@ -1,5 +1,6 @@
-//! One policy set's retry budget as a worker VM uses it: the record in a [`SharedStore`] that
-//! all workers update with compare-and-swap, and this worker's [`Lease`] on it.
+//! One policy set's retry budget as a worker VM uses it: the record in a
+//! [`SharedStore`](crate::store::SharedStore) that all workers update with compare-and-swap,
+//! and this worker's [`Lease`] on it.
 //!
 //! Why apart from [`super::policy`]: the policy decides what a request may do (eligibility,
 //! metrics, the explanation, the final mark); this module is the protocol over shared data

@@ -14,10 +14,11 @@
 //! response failed: with every request failing only the ratio is left (retries do not help
 //! then), with a failure here and there it is all there.
 //!
-//! The state is plain data with a compact byte encoding, so the plugin can keep one budget per
-//! policy set in proxy-wasm shared data and update it with compare-and-swap from every worker.
+//! The state is plain data with a compact byte encoding (`record`), so the plugin can keep one
+//! budget per policy set in proxy-wasm shared data and update it with compare-and-swap from
+//! every worker (in batches: see [`super::lease`]).
 //!
-//! Bound: the check is made at every grant over the trailing window — the current (partial)
+//! Bound: the check is made at every grant (a worker's batch) over the trailing window — the current (partial)
 //! second plus the `ttl - 1` whole seconds before it: retries granted in that window never
 //! exceed `ratio ×` the first attempts counted in it `+ min × ttl`. Because first attempts stay
 //! in the budget for `ttl`, a window examined afterwards can contain retries paid for by first
