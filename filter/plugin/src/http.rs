@@ -8,8 +8,7 @@ use crate::host::{self, HostResponse, HostStore};
 use crate::metrics::{increment, SetTelemetry};
 use crate::request::HostRequest;
 use ballast_policy::pipeline::{Exchange, Pipeline, Resume, Verdict};
-use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
+use crate::abi::exports::Action;
 use std::rc::Rc;
 
 /// What every HTTP context of this VM shares (built by the root context).
@@ -68,8 +67,9 @@ impl BallastHttp {
     }
 }
 
-impl Context for BallastHttp {
-    fn on_done(&mut self) -> bool {
+impl BallastHttp {
+    /// The stream ended (completed, reset or answered): anything it still holds is settled.
+    pub fn on_done(&mut self) -> bool {
         if let (Some(plugin), Some(exchange)) = (&self.plugin, self.exchange.as_mut()) {
             let resumed = plugin.pipeline.on_done(&HostStore, exchange, host::now());
             self.resume_other(resumed);
@@ -81,8 +81,9 @@ impl Context for BallastHttp {
     }
 }
 
-impl HttpContext for BallastHttp {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+impl BallastHttp {
+    /// The request's headers: the pipeline decides, the effects are carried out.
+    pub fn on_request_headers(&mut self) -> Action {
         let Some(plugin) = self.plugin.clone() else {
             return Action::Continue;
         };
@@ -106,7 +107,8 @@ impl HttpContext for BallastHttp {
         }
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+    /// The response's headers.
+    pub fn on_response_headers(&mut self, end_of_stream: bool) -> Action {
         let (Some(plugin), Some(exchange)) = (&self.plugin, self.exchange.as_mut()) else {
             return Action::Continue;
         };
@@ -122,14 +124,16 @@ impl HttpContext for BallastHttp {
         Action::Continue
     }
 
-    fn on_http_response_body(&mut self, _body_size: usize, end_of_stream: bool) -> Action {
+    /// A piece of the response body; only its end matters.
+    pub fn on_response_body(&mut self, end_of_stream: bool) -> Action {
         if end_of_stream {
             self.response_ended();
         }
         Action::Continue
     }
 
-    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+    /// The response's trailers end it.
+    pub fn on_response_trailers(&mut self) -> Action {
         self.response_ended();
         Action::Continue
     }

@@ -6,12 +6,15 @@
 //! (`http`, `request`), and performs the effects it returns. Every host call is in `host`;
 //! metric handles in `metrics`.
 //!
-//! Host calls go through `abi`, which declares the proxy-wasm imports itself: the SDK's
-//! `hostcalls` panic on any status they do not expect and its `String` conveniences `unwrap()`
-//! UTF-8 conversions, and a panic kills the VM. The SDK still provides the entry points and the
-//! context traits.
+//! The ABI is ballast's own, both ways (`abi`): the imports, because the SDK's `hostcalls`
+//! panic on any status they do not expect and its `String` conveniences `unwrap()` UTF-8
+//! conversions, and a panic kills the VM; the entry points (`abi::exports`, dispatched by
+//! `contexts`), because the SDK's dispatcher panics on a context id it does not know and costs
+//! every callback of every request a hash-map lookup through trait objects. No proxy-wasm SDK
+//! is linked.
 
 mod abi;
+mod contexts;
 mod header_block;
 mod host;
 mod http;
@@ -19,14 +22,3 @@ mod logging;
 mod metrics;
 mod request;
 mod root;
-
-/// The module's entry point: the host calls `_initialize` once per VM, which registers the root
-/// context.
-mod entry {
-    proxy_wasm::main! {{
-        crate::logging::init();
-        proxy_wasm::set_root_context(|_context_id| -> Box<dyn proxy_wasm::traits::RootContext> {
-            Box::new(crate::root::BallastRoot::default())
-        });
-    }}
-}

@@ -17,8 +17,6 @@ use crate::http::{BallastHttp, Plugin};
 use crate::metrics::{define_host_errors, define_unmatched, SetTelemetry};
 use ballast_policy::config::Config;
 use ballast_policy::pipeline::{Pipeline, TickNeed};
-use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::ContextType;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -84,8 +82,10 @@ fn tick(plugin: &Plugin) {
     }
 }
 
-impl Context for BallastRoot {
-    fn on_done(&mut self) -> bool {
+impl BallastRoot {
+    /// The host is done with this root (its replaced configuration's last stream ended, or
+    /// the VM stops): every pipeline closes.
+    pub fn on_done(&mut self) -> bool {
         let now = host::now();
         let mut closed = 0;
         for plugin in self.plugins() {
@@ -98,8 +98,9 @@ impl Context for BallastRoot {
     }
 }
 
-impl RootContext for BallastRoot {
-    fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
+impl BallastRoot {
+    /// A configuration for this root: validated, then its pipeline serves new streams.
+    pub fn on_configure(&mut self, plugin_configuration_size: usize) -> bool {
         let bytes = match abi::plugin_configuration(plugin_configuration_size) {
             Ok(Some(bytes)) => bytes,
             Ok(None) => Vec::new(),
@@ -144,7 +145,8 @@ impl RootContext for BallastRoot {
         true
     }
 
-    fn on_tick(&mut self) {
+    /// The timer: every live pipeline ticks; retired ones no stream holds close.
+    pub fn on_tick(&mut self) {
         for plugin in self.plugins() {
             tick(plugin);
         }
@@ -153,12 +155,9 @@ impl RootContext for BallastRoot {
         }
     }
 
-    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(BallastHttp::new(self.plugin.clone(), context_id)))
-    }
-
-    fn get_type(&self) -> Option<ContextType> {
-        Some(ContextType::HttpContext)
+    /// A stream's context, governed by the active configuration.
+    pub fn create_http_context(&self, context_id: u32) -> BallastHttp {
+        BallastHttp::new(self.plugin.clone(), context_id)
     }
 }
 

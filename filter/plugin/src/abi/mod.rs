@@ -9,12 +9,14 @@
 //! plain `u32`, every status other than the documented ones becomes a [`HostError`], and every
 //! unexpected one is counted ([`take_unexpected`], published as `ballast_host_errors_total`).
 //!
-//! The only `unsafe` code of the plugin is in this file: each call passes pointers to live
+//! The only `unsafe` code of the plugin is in this module: each call passes pointers to live
 //! buffers of the stated length, and takes ownership of a buffer the host returns, which the
-//! host allocated through the SDK's `proxy_on_memory_allocate` (a boxed slice of exactly that
-//! size), as the SDK itself does. Status codes and enum values are those of the proxy-wasm ABI
-//! 0.2.1 specification.
+//! host allocated through [`exports::proxy_on_memory_allocate`] (a boxed slice of exactly that
+//! size). Status codes and enum values are those of the proxy-wasm ABI 0.2.1 specification.
+//! The entry points the host calls are in [`exports`].
 #![allow(unsafe_code)]
+
+pub mod exports;
 
 use std::cell::Cell;
 use std::ptr::{null, null_mut};
