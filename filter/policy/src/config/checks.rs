@@ -9,8 +9,8 @@
 //! made once per configuration; its `Method` and `StatusCode` answered what the two lines
 //! below do.
 
+use super::error::Failure;
 use super::error::Path;
-use super::ConfigError;
 use crate::duration::{parse_duration, Nanos, MILLISECOND};
 
 /// A request or response header name ballast may read or write.
@@ -62,7 +62,7 @@ pub(super) fn duration(
     path: &Path<'_>,
     min: Nanos,
     max: Nanos,
-) -> Result<Nanos, ConfigError> {
+) -> Result<Nanos, Failure> {
     let Some(text) = raw else {
         return Ok(default);
     };
@@ -84,7 +84,7 @@ pub(super) fn number(
     path: &Path<'_>,
     min: f64,
     max: f64,
-) -> Result<f64, ConfigError> {
+) -> Result<f64, Failure> {
     let value = raw.unwrap_or(default);
     if !value.is_finite() || value < min || value > max {
         return Err(path.error(format!(

@@ -1,9 +1,10 @@
 //! Validation of the `concurrency` section. Defaults are documented in README.
 
 use super::checks;
+use super::error::Failure;
 use super::error::Path;
 use super::shape::Fields;
-use super::{ConcurrencyConfig, ConfigError, Measure};
+use super::{ConcurrencyConfig, Measure};
 use crate::concurrency::noload::ProbeParams;
 use crate::concurrency::queue::{Order, QueueParams};
 use crate::concurrency::window::Aggregate;
@@ -27,7 +28,7 @@ pub(super) fn build(
     raw: Fields<'_>,
     beside_shedding: bool,
     path: &Path<'_>,
-) -> Result<ConcurrencyConfig, ConfigError> {
+) -> Result<ConcurrencyConfig, Failure> {
     let algorithm_name = raw.str("algorithm").unwrap_or("gradient2");
     // Slow start is gradient2's (and on by default there): a cold limit starts low (at
     // min_limit, unless initial_limit says otherwise) and grows while latency holds.
@@ -217,7 +218,7 @@ pub(super) fn build(
     })
 }
 
-fn queue_allowance_check(raw: Option<f64>, path: &Path<'_>) -> Result<f64, ConfigError> {
+fn queue_allowance_check(raw: Option<f64>, path: &Path<'_>) -> Result<f64, Failure> {
     ratio(raw, 4.0, &path.field("queue_allowance"), 0.0, 1000.0)
 }
 
@@ -225,7 +226,7 @@ fn build_queue(
     raw: Option<Fields<'_>>,
     beside_shedding: bool,
     path: &Path<'_>,
-) -> Result<QueueParams, ConfigError> {
+) -> Result<QueueParams, Failure> {
     let raw = raw.unwrap_or_default();
     let size = raw.u32("size").unwrap_or(100);
     if size > 100_000 {

@@ -1,16 +1,16 @@
 //! Validation of the `deadline` section. Defaults are documented in README.
 
 use super::checks::{self, duration};
+use super::error::Failure;
 use super::error::Path;
 use super::shape::Fields;
-use super::ConfigError;
 use crate::deadline::{wire, DeadlineConfig, Malformed};
 use crate::duration::{Nanos, MILLISECOND, SECOND};
 
 /// The longest deadline a configuration may name (`default`, `max`): a day.
 const LONGEST: Nanos = 86_400 * SECOND;
 
-pub(super) fn build(raw: Fields<'_>, path: &Path<'_>) -> Result<DeadlineConfig, ConfigError> {
+pub(super) fn build(raw: Fields<'_>, path: &Path<'_>) -> Result<DeadlineConfig, Failure> {
     let defaults = DeadlineConfig::default();
     let optional = |text: Option<&str>, field: &str| {
         text.map(|t| duration(Some(t), 0, &path.field(field), MILLISECOND, LONGEST))

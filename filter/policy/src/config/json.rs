@@ -13,6 +13,7 @@
 //! and column. A syntax error names the path it stopped at, as a shape error does: the key
 //! being read (`{"policy_sets": ` fails at `policy_sets`) or the array position.
 
+use super::error::Failure;
 use super::error::{push_field, push_index};
 use super::ConfigError;
 
@@ -39,7 +40,7 @@ pub(crate) enum Node {
 }
 
 /// Parses a whole document (trailing characters are an error).
-pub(crate) fn parse(text: &str) -> Result<Node, ConfigError> {
+pub(crate) fn parse(text: &str) -> Result<Node, Failure> {
     let mut parser = Parser {
         text: text.as_bytes(),
         index: 0,
@@ -59,10 +60,10 @@ pub(crate) fn parse(text: &str) -> Result<Node, ConfigError> {
             }
         }
         let (line, column) = position(text.as_bytes(), error.at);
-        ConfigError::new(
+        Box::new(ConfigError::new(
             path,
             format!("{} at line {line} column {column}", error.message),
-        )
+        ))
     })
 }
 

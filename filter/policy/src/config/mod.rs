@@ -146,7 +146,7 @@ impl Config {
     /// Parses and validates a configuration document. An empty (or all-whitespace) document
     /// is the empty configuration `{}`: every request passes through untouched.
     pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
-        validate::parse(bytes)
+        validate::parse(bytes).map_err(|failure| *failure)
     }
 
     /// Finds a policy set by name.

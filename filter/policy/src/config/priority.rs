@@ -2,10 +2,11 @@
 //! the header that carries them, and the header values that name them.
 
 use super::checks;
+use super::error::Failure;
 use super::error::Path;
 use super::shape::{self, Fields};
 use super::validate::check_name;
-use super::{ConfigError, PriorityClasses, PriorityId};
+use super::{PriorityClasses, PriorityId};
 use crate::shedding::classify::ValueMatch;
 
 /// Default priority classes, most important first.
@@ -23,7 +24,7 @@ pub(super) fn class_named(
     priority: &PriorityClasses,
     name: &str,
     path: &Path<'_>,
-) -> Result<PriorityId, ConfigError> {
+) -> Result<PriorityId, Failure> {
     priority
         .classes
         .iter()
@@ -37,10 +38,7 @@ pub(super) fn class_named(
         })
 }
 
-pub(super) fn build(
-    raw: Option<Fields<'_>>,
-    path: &Path<'_>,
-) -> Result<PriorityClasses, ConfigError> {
+pub(super) fn build(raw: Option<Fields<'_>>, path: &Path<'_>) -> Result<PriorityClasses, Failure> {
     let Some(raw) = raw else {
         return Ok(PriorityClasses {
             classes: DEFAULT_PRIORITY_CLASSES

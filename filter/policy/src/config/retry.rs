@@ -1,10 +1,10 @@
 //! Validation of the `retry_budget` and `retry` sections.
 
 use super::checks;
+use super::error::Failure;
 use super::error::Path;
 use super::json::Node;
 use super::shape::Fields;
-use super::ConfigError;
 use crate::duration::{parse_duration, SECOND};
 use crate::retry::{BudgetParams, RetryRules};
 
@@ -16,7 +16,7 @@ const MAX_RATIO: f64 = 10.0;
 const MAX_MIN_RETRIES_PER_SECOND: u32 = 100_000;
 const MAX_RETRIES_PER_REQUEST: u32 = 10;
 
-pub(super) fn build_budget(raw: Fields<'_>, path: &Path<'_>) -> Result<BudgetParams, ConfigError> {
+pub(super) fn build_budget(raw: Fields<'_>, path: &Path<'_>) -> Result<BudgetParams, Failure> {
     let ratio = checks::number(
         raw.f64("ratio"),
         DEFAULT_RATIO,
@@ -50,7 +50,7 @@ pub(super) fn build_budget(raw: Fields<'_>, path: &Path<'_>) -> Result<BudgetPar
     })
 }
 
-pub(super) fn build_rules(raw: Fields<'_>, path: &Path<'_>) -> Result<RetryRules, ConfigError> {
+pub(super) fn build_rules(raw: Fields<'_>, path: &Path<'_>) -> Result<RetryRules, Failure> {
     let mut rules = RetryRules::default();
     if let Some(value) = raw.node("idempotent_methods") {
         let methods_path = path.field("idempotent_methods");

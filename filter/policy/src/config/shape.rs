@@ -14,9 +14,9 @@
 //! expected a boolean`, ``unknown field `polcy_sets`, expected one of ...``, ``missing field
 //! `policy_set` ``, ``duplicate field `ratio` ``).
 
+use super::error::Failure;
 use super::error::Path;
 use super::json::Node;
-use super::ConfigError;
 use crate::numeric::{approx_f64, approx_f64_signed};
 
 /// What a JSON value must be.
@@ -235,7 +235,7 @@ const HEADER_MATCH: &[Field] = &[
 ];
 
 /// Checks `node` against `shape`; the first mistake in document order, at its path.
-pub(super) fn check(node: &Node, shape: &Shape, path: &Path<'_>) -> Result<(), ConfigError> {
+pub(super) fn check(node: &Node, shape: &Shape, path: &Path<'_>) -> Result<(), Failure> {
     let fits = match (shape, node) {
         (Shape::Str, Node::Str(_))
         | (Shape::Bool, Node::Bool(_))
@@ -292,7 +292,7 @@ fn check_fields(
     entries: &[(String, Node)],
     fields: &[Field],
     path: &Path<'_>,
-) -> Result<(), ConfigError> {
+) -> Result<(), Failure> {
     for (index, (key, node)) in entries.iter().enumerate() {
         let Some(field) = fields.iter().find(|field| field.name == key) else {
             return Err(path.field(key).error(unknown_field(key, fields)));
@@ -314,7 +314,7 @@ fn check_fields(
     Ok(())
 }
 
-fn out_of_range(value: &str, shape: &Shape, path: &Path<'_>) -> ConfigError {
+fn out_of_range(value: &str, shape: &Shape, path: &Path<'_>) -> Failure {
     path.error(format!(
         "invalid value: integer `{value}`, expected {}",
         expected(shape)

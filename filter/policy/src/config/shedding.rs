@@ -2,10 +2,11 @@
 //! [`SheddingConfig::default`], documented in README.
 
 use super::checks::{self, duration, number};
+use super::error::Failure;
 use super::error::Path;
 use super::priority::class_named;
 use super::shape::Fields;
-use super::{ConfigError, PriorityClasses};
+use super::PriorityClasses;
 use crate::duration::{MILLISECOND, SECOND};
 use crate::shedding::{
     AdmissionParams, RateLimitParams, RateScope, SheddingConfig, ThrottleParams,
@@ -18,7 +19,7 @@ pub(super) fn build(
     raw: Fields<'_>,
     priority: &PriorityClasses,
     path: &Path<'_>,
-) -> Result<SheddingConfig, ConfigError> {
+) -> Result<SheddingConfig, Failure> {
     let defaults = SheddingConfig::default();
     let overload_status = raw
         .u16("overload_status")
@@ -78,7 +79,7 @@ fn build_admission(
     raw: Option<Fields<'_>>,
     defaults: Option<AdmissionParams>,
     path: &Path<'_>,
-) -> Result<Option<AdmissionParams>, ConfigError> {
+) -> Result<Option<AdmissionParams>, Failure> {
     let raw = raw.unwrap_or_default();
     let (Some(defaults), true) = (defaults, raw.bool("enabled").unwrap_or(true)) else {
         return Ok(None);
@@ -113,7 +114,7 @@ fn build_throttle(
     raw: Option<Fields<'_>>,
     defaults: Option<ThrottleParams>,
     path: &Path<'_>,
-) -> Result<Option<ThrottleParams>, ConfigError> {
+) -> Result<Option<ThrottleParams>, Failure> {
     let raw = raw.unwrap_or_default();
     let (Some(defaults), true) = (defaults, raw.bool("enabled").unwrap_or(true)) else {
         return Ok(None);
@@ -144,7 +145,7 @@ fn build_throttle(
     }))
 }
 
-fn build_rate_limit(raw: Fields<'_>, path: &Path<'_>) -> Result<RateLimitParams, ConfigError> {
+fn build_rate_limit(raw: Fields<'_>, path: &Path<'_>) -> Result<RateLimitParams, Failure> {
     // governor counts in whole nanoseconds per request: at most 1e9 per second.
     let per_second = number(
         raw.f64("per_second"),

@@ -6,10 +6,11 @@
 //! checked here, reading fields the check has vouched for.
 
 use super::checks;
+use super::error::Failure;
 use super::error::Path;
 use super::json::{self, Node};
 use super::shape::{self, Fields};
-use super::{Config, ConfigError, PolicySet, PolicySetId, PriorityClasses};
+use super::{Config, PolicySet, PolicySetId, PriorityClasses};
 use crate::routing::{
     compile_anchored, HeaderCondition, HeaderMatch, Route, RouteMatch, RouteTable, StringMatch,
     StringMatcher,
@@ -21,24 +22,21 @@ pub(crate) const DEFAULT_METRIC_PREFIX: &str = "ballast";
 
 const MAX_NAME_LEN: usize = 64;
 
-pub(super) fn parse(bytes: &[u8]) -> Result<Config, ConfigError> {
+pub(super) fn parse(bytes: &[u8]) -> Result<Config, Failure> {
     let text = std::str::from_utf8(bytes)
-        .map_err(|err| ConfigError::new("", format!("configuration is not UTF-8: {err}")))?;
+        .map_err(|err| Path::ROOT.error(format!("configuration is not UTF-8: {err}")))?;
     if text.trim().is_empty() {
         return build(Fields::of(&Node::Null));
     }
     if !text.trim_start().starts_with('{') {
-        return Err(ConfigError::new(
-            "",
-            "the configuration must be a JSON object",
-        ));
+        return Err(Path::ROOT.error("the configuration must be a JSON object"));
     }
     let document = json::parse(text)?;
     shape::check(&document, &shape::CONFIG, &Path::ROOT)?;
     build(Fields::of(&document))
 }
 
-fn build(raw: Fields<'_>) -> Result<Config, ConfigError> {
+fn build(raw: Fields<'_>) -> Result<Config, Failure> {
     let root = Path::ROOT;
     let metric_prefix = match raw.str("metric_prefix") {
         None => DEFAULT_METRIC_PREFIX,
@@ -65,7 +63,7 @@ fn build(raw: Fields<'_>) -> Result<Config, ConfigError> {
             &set_path,
         )?);
     }
-    let resolve = |name: &str, path: &Path<'_>| -> Result<PolicySetId, ConfigError> {
+    let resolve = |name: &str, path: &Path<'_>| -> Result<PolicySetId, Failure> {
         policy_sets
             .iter()
             .position(|set| set.name == name)
@@ -112,7 +110,7 @@ fn build_policy_set(
     raw: Fields<'_>,
     priority: &PriorityClasses,
     path: &Path<'_>,
-) -> Result<PolicySet, ConfigError> {
+) -> Result<PolicySet, Failure> {
     let retry_budget = raw
         .object("retry_budget")
         .map(|b| super::retry::build_budget(b, &path.field("retry_budget")))
@@ -157,10 +155,7 @@ fn build_policy_set(
     })
 }
 
-fn build_trusted_peers(
-    raw: Option<Fields<'_>>,
-    path: &Path<'_>,
-) -> Result<TrustedPeers, ConfigError> {
+fn build_trusted_peers(raw: Option<Fields<'_>>, path: &Path<'_>) -> Result<TrustedPeers, Failure> {
     let Some(raw) = raw else {
         return Ok(TrustedPeers {
             source_cidrs: DEFAULT_TRUSTED_CIDRS
@@ -197,8 +192,8 @@ fn build_route(
     raw: Fields<'_>,
     path: &Path<'_>,
     priority: &PriorityClasses,
-    resolve: &dyn Fn(&str, &Path<'_>) -> Result<PolicySetId, ConfigError>,
-) -> Result<Route, ConfigError> {
+    resolve: &dyn Fn(&str, &Path<'_>) -> Result<PolicySetId, Failure>,
+) -> Result<Route, Failure> {
     let name = raw.str("name");
     if let Some(name) = name {
         check_name(name).map_err(|reason| path.field("name").error(reason))?;
@@ -247,7 +242,7 @@ fn build_route(
     })
 }
 
-fn build_methods(value: &Node, path: &Path<'_>) -> Result<Vec<String>, ConfigError> {
+fn build_methods(value: &Node, path: &Path<'_>) -> Result<Vec<String>, Failure> {
     let items: Vec<(Path<'_>, &Node)> = match value {
         Node::Str(_) => vec![(*path, value)],
         Node::Array(items) => {
@@ -288,7 +283,7 @@ fn build_string_match(
     raw: Fields<'_>,
     path: &Path<'_>,
     subject: Subject,
-) -> Result<StringMatch, ConfigError> {
+) -> Result<StringMatch, Failure> {
     // Host names are case-insensitive: authority conditions always ignore case.
     let ignore_case = raw.bool("ignore_case").unwrap_or(false) || subject == Subject::Authority;
     compile_operator(raw, ignore_case, path, subject)
@@ -299,7 +294,7 @@ fn compile_operator(
     ignore_case: bool,
     path: &Path<'_>,
     subject: Subject,
-) -> Result<StringMatch, ConfigError> {
+) -> Result<StringMatch, Failure> {
     let given: Vec<(&'static str, &str)> = OPERATORS
         .iter()
         .filter_map(|name| raw.str(name).map(|pattern| (*name, pattern)))
@@ -342,7 +337,7 @@ fn compile_operator(
     })
 }
 
-fn build_header_match(raw: Fields<'_>, path: &Path<'_>) -> Result<HeaderMatch, ConfigError> {
+fn build_header_match(raw: Fields<'_>, path: &Path<'_>) -> Result<HeaderMatch, Failure> {
     let name = raw.str("name").unwrap_or_default();
     checks::header_name(name).map_err(|reason| path.field("name").error(reason))?;
     let has_operator = OPERATORS.iter().any(|operator| raw.str(operator).is_some());
