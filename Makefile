@@ -213,7 +213,7 @@ bench-deps: build minimal envoy
 	cargo build -p ballast-bench
 
 bench: bench-deps
-	cargo run -q -p ballast-bench
+	cargo run -q -p ballast-bench -- --publish
 
 bench-quick: bench-deps
 	cargo run -q -p ballast-bench -- --quick

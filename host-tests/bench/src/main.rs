@@ -29,9 +29,14 @@ use report::Report;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Where `--publish` puts the plots, relative to the repository root (BENCHMARKS.md links them).
+const PUBLISHED_PLOTS: &str = "host-tests/bench/results/";
+
 /// What the command line asked for.
 struct Options {
     quick: bool,
+    /// Also write BENCHMARKS.md at the repository root, its plots under [`PUBLISHED_PLOTS`].
+    publish: bool,
     out: PathBuf,
     /// Sections to run (all when empty): overhead, by-policy, overload, chains, harness, footprint.
     only: Vec<String>,
@@ -40,6 +45,7 @@ struct Options {
 fn parse_args() -> Result<Options, String> {
     let mut options = Options {
         quick: false,
+        publish: false,
         out: ballast_e2e::paths::workspace_root().join("target/bench"),
         only: Vec::new(),
     };
@@ -47,6 +53,7 @@ fn parse_args() -> Result<Options, String> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => options.quick = true,
+            "--publish" => options.publish = true,
             "--out" => options.out = PathBuf::from(args.next().ok_or("--out needs a directory")?),
             "--only" => options.only.extend(
                 args.next()
@@ -56,7 +63,7 @@ fn parse_args() -> Result<Options, String> {
             ),
             "-h" | "--help" => {
                 println!(
-                    "usage: ballast-bench [--quick] [--out DIR] [--only overhead,by-policy,overload,chains,harness,footprint]"
+                    "usage: ballast-bench [--quick] [--publish] [--out DIR] [--only overhead,by-policy,overload,chains,harness,footprint]"
                 );
                 std::process::exit(0);
             }
@@ -76,7 +83,16 @@ fn run(options: &Options) -> Result<Report, String> {
             options.only.iter().any(|s| s == section)
         }
     };
-    let mut report = Report::new(options.quick);
+    let command = match (options.only.is_empty(), options.quick) {
+        (true, false) => "make bench".to_string(),
+        (true, true) => "make bench-quick".to_string(),
+        (false, quick) => format!(
+            "cargo run -p ballast-bench --{} --only {}",
+            if quick { " --quick" } else { "" },
+            options.only.join(",")
+        ),
+    };
+    let mut report = Report::new(command);
     let mut envoy_rss = None;
     if wanted("overhead") {
         let measured = overhead::run(options.quick, &options.out)?;
@@ -110,6 +126,25 @@ fn run(options: &Options) -> Result<Report, String> {
     Ok(report)
 }
 
+/// Writes BENCHMARKS.md beside the JSON and plots; with `--publish`, also at the repository
+/// root with the plots copied under [`PUBLISHED_PLOTS`].
+fn write(options: &Options, report: &Report) -> Result<(), String> {
+    report.write_markdown(&options.out.join("BENCHMARKS.md"), "")?;
+    println!("\n(tables, JSON and plots in {})", options.out.display());
+    if options.publish {
+        let root = ballast_e2e::paths::workspace_root();
+        let plots = root.join(PUBLISHED_PLOTS);
+        std::fs::create_dir_all(&plots).map_err(|e| format!("{}: {e}", plots.display()))?;
+        for plot in report.plots() {
+            std::fs::copy(options.out.join(plot), plots.join(plot))
+                .map_err(|e| format!("cannot copy {plot}: {e}"))?;
+        }
+        report.write_markdown(&root.join("BENCHMARKS.md"), PUBLISHED_PLOTS)?;
+        println!("(BENCHMARKS.md and {PUBLISHED_PLOTS} updated)");
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let options = match parse_args() {
         Ok(o) => o,
@@ -118,16 +153,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&options) {
-        Ok(report) => {
-            let markdown = options.out.join("BENCHMARKS.md");
-            if let Err(e) = report.write_markdown(&markdown) {
-                eprintln!("ballast-bench: {e}");
-                return ExitCode::from(2);
-            }
-            println!("\n(tables, JSON and plots in {})", options.out.display());
-            ExitCode::SUCCESS
-        }
+    match run(&options).and_then(|report| write(&options, &report)) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ballast-bench: {e}");
             ExitCode::from(2)

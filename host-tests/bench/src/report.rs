@@ -131,16 +131,24 @@ impl Table {
 
 /// Every table of one run, printed as it is added.
 pub struct Report {
-    quick: bool,
+    /// The command that made this run, as a reader would type it.
+    command: String,
     sections: Vec<(Table, Vec<String>)>,
 }
 
 impl Report {
-    pub fn new(quick: bool) -> Report {
+    pub fn new(command: String) -> Report {
         Report {
-            quick,
+            command,
             sections: Vec::new(),
         }
+    }
+
+    /// The file names of every plot, in order.
+    pub fn plots(&self) -> impl Iterator<Item = &str> {
+        self.sections
+            .iter()
+            .flat_map(|(_, plots)| plots.iter().map(String::as_str))
     }
 
     /// Adds a table (printed now) and the file names of its plots.
@@ -149,21 +157,22 @@ impl Report {
         self.sections.push((table, plots));
     }
 
-    /// Writes the run as BENCHMARKS.md: command, machine, date, then each table and plot.
-    pub fn write_markdown(&self, path: &Path) -> Result<(), String> {
+    /// Writes the run as BENCHMARKS.md: command, machine, date, then each table and plot (each
+    /// plot's file name behind `plot_dir`, relative to the markdown file).
+    pub fn write_markdown(&self, path: &Path, plot_dir: &str) -> Result<(), String> {
         let mut out = String::from("# ballast benchmarks\n\n");
         let _ = writeln!(
             out,
-            "Command: `make {}`. Machine: {}. Date: {}. Every figure is from this one run; \
+            "Command: `{}`. Machine: {}. Date: {}. Every figure is from this one run; \
              ratios compare rows measured side by side, in interleaved rounds where noted.\n",
-            if self.quick { "bench-quick" } else { "bench" },
+            self.command,
             machine(),
             today()
         );
         for (table, plots) in &self.sections {
             out.push_str(&table.markdown());
             for plot in plots {
-                let _ = writeln!(out, "\n![{}]({plot})", table.title);
+                let _ = writeln!(out, "\n![{}]({plot_dir}{plot})", table.title);
             }
             out.push('\n');
         }
