@@ -40,14 +40,35 @@ pub struct SampleWindow {
     histogram: [u32; BUCKETS],
 }
 
+/// 2^(k/8) for k = 1..=7: where the buckets of one doubling begin, past its first.
+const EIGHTHS: [f64; 7] = [
+    1.090_507_732_665_257_7,
+    1.189_207_115_002_721,
+    1.296_839_554_651_009_6,
+    1.414_213_562_373_095_1,
+    1.542_210_825_407_940_7,
+    1.681_792_830_507_429,
+    1.834_008_086_409_342_4,
+];
+
+/// The bucket of `rtt`: ⌊8 log2(rtt / 50 µs)⌋, clamped to the histogram. Read from the float's
+/// exponent (whole doublings) and its mantissa against [`EIGHTHS`] rather than with a
+/// logarithm: this runs for every sample, and `ln` is a long routine in wasm.
 fn bucket_of(rtt: Nanos) -> usize {
     let ratio = (crate::numeric::approx_f64(rtt) / BASE_NS).max(1.0);
-    let index = (ratio.ln() / GROWTH.ln()).floor();
-    if index.is_finite() && index >= 0.0 {
-        crate::numeric::saturating_usize(index).min(BUCKETS - 1)
-    } else {
-        0
-    }
+    let bits = ratio.to_bits();
+    // `ratio` is finite and at least 1: its biased exponent is at least 1023.
+    let doublings = ((bits >> 52) & 0x7ff).saturating_sub(1023);
+    let mantissa = f64::from_bits((bits & ((1 << 52) - 1)) | (1023 << 52));
+    let eighths = EIGHTHS
+        .iter()
+        .take_while(|&&start| mantissa >= start)
+        .count();
+    usize::try_from(doublings)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(8)
+        .saturating_add(eighths)
+        .min(BUCKETS - 1)
 }
 
 fn bucket_lower(index: usize) -> f64 {
@@ -187,6 +208,32 @@ mod tests {
             "p5 {fastest}"
         );
         assert_eq!(SampleWindow::new(0).summarize(Aggregate::Average), None);
+    }
+
+    #[test]
+    fn buckets_are_eighths_of_a_doubling_as_the_logarithm_says() {
+        let by_log = |rtt: Nanos| {
+            let ratio = (rtt as f64 / BASE_NS).max(1.0);
+            (ratio.ln() / GROWTH.ln()).floor().min((BUCKETS - 1) as f64) as usize
+        };
+        let mut rtt = 1u64;
+        while rtt < u64::MAX / 2 {
+            for r in [rtt - 1, rtt, rtt + 1] {
+                let exact = 8.0 * (r as f64 / BASE_NS).log2();
+                let near_a_start = (exact - exact.round()).abs() < 1e-6;
+                assert!(
+                    bucket_of(r) == by_log(r) || near_a_start,
+                    "{r} ns: bucket {} against {}",
+                    bucket_of(r),
+                    by_log(r)
+                );
+            }
+            rtt = rtt + rtt / 37 + 1;
+        }
+        assert_eq!(bucket_of(0), 0);
+        assert_eq!(bucket_of(50_000), 0);
+        assert_eq!(bucket_of(100_000), 8, "one doubling");
+        assert_eq!(bucket_of(u64::MAX), BUCKETS - 1);
     }
 
     #[test]
