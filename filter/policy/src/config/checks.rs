@@ -11,6 +11,7 @@
 
 use super::error::Failure;
 use super::error::Path;
+use super::shape::Fields;
 use crate::duration::{parse_duration, Nanos, MILLISECOND};
 
 /// A request or response header name ballast may read or write.
@@ -55,17 +56,19 @@ pub(super) fn error_status(status: u16) -> Result<(), String> {
     }
 }
 
-/// A duration field: `default` when absent, else parsed and within `min..=max`.
+/// Duration field `name` of `raw`: `default` when absent, else parsed and within `min..=max`.
 pub(super) fn duration(
-    raw: Option<&str>,
+    raw: Fields<'_>,
+    name: &str,
     default: Nanos,
     path: &Path<'_>,
     min: Nanos,
     max: Nanos,
 ) -> Result<Nanos, Failure> {
-    let Some(text) = raw else {
+    let Some(text) = raw.str(name) else {
         return Ok(default);
     };
+    let path = path.field(name);
     let value = parse_duration(text).map_err(|r| path.error(r))?;
     if value < min || value > max {
         return Err(path.error(format!(
@@ -77,17 +80,18 @@ pub(super) fn duration(
     Ok(value)
 }
 
-/// A number field: `default` when absent, else finite and within `min..=max`.
+/// Number field `name` of `raw`: `default` when absent, else finite and within `min..=max`.
 pub(super) fn number(
-    raw: Option<f64>,
+    raw: Fields<'_>,
+    name: &str,
     default: f64,
     path: &Path<'_>,
     min: f64,
     max: f64,
 ) -> Result<f64, Failure> {
-    let value = raw.unwrap_or(default);
+    let value = raw.f64(name).unwrap_or(default);
     if !value.is_finite() || value < min || value > max {
-        return Err(path.error(format!(
+        return Err(path.field(name).error(format!(
             "must be between {} and {}",
             bound_text(min),
             bound_text(max)

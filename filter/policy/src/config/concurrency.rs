@@ -78,17 +78,12 @@ pub(super) fn build(
         min: f64::from(min),
         max: f64::from(max),
     };
-    let smoothing = ratio(
-        raw.f64("smoothing"),
-        0.2,
-        &path.field("smoothing"),
-        0.01,
-        1.0,
-    )?;
+    let smoothing = ratio(raw, "smoothing", 0.2, path, 0.01, 1.0)?;
     let window = duration(
-        raw.str("window"),
+        raw,
+        "window",
         250 * MILLISECOND,
-        &path.field("window"),
+        path,
         10 * MILLISECOND,
         60 * SECOND,
     )?;
@@ -96,9 +91,10 @@ pub(super) fn build(
     // from requests that met no queue.
     let probe_duration = 2 * window;
     let probe_interval = duration(
-        raw.str("probe_interval"),
+        raw,
+        "probe_interval",
         DEFAULT_PROBE_INTERVAL,
-        &path.field("probe_interval"),
+        path,
         0,
         3600 * SECOND,
     )?;
@@ -116,15 +112,9 @@ pub(super) fn build(
         "gradient2" => AlgorithmParams::Gradient2(Gradient2Params {
             bounds,
             smoothing,
-            rtt_tolerance: ratio(
-                raw.f64("rtt_tolerance"),
-                DEFAULT_RTT_TOLERANCE,
-                &path.field("rtt_tolerance"),
-                1.0,
-                10.0,
-            )?,
+            rtt_tolerance: ratio(raw, "rtt_tolerance", DEFAULT_RTT_TOLERANCE, path, 1.0, 10.0)?,
             // Unset: 10 % of the limit, at most 4; set: that many requests.
-            queue_size: queue_allowance_check(raw.f64("queue_allowance"), path)?,
+            queue_size: queue_allowance_check(raw, path)?,
             queue_fraction: if raw.f64("queue_allowance").is_some() {
                 0.0
             } else {
@@ -135,31 +125,13 @@ pub(super) fn build(
         }),
         "vegas" => AlgorithmParams::Vegas(VegasParams {
             bounds,
-            smoothing: ratio(
-                raw.f64("smoothing"),
-                1.0,
-                &path.field("smoothing"),
-                0.01,
-                1.0,
-            )?,
+            smoothing: ratio(raw, "smoothing", 1.0, path, 0.01, 1.0)?,
             probe,
         }),
         "aimd" => AlgorithmParams::Aimd(AimdParams {
             bounds,
-            backoff_ratio: ratio(
-                raw.f64("backoff_ratio"),
-                0.9,
-                &path.field("backoff_ratio"),
-                0.5,
-                0.99,
-            )?,
-            timeout: duration(
-                raw.str("timeout"),
-                5 * SECOND,
-                &path.field("timeout"),
-                MILLISECOND,
-                600 * SECOND,
-            )?,
+            backoff_ratio: ratio(raw, "backoff_ratio", 0.9, path, 0.5, 0.99)?,
+            timeout: duration(raw, "timeout", 5 * SECOND, path, MILLISECOND, 600 * SECOND)?,
         }),
         "fixed" => AlgorithmParams::Fixed(Bounds {
             initial: bounds.initial,
@@ -198,13 +170,7 @@ pub(super) fn build(
     };
     let reject_status = raw.u16("reject_status").unwrap_or(503);
     checks::error_status(reject_status).map_err(|r| path.field("reject_status").error(r))?;
-    let retry_after = duration(
-        raw.str("retry_after"),
-        SECOND,
-        &path.field("retry_after"),
-        0,
-        3600 * SECOND,
-    )?;
+    let retry_after = duration(raw, "retry_after", SECOND, path, 0, 3600 * SECOND)?;
     Ok(ConcurrencyConfig {
         algorithm,
         window,
@@ -218,8 +184,8 @@ pub(super) fn build(
     })
 }
 
-fn queue_allowance_check(raw: Option<f64>, path: &Path<'_>) -> Result<f64, Failure> {
-    ratio(raw, 4.0, &path.field("queue_allowance"), 0.0, 1000.0)
+fn queue_allowance_check(raw: Fields<'_>, path: &Path<'_>) -> Result<f64, Failure> {
+    ratio(raw, "queue_allowance", 4.0, path, 0.0, 1000.0)
 }
 
 fn build_queue(
@@ -246,9 +212,10 @@ fn build_queue(
     Ok(QueueParams {
         size: usize::try_from(size).unwrap_or(0),
         max_wait: duration(
-            raw.str("max_wait"),
+            raw,
+            "max_wait",
             50 * MILLISECOND,
-            &path.field("max_wait"),
+            path,
             MILLISECOND,
             60 * SECOND,
         )?,

@@ -12,12 +12,13 @@ const LONGEST: Nanos = 86_400 * SECOND;
 
 pub(super) fn build(raw: Fields<'_>, path: &Path<'_>) -> Result<DeadlineConfig, Failure> {
     let defaults = DeadlineConfig::default();
-    let optional = |text: Option<&str>, field: &str| {
-        text.map(|t| duration(Some(t), 0, &path.field(field), MILLISECOND, LONGEST))
+    let optional = |field: &str| {
+        raw.str(field)
+            .map(|_| duration(raw, field, 0, path, MILLISECOND, LONGEST))
             .transpose()
     };
-    let default = optional(raw.str("default"), "default")?;
-    let max = optional(raw.str("max"), "max")?;
+    let default = optional("default")?;
+    let max = optional("max")?;
     if let (Some(default), Some(max)) = (default, max) {
         if default > max {
             return Err(path
@@ -25,25 +26,21 @@ pub(super) fn build(raw: Fields<'_>, path: &Path<'_>) -> Result<DeadlineConfig, 
                 .error(format!("must not exceed max ({}ms)", max / MILLISECOND)));
         }
     }
-    let offset = duration(
-        raw.str("offset"),
-        defaults.offset,
-        &path.field("offset"),
-        0,
-        10 * SECOND,
-    )?;
+    let offset = duration(raw, "offset", defaults.offset, path, 0, 10 * SECOND)?;
     // Envoy reads a timeout of 0 ms as "none": the smallest budget forwarded is 1 ms.
     let min_useful = duration(
-        raw.str("min_useful"),
+        raw,
+        "min_useful",
         defaults.min_useful,
-        &path.field("min_useful"),
+        path,
         MILLISECOND,
         60 * SECOND,
     )?;
     let max_clock_skew = duration(
-        raw.str("max_clock_skew"),
+        raw,
+        "max_clock_skew",
         defaults.max_clock_skew,
-        &path.field("max_clock_skew"),
+        path,
         0,
         3_600 * SECOND,
     )?;

@@ -17,13 +17,7 @@ const MAX_MIN_RETRIES_PER_SECOND: u32 = 100_000;
 const MAX_RETRIES_PER_REQUEST: u32 = 10;
 
 pub(super) fn build_budget(raw: Fields<'_>, path: &Path<'_>) -> Result<BudgetParams, Failure> {
-    let ratio = checks::number(
-        raw.f64("ratio"),
-        DEFAULT_RATIO,
-        &path.field("ratio"),
-        0.0,
-        MAX_RATIO,
-    )?;
+    let ratio = checks::number(raw, "ratio", DEFAULT_RATIO, path, 0.0, MAX_RATIO)?;
     let min = raw
         .u32("min_retries_per_second")
         .unwrap_or(DEFAULT_MIN_RETRIES_PER_SECOND);

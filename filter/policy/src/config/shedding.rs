@@ -32,9 +32,10 @@ pub(super) fn build(
     checks::error_status(rate_limit_status)
         .map_err(|reason| path.field("rate_limit_status").error(reason))?;
     let retry_after = duration(
-        raw.str("retry_after"),
+        raw,
+        "retry_after",
         u64::from(defaults.retry_after_seconds) * SECOND,
-        &path.field("retry_after"),
+        path,
         0,
         3600 * SECOND,
     )?;
@@ -85,28 +86,24 @@ fn build_admission(
         return Ok(None);
     };
     let interval = duration(
-        raw.str("interval"),
+        raw,
+        "interval",
         defaults.interval,
-        &path.field("interval"),
+        path,
         10 * MILLISECOND,
         60 * SECOND,
     )?;
     Ok(Some(AdmissionParams {
         target_queue_wait: duration(
-            raw.str("target_queue_wait"),
+            raw,
+            "target_queue_wait",
             defaults.target_queue_wait,
-            &path.field("target_queue_wait"),
+            path,
             MILLISECOND,
             60 * SECOND,
         )?,
         interval,
-        step: number(
-            raw.f64("step"),
-            defaults.step,
-            &path.field("step"),
-            0.01,
-            32.0,
-        )?,
+        step: number(raw, "step", defaults.step, path, 0.01, 32.0)?,
     }))
 }
 
@@ -120,25 +117,21 @@ fn build_throttle(
         return Ok(None);
     };
     Ok(Some(ThrottleParams {
-        k: number(raw.f64("k"), defaults.k, &path.field("k"), 1.0, 100.0)?,
+        k: number(raw, "k", defaults.k, path, 1.0, 100.0)?,
         window: duration(
-            raw.str("window"),
+            raw,
+            "window",
             defaults.window,
-            &path.field("window"),
+            path,
             100 * MILLISECOND,
             600 * SECOND,
         )?,
-        min_rps: number(
-            raw.f64("min_rps"),
-            defaults.min_rps,
-            &path.field("min_rps"),
-            0.0,
-            1e9,
-        )?,
+        min_rps: number(raw, "min_rps", defaults.min_rps, path, 0.0, 1e9)?,
         max_reject_probability: number(
-            raw.f64("max_reject_probability"),
+            raw,
+            "max_reject_probability",
             defaults.max_reject_probability,
-            &path.field("max_reject_probability"),
+            path,
             0.0,
             1.0,
         )?,
@@ -147,13 +140,7 @@ fn build_throttle(
 
 fn build_rate_limit(raw: Fields<'_>, path: &Path<'_>) -> Result<RateLimitParams, Failure> {
     // governor counts in whole nanoseconds per request: at most 1e9 per second.
-    let per_second = number(
-        raw.f64("per_second"),
-        0.0,
-        &path.field("per_second"),
-        0.001,
-        1e9,
-    )?;
+    let per_second = number(raw, "per_second", 0.0, path, 0.001, 1e9)?;
     if per_second <= 0.0 {
         return Err(path.field("per_second").error("must be above 0"));
     }
