@@ -304,12 +304,16 @@ fn report(
         ]);
     }
     let vs_minimal = ours.rps / minimal.rps;
+    // Envoy is the bottleneck (its core is the busy one), so requests per second follow CPU
+    // per request: the CPU ratio is the same comparison with the noise of the other core out.
     let cpu_equivalent = minimal.cpu_us / ours.cpu_us;
     table.target(
-        &format!("ballast-all >= {TARGET_VS_MINIMAL}x minimal-wasm (req/s)"),
-        vs_minimal >= TARGET_VS_MINIMAL,
+        &format!(
+            "ballast-all >= {TARGET_VS_MINIMAL}x minimal-wasm, by req/s and by CPU per request"
+        ),
+        vs_minimal >= TARGET_VS_MINIMAL && cpu_equivalent >= TARGET_VS_MINIMAL,
         format!(
-            "{vs_minimal:.3}x by req/s; by CPU per request {cpu_equivalent:.3}x \
+            "{vs_minimal:.3}x by req/s; {cpu_equivalent:.3}x by CPU per request \
              ({:.1} vs {:.1} µs)",
             ours.cpu_us, minimal.cpu_us
         ),

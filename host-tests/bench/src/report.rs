@@ -133,6 +133,8 @@ impl Table {
 pub struct Report {
     /// The command that made this run, as a reader would type it.
     command: String,
+    /// The machine's load average when the run started (`/proc/loadavg`'s first three).
+    load_at_start: String,
     sections: Vec<(Table, Vec<String>)>,
 }
 
@@ -140,6 +142,7 @@ impl Report {
     pub fn new(command: String) -> Report {
         Report {
             command,
+            load_at_start: load_average(),
             sections: Vec::new(),
         }
     }
@@ -163,11 +166,15 @@ impl Report {
         let mut out = String::from("# ballast benchmarks\n\n");
         let _ = writeln!(
             out,
-            "Command: `{}`. Machine: {}. Date: {}. Every figure is from this one run; \
-             ratios compare rows measured side by side, in interleaved rounds where noted.\n",
+            "Command: `{}`. Machine: {}. Date: {}. Load average {} at the start, {} at the \
+             end (other work on the machine: the CPU-time columns are the steadier figures). \
+             Every figure is from this one run; ratios compare rows measured side by side, in \
+             interleaved rounds where noted.\n",
             self.command,
             machine(),
-            today()
+            today(),
+            self.load_at_start,
+            load_average()
         );
         for (table, plots) in &self.sections {
             out.push_str(&table.markdown());
@@ -180,10 +187,14 @@ impl Report {
     }
 }
 
-/// CPU count and model, memory: what a reader needs to compare a run with theirs.
+/// CPU count and model, memory: what a reader needs to compare a run with theirs. (Counted
+/// from /proc/cpuinfo: the benchmark pins itself to one core, so its own affinity says 1.)
 fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpus = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
     let model = cpuinfo
         .lines()
         .find_map(|l| l.strip_prefix("model name"))
@@ -197,6 +208,14 @@ fn machine() -> String {
         .and_then(|kb| kb.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0 / 1024.0);
     format!("{cpus} CPUs ({model}), {mem_gib:.0} GiB")
+}
+
+/// The first three fields of /proc/loadavg (1, 5 and 15 minutes).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" / "))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Today's date (UTC), from `date`, which every machine has.

@@ -105,7 +105,7 @@ fn draw_bars(
     y_desc: &str,
     bars: &[(String, f64)],
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let root = SVGBackend::new(path, (720, 380)).into_drawing_area();
+    let root = SVGBackend::new(path, (880, 380)).into_drawing_area();
     root.fill(&WHITE)?;
     let y_max = bars
         .iter()
@@ -144,7 +144,7 @@ fn draw_bars(
         )))?;
         chart.draw_series(std::iter::once(Text::new(
             format!("{value:.1}"),
-            (x - 0.2, *value + y_max * 0.02),
+            (x - 0.15, *value + y_max * 0.06),
             ("sans-serif", 13),
         )))?;
     }
