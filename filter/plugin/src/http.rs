@@ -4,11 +4,11 @@
 //! Why nothing else: every decision is the policy crate's (`ballast_policy::pipeline`); this
 //! file only knows which host call carries out which effect.
 
+use crate::abi::exports::Action;
 use crate::host::{self, HostResponse, HostStore};
 use crate::metrics::{increment, SetTelemetry};
 use crate::request::HostRequest;
 use ballast_policy::pipeline::{Exchange, Pipeline, Resume, Verdict};
-use crate::abi::exports::Action;
 use std::rc::Rc;
 
 /// What every HTTP context of this VM shares (built by the root context).

@@ -85,7 +85,9 @@ pub extern "C" fn proxy_on_response_headers(
     _num_headers: usize,
     end_of_stream: bool,
 ) -> Action {
-    contexts::with_stream(context_id, |stream| stream.on_response_headers(end_of_stream))
+    contexts::with_stream(context_id, |stream| {
+        stream.on_response_headers(end_of_stream)
+    })
 }
 
 #[no_mangle]

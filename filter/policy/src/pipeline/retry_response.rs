@@ -55,7 +55,12 @@ pub(super) fn settle_retries(
         stages.env.metrics.add(Metric::RetryMarksUntrusted, 1);
     }
     let upstream_final = upstream_trusted == Some(true);
-    let attempts = response.header(ATTEMPT_COUNT_HEADER);
+    // Attempts matter only to refund a reservation: with none, no retry could be made.
+    let attempts = if plan.reserved > 0 {
+        response.header(ATTEMPT_COUNT_HEADER)
+    } else {
+        None
+    };
     let settled = retry.on_response(
         stages.env,
         plan,
