@@ -25,10 +25,6 @@ pub const HEARTBEAT_PERIOD: Nanos = SECOND;
 /// Most entries: more VMs than this per limiter (far beyond Envoy's worker counts) cannot
 /// register, and admit without the limit (the plugin counts them as contended).
 pub const MAX_HOLDERS: usize = 256;
-const _: () = assert!(
-    MAX_HOLDERS <= u16::MAX as usize,
-    "the entry count is encoded in 16 bits"
-);
 
 /// A VM's handle on its entry: the table's epoch (high 32 bits) and a sequence number.
 ///
@@ -87,10 +83,11 @@ impl Removed {
     }
 }
 
-/// Bytes per encoded entry: id, reserved, in flight, queued, best rank, seen.
-const ENTRY_LEN: usize = 8 + 4 + 4 + 4 + 1 + 8;
-/// Bytes before the entries: epoch, next sequence number, count.
-const HEADER_LEN: usize = 4 + 4 + 2;
+/// Bytes per encoded entry: eight little-endian `u32`s (id low and high, reserved, in flight,
+/// queued, best rank, seen low and high), so that one entry is one copy of an array.
+const ENTRY_LEN: usize = 4 * 8;
+/// Bytes before the entries: epoch, next sequence number, count (`u32` each).
+const HEADER_LEN: usize = 4 * 3;
 
 /// The entries of all VMs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -229,28 +226,48 @@ impl Holders {
 
     /// Appends the encoding: epoch, next sequence number, entry count, then each entry.
     pub fn encode_into(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.epoch.to_le_bytes());
-        out.extend_from_slice(&self.next_seq.to_le_bytes());
-        let count = u16::try_from(self.entries.len()).unwrap_or(u16::MAX);
-        out.extend_from_slice(&count.to_le_bytes());
-        for h in self.entries.iter().take(usize::from(count)) {
-            out.extend_from_slice(&h.id.to_le_bytes());
-            out.extend_from_slice(&h.claim.reserved.to_le_bytes());
-            out.extend_from_slice(&h.claim.in_flight.to_le_bytes());
-            out.extend_from_slice(&h.claim.queued.to_le_bytes());
-            out.push(h.claim.best);
-            out.extend_from_slice(&h.seen.to_le_bytes());
+        let count = self.entries.len().min(MAX_HOLDERS);
+        let header = [self.epoch, self.next_seq, u32::try_from(count).unwrap_or(0)];
+        out.reserve(HEADER_LEN + ENTRY_LEN * count);
+        out.extend_from_slice(header.map(u32::to_le_bytes).as_flattened());
+        for h in self.entries.iter().take(count) {
+            let words = [
+                crate::numeric::low_bits(h.id),
+                crate::numeric::low_bits(h.id >> 32),
+                h.claim.reserved,
+                h.claim.in_flight,
+                h.claim.queued,
+                u32::from(h.claim.best),
+                crate::numeric::low_bits(h.seen),
+                crate::numeric::low_bits(h.seen >> 32),
+            ];
+            out.extend_from_slice(words.map(u32::to_le_bytes).as_flattened());
         }
     }
 
     /// Parses [`Holders::encode_into`] output that must fill `bytes` exactly.
     pub fn decode(bytes: &[u8]) -> Option<Holders> {
         let table = Encoded::parse(bytes)?;
+        let mut entries = Vec::with_capacity(table.count);
+        entries.extend(table.entries());
         Some(Holders {
             epoch: table.epoch,
             next_seq: table.next_seq,
-            entries: table.entries().collect(),
+            entries,
         })
+    }
+
+    /// [`Holders::decode`] into this table, reusing its memory. Returns whether `bytes` were
+    /// well-formed (if not, the table is left as it was).
+    pub fn decode_from(&mut self, bytes: &[u8]) -> bool {
+        let Some(table) = Encoded::parse(bytes) else {
+            return false;
+        };
+        self.epoch = table.epoch;
+        self.next_seq = table.next_seq;
+        self.entries.clear();
+        self.entries.extend(table.entries());
+        true
     }
 }
 
@@ -260,47 +277,52 @@ impl Holders {
 pub struct Encoded<'a> {
     epoch: u32,
     next_seq: u32,
+    count: usize,
     body: &'a [u8],
 }
 
 impl<'a> Encoded<'a> {
     /// Checks [`Holders::encode_into`] output that must fill `bytes` exactly.
     pub fn parse(bytes: &'a [u8]) -> Option<Encoded<'a>> {
-        let epoch = u32::from_le_bytes(bytes.get(0..4)?.try_into().ok()?);
-        let next_seq = u32::from_le_bytes(bytes.get(4..8)?.try_into().ok()?);
-        let count = usize::from(u16::from_le_bytes(bytes.get(8..10)?.try_into().ok()?));
+        let u32_at = |at: usize| -> Option<u32> {
+            Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+        };
+        let count = usize::try_from(u32_at(8)?).ok()?;
         let body = bytes.get(HEADER_LEN..)?;
         if count > MAX_HOLDERS || body.len() != count * ENTRY_LEN {
             return None;
         }
         Some(Encoded {
-            epoch,
-            next_seq,
+            epoch: u32_at(0)?,
+            next_seq: u32_at(4)?,
+            count,
             body,
         })
     }
 
     /// The entries, in order.
-    pub fn entries(self) -> impl Iterator<Item = Holder> + 'a {
-        self.body.chunks_exact(ENTRY_LEN).filter_map(read_entry)
+    pub fn entries(self) -> impl ExactSizeIterator<Item = Holder> + 'a {
+        self.body.chunks_exact(ENTRY_LEN).map(read_entry)
     }
 }
 
-/// One entry of [`Holders::encode_into`] output (`None` only if `e` is too short).
-fn read_entry(e: &[u8]) -> Option<Holder> {
-    let u32_at = |at: usize| -> Option<u32> {
-        Some(u32::from_le_bytes(e.get(at..at + 4)?.try_into().ok()?))
+/// One entry of [`Holders::encode_into`] output (`e` is [`ENTRY_LEN`] bytes long).
+fn read_entry(e: &[u8]) -> Holder {
+    let word = |i: usize| {
+        e.get(4 * i..4 * i + 4)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u32::from_le_bytes)
     };
-    Some(Holder {
-        id: u64::from_le_bytes(e.get(0..8)?.try_into().ok()?),
+    Holder {
+        id: u64::from(word(0)) | (u64::from(word(1)) << 32),
         claim: Claim {
-            reserved: u32_at(8)?,
-            in_flight: u32_at(12)?,
-            queued: u32_at(16)?,
-            best: *e.get(20)?,
+            reserved: word(2),
+            in_flight: word(3),
+            queued: word(4),
+            best: u8::try_from(word(5)).unwrap_or(NO_WAITER),
         },
-        seen: u64::from_le_bytes(e.get(21..29)?.try_into().ok()?),
-    })
+        seen: u64::from(word(6)) | (u64::from(word(7)) << 32),
+    }
 }
 
 /// An entry is alive if it is `keep`'s or was written within the timeout of `now` (either
@@ -445,7 +467,7 @@ mod tests {
         // A count over the maximum is refused even when the body has that many entries.
         let over = MAX_HOLDERS + 1;
         let mut too_many = vec![0u8; 8];
-        too_many.extend_from_slice(&u16::try_from(over).unwrap().to_le_bytes());
+        too_many.extend_from_slice(&u32::try_from(over).unwrap().to_le_bytes());
         too_many.resize(HEADER_LEN + over * ENTRY_LEN, 0);
         assert_eq!(Holders::decode(&too_many), None);
     }

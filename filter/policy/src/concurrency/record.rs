@@ -12,8 +12,17 @@ use super::state::waits;
 use super::{Aimd, AlgorithmParams, Gradient2, LimitAlgorithm, LimiterState, ProbedLimit, Vegas};
 use crate::duration::Nanos;
 
-/// Length of the fixed part of the encoding (the holders follow).
-const FIXED_LEN: usize = 1 + 8 + 8 + 8 + 8 + 8 + 8 + 4 + 8 + 8 + 1 + 8 + 8;
+/// Words (little-endian `u64`) of the fixed part of the encoding; the holders follow.
+///
+/// 0: layout version (low byte), flags (next byte: probed, probe for a rise, rise pending,
+///    slow start, a writer is named), probe windows (high half); 1: last RTT; 2: learned limit;
+/// 3: no-load RTT; 4: next probe; 5: probing since; 6: probe sum; 7: rise since; 8: last
+/// fastest; 9: slow start's base RTT; 10: when slow start last grew; 11: the last writer.
+/// Whole words, so that encoding is one copy of an array and decoding reads words at fixed
+/// places.
+const FIXED_WORDS: usize = 12;
+/// Bytes of the fixed part.
+const FIXED_LEN: usize = 8 * FIXED_WORDS;
 
 impl LimiterState {
     /// Bytes for shared data.
@@ -28,84 +37,115 @@ impl LimiterState {
             LimitAlgorithm::Gradient2(g) => g.slow_start_state(),
             _ => (false, 0, 0.0),
         };
+        let flags = u8::from(noload.probed)
+            | (u8::from(noload.for_rise) << 1)
+            | (u8::from(noload.pending_rise) << 2)
+            | (u8::from(slow_start) << 3)
+            | (u8::from(self.writer.is_some()) << 4);
+        let words: [u64; FIXED_WORDS] = [
+            u64::from(Self::VERSION)
+                | (u64::from(flags) << 8)
+                | (u64::from(noload.probe_windows) << 32),
+            self.last_rtt,
+            limit.to_bits(),
+            noload.rtt.to_bits(),
+            noload.next_probe,
+            noload.probing_since,
+            noload.probe_sum.to_bits(),
+            noload.rise_since,
+            noload.last_fastest.to_bits(),
+            slow_start_base.to_bits(),
+            slow_start_grew_at,
+            self.writer.unwrap_or(0),
+        ];
         let mut out = Vec::with_capacity(FIXED_LEN + self.holders.encoded_len());
-        out.push(Self::VERSION);
-        out.extend_from_slice(&self.last_rtt.to_le_bytes());
-        out.extend_from_slice(&limit.to_le_bytes());
-        out.extend_from_slice(&noload.rtt.to_le_bytes());
-        out.extend_from_slice(&noload.next_probe.to_le_bytes());
-        out.extend_from_slice(&noload.probing_since.to_le_bytes());
-        out.extend_from_slice(&noload.probe_sum.to_le_bytes());
-        out.extend_from_slice(&noload.probe_windows.to_le_bytes());
-        out.extend_from_slice(&noload.rise_since.to_le_bytes());
-        out.extend_from_slice(&noload.last_fastest.to_le_bytes());
-        out.push(
-            u8::from(noload.probed)
-                | (u8::from(noload.for_rise) << 1)
-                | (u8::from(noload.pending_rise) << 2)
-                | (u8::from(slow_start) << 3),
-        );
-        out.extend_from_slice(&slow_start_base.to_le_bytes());
-        out.extend_from_slice(&slow_start_grew_at.to_le_bytes());
+        out.extend_from_slice(words.map(u64::to_le_bytes).as_flattened());
         self.holders.encode_into(&mut out);
         out
     }
 
     /// Parses [`LimiterState::encode`] output for `params`; `None` when malformed.
     pub fn decode(params: &AlgorithmParams, bytes: &[u8]) -> Option<LimiterState> {
-        let (algorithm, last_rtt) = decode_fixed(params, bytes)?;
+        let fixed = decode_fixed(params, bytes)?;
         Some(LimiterState {
             holders: Holders::decode(bytes.get(FIXED_LEN..)?)?,
-            algorithm,
-            last_rtt,
+            algorithm: fixed.algorithm,
+            last_rtt: fixed.last_rtt,
+            writer: fixed.writer,
         })
+    }
+
+    /// [`LimiterState::decode`] into this state, reusing its holder table's memory. Returns
+    /// whether `bytes` were well-formed (if not, this state is left as it was).
+    pub fn decode_into(&mut self, params: &AlgorithmParams, bytes: &[u8]) -> bool {
+        let Some(fixed) = decode_fixed(params, bytes) else {
+            return false;
+        };
+        let Some(table) = bytes.get(FIXED_LEN..) else {
+            return false;
+        };
+        if !self.holders.decode_from(table) {
+            return false;
+        }
+        self.algorithm = fixed.algorithm;
+        self.last_rtt = fixed.last_rtt;
+        self.writer = fixed.writer;
+        true
     }
 }
 
-/// The learned state and the last RTT from the fixed part of the encoding.
-fn decode_fixed(params: &AlgorithmParams, bytes: &[u8]) -> Option<(LimitAlgorithm, Nanos)> {
-    if bytes.len() < FIXED_LEN || bytes.first() != Some(&LimiterState::VERSION) {
+/// The fixed part of the encoding.
+struct Fixed {
+    algorithm: LimitAlgorithm,
+    last_rtt: Nanos,
+    writer: Option<HolderId>,
+}
+
+/// Parses the fixed part of the encoding for `params`.
+fn decode_fixed(params: &AlgorithmParams, bytes: &[u8]) -> Option<Fixed> {
+    let mut rest = bytes.get(..FIXED_LEN)?;
+    let mut next = || match rest.split_first_chunk::<8>() {
+        Some((word, tail)) => {
+            rest = tail;
+            u64::from_le_bytes(*word)
+        }
+        None => 0,
+    };
+    let head = next();
+    let [last_rtt, limit, rtt, next_probe, probing_since, probe_sum, rise_since, last_fastest, base, grew_at, writer] =
+        [(); FIXED_WORDS - 1].map(|()| next());
+    if head & 0xff != u64::from(LimiterState::VERSION) {
         return None;
     }
-    let u32_at = |at: usize| {
-        bytes
-            .get(at..at + 4)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_le_bytes)
-    };
-    let u64_at = |at: usize| {
-        bytes
-            .get(at..at + 8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_le_bytes)
-    };
-    let f64_at = |at: usize| u64_at(at).map(f64::from_bits);
-    let last_rtt = u64_at(1)?;
-    let limit = f64_at(9)?;
-    let flags = *bytes.get(69)?;
+    let flags = (head >> 8) & 0xff;
     let noload = NoLoadSnapshot {
-        rtt: f64_at(17)?,
-        next_probe: u64_at(25)?,
-        probing_since: u64_at(33)?,
-        probe_sum: f64_at(41)?,
-        probe_windows: u32_at(49)?,
-        rise_since: u64_at(53)?,
-        last_fastest: f64_at(61)?,
+        rtt: f64::from_bits(rtt),
+        next_probe,
+        probing_since,
+        probe_sum: f64::from_bits(probe_sum),
+        probe_windows: crate::numeric::low_bits(head >> 32),
+        rise_since,
+        last_fastest: f64::from_bits(last_fastest),
         probed: flags & 1 != 0,
         for_rise: flags & 2 != 0,
         pending_rise: flags & 4 != 0,
     };
+    let limit = f64::from_bits(limit);
     let algorithm = match *params {
         AlgorithmParams::Gradient2(p) => LimitAlgorithm::Gradient2(Gradient2::restore(
             p,
             (limit, noload),
-            (flags & 8 != 0, u64_at(78)?, f64_at(70)?),
+            (flags & 8 != 0, grew_at, f64::from_bits(base)),
         )),
         AlgorithmParams::Vegas(p) => LimitAlgorithm::Vegas(Vegas::restore(p, (limit, noload))),
         AlgorithmParams::Aimd(p) => LimitAlgorithm::Aimd(Aimd::restore(p, limit)),
         AlgorithmParams::Fixed(b) => LimitAlgorithm::Fixed(b.initial),
     };
-    Some((algorithm, last_rtt))
+    Some(Fixed {
+        algorithm,
+        last_rtt,
+        writer: (flags & 16 != 0).then_some(writer),
+    })
 }
 
 /// The record as one VM sees it at `now`: the totals its gauges show, what its lease and its
@@ -134,6 +174,8 @@ pub struct Glance {
     pub last_rtt: Nanos,
     /// The learned no-load RTT (0: none).
     pub noload_rtt: Nanos,
+    /// After an update by this VM: whether the update stored before it was this VM's too.
+    pub repeat: bool,
 }
 
 impl Glance {
@@ -146,6 +188,16 @@ impl Glance {
         glance
     }
 
+    /// How `state` looks to VM `me` after an update of `me`'s at `now` (`None`: a VM without
+    /// an entry), which this signs.
+    pub fn after_update(state: &mut LimiterState, me: Option<HolderId>, now: Nanos) -> Glance {
+        let repeat = state.sign(me);
+        Glance {
+            repeat,
+            ..Glance::of(state, me, now)
+        }
+    }
+
     /// How the encoded record looks to VM `me` at `now`, read in place (`None` when
     /// malformed or of another layout).
     pub fn read(
@@ -154,9 +206,9 @@ impl Glance {
         me: Option<HolderId>,
         now: Nanos,
     ) -> Option<Glance> {
-        let (algorithm, last_rtt) = decode_fixed(params, bytes)?;
+        let fixed = decode_fixed(params, bytes)?;
         let table = Encoded::parse(bytes.get(FIXED_LEN..)?)?;
-        let mut glance = Glance::of_algorithm(&algorithm, last_rtt, now);
+        let mut glance = Glance::of_algorithm(&fixed.algorithm, fixed.last_rtt, now);
         for h in table.entries() {
             glance.count(&h, me, now);
         }

@@ -59,6 +59,8 @@ pub struct LimiterState {
     pub algorithm: LimitAlgorithm,
     /// The last aggregated RTT fed to the algorithm.
     pub last_rtt: Nanos,
+    /// The VM whose update was stored last (`None`: one without an entry, or none yet).
+    pub writer: Option<HolderId>,
 }
 
 /// What one VM says of itself in an update: its entry (`None` before it has one), the slots its
@@ -104,7 +106,7 @@ impl LimiterState {
     /// Layout version of [`LimiterState::encode`]; part of the shared-data key, so VMs of two
     /// plugin versions side by side (during a reload) keep separate records instead of
     /// resetting each other's.
-    pub const VERSION: u8 = 7;
+    pub const VERSION: u8 = 8;
 
     /// A fresh record for `params`, created at `now` (which tells its holder ids apart from
     /// those of any earlier record).
@@ -114,6 +116,7 @@ impl LimiterState {
             holders: Holders::new(epoch),
             algorithm: params.start(),
             last_rtt: 0,
+            writer: None,
         }
     }
 
@@ -204,6 +207,14 @@ impl LimiterState {
     pub fn observe(&mut self, sample: Sample, now: Nanos) -> u32 {
         self.last_rtt = sample.rtt;
         self.algorithm.update(sample, now)
+    }
+
+    /// Signs an update by VM `id`; returns whether the update stored before it was that
+    /// VM's too (then no other VM changed the record in between).
+    pub fn sign(&mut self, id: Option<HolderId>) -> bool {
+        let repeat = id.is_some() && self.writer == id;
+        self.writer = id;
+        repeat
     }
 
     /// Whether the algorithm is in slow start.

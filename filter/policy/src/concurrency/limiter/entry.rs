@@ -12,6 +12,7 @@ use crate::duration::Nanos;
 use crate::env::Env;
 use crate::metrics::Metric;
 use crate::store::{self, Update};
+use std::cell::RefMut;
 
 /// What a VM writes of itself when a slot it just acquired goes to one of its waiters: one more
 /// slot held, one fewer waiting (its best rank is rewritten with its next update, at the
@@ -26,6 +27,18 @@ pub(super) fn handing_over(id: Option<HolderId>, me: Holding) -> Holding {
     }
 }
 
+/// What a VM saw of the record, for which gauges it writes (see `Limiter::saw`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Sight {
+    /// Its own update.
+    Update,
+    /// A read while it has no entry (an idle VM's sweep), or an update that took its entry
+    /// away.
+    Read,
+    /// A look while it holds spare slots.
+    Look,
+}
+
 /// The gauges as this VM last wrote them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct Shown {
@@ -35,11 +48,16 @@ pub(super) struct Shown {
 }
 
 impl Limiter {
-    /// The shared record (a fresh one if it is missing or unreadable).
-    pub(super) fn state(&self, bytes: Option<&[u8]>, now: Nanos) -> LimiterState {
-        bytes
-            .and_then(|b| LimiterState::decode(&self.config.algorithm, b))
-            .unwrap_or_else(|| LimiterState::new(&self.config.algorithm, now))
+    /// The shared record, decoded into this VM's scratch state so that its holder table's
+    /// memory is reused (a fresh record if it is missing or unreadable). For the body of one
+    /// update: the borrow ends with it.
+    pub(super) fn state(&self, bytes: Option<&[u8]>, now: Nanos) -> RefMut<'_, LimiterState> {
+        let mut state = RefMut::map(self.scratch.borrow_mut(), |b| &mut **b);
+        let decoded = bytes.is_some_and(|b| state.decode_into(&self.config.algorithm, b));
+        if !decoded {
+            *state = LimiterState::new(&self.config.algorithm, now);
+        }
+        state
     }
 
     /// What this VM writes of itself: its true count and queue, no spare slots (an update
@@ -76,15 +94,17 @@ impl Limiter {
         self.leasing.set(stored.spare > 0);
         self.written_queued.set(written.queued);
         self.written_best.set(written.best);
-        self.saw(env, seen, written.held, true);
+        self.saw(env, seen, written.held, Sight::Update);
     }
 
     /// Keeps what this VM saw of the record, and shows it in the gauges (in flight with this
-    /// VM's own count, `held`). After an update of its own or a read while it has no entry
-    /// (`fresh`) it writes every gauge: the process-wide gauges show the view of whichever VM
-    /// wrote last, and this VM's is the freshest. After a look while it holds spare slots it
-    /// writes only what changed since it last wrote.
-    pub(super) fn saw(&self, env: Env<'_>, seen: Glance, held: u32, fresh: bool) {
+    /// VM's own count, `held`). The process-wide gauges show what whichever VM wrote them last
+    /// saw, so after its own update, whose view is the freshest, a VM writes in flight, and
+    /// the limit and the queue length too unless the update before was its own (then they
+    /// still show what it wrote with that one) and they did not change. A read without an
+    /// entry writes every gauge; a look while holding spare slots, only what changed since
+    /// this VM last wrote it.
+    pub(super) fn saw(&self, env: Env<'_>, seen: Glance, held: u32, sight: Sight) {
         self.others_in_flight.set(seen.others_in_flight());
         self.slow_start.set(seen.slow_start);
         let now_shown = Shown {
@@ -92,22 +112,29 @@ impl Limiter {
             in_flight: Some(seen.others_in_flight().saturating_add(held)),
             queued: Some(seen.queued),
         };
-        let before = if fresh {
-            Shown::default()
-        } else {
-            self.shown.get()
+        let before = self.shown.get();
+        let (all, in_flight) = match sight {
+            Sight::Update => (!seen.repeat, true),
+            Sight::Read => (true, true),
+            Sight::Look => (false, false),
         };
         let gauges = [
-            (Metric::ConcurrencyLimit, before.limit, now_shown.limit),
+            (Metric::ConcurrencyLimit, before.limit, now_shown.limit, all),
             (
                 Metric::ConcurrencyInFlight,
                 before.in_flight,
                 now_shown.in_flight,
+                in_flight || all,
             ),
-            (Metric::ConcurrencyQueued, before.queued, now_shown.queued),
+            (
+                Metric::ConcurrencyQueued,
+                before.queued,
+                now_shown.queued,
+                all,
+            ),
         ];
-        for (metric, before, now) in gauges {
-            if let (Some(value), true) = (now, before != now) {
+        for (metric, before, now, always) in gauges {
+            if let (Some(value), true) = (now, always || before != now) {
                 env.metrics.set(metric, u64::from(value));
             }
         }
@@ -152,7 +179,7 @@ impl Limiter {
             let removed = state.remove_dead(now, me.id);
             let holder = state.report(me, now);
             let written = settle_lease(&mut state, Holding { id: holder, ..me }, lease, now);
-            let seen = Glance::of(&state, holder, now);
+            let seen = Glance::after_update(&mut state, holder, now);
             (state.encode(), (holder, written, removed, seen))
         });
         if let Update::Stored((holder, written, removed, seen)) = result {
@@ -172,17 +199,17 @@ impl Limiter {
         if !seen.has_dead {
             // Nothing to remove: the read still refreshes this VM's gauges, which would
             // otherwise keep what it saw at its last write for as long as it stays idle.
-            self.saw(env, seen, self.held.get(), true);
+            self.saw(env, seen, self.held.get(), Sight::Read);
             return;
         }
         let result = store::update(env.store, &self.key, |bytes| {
             let mut state = self.state(bytes, now);
             let removed = state.remove_dead(now, None);
-            let seen = Glance::of(&state, None, now);
+            let seen = Glance::after_update(&mut state, None, now);
             (state.encode(), (removed, seen))
         });
         if let Update::Stored((removed, seen)) = result {
-            self.saw(env, seen, self.held.get(), true);
+            self.saw(env, seen, self.held.get(), Sight::Read);
             self.note_reclaimed(env, removed);
         }
     }
@@ -198,14 +225,14 @@ impl Limiter {
         let result = store::update(env.store, &self.key, |bytes| {
             let mut state = self.state(bytes, now);
             let removed = state.holders.remove(id);
-            let seen = Glance::of(&state, None, now);
+            let seen = Glance::after_update(&mut state, None, now);
             (state.encode(), (removed, seen))
         });
         if let Update::Stored((removed, seen)) = result {
             self.holder.set(None);
             self.reserved.set(0);
             self.leasing.set(false);
-            self.saw(env, seen, self.held.get(), true);
+            self.saw(env, seen, self.held.get(), Sight::Read);
             // Spare slots of a lease are no news: only requests still counted here are.
             if removed.in_flight > 0 || removed.queued > 0 {
                 env.metrics.warn(&format!(

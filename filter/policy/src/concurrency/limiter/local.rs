@@ -6,6 +6,7 @@
 //! them together makes it plain what they rely on (a slot reserved in the record for each
 //! request they admit, and no waiter of this VM passed over).
 
+use super::entry::Sight;
 use super::Limiter;
 use crate::concurrency::lease::{self, SPARE_KEEP};
 use crate::duration::Nanos;
@@ -65,7 +66,7 @@ impl Limiter {
             && lease::may_keep(seen.limit, seen.reserved, seen.others_wait)
             && self.wants_lease(now);
         if keep {
-            self.saw(env, seen, self.held.get(), false);
+            self.saw(env, seen, self.held.get(), Sight::Look);
         } else {
             self.heartbeat(env, now);
         }

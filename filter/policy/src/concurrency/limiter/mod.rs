@@ -140,17 +140,17 @@ pub struct Limiter {
     slow_start: Cell<bool>,
     /// The gauges as this VM last wrote them.
     shown: Cell<Shown>,
+    /// The record as the update under way decoded it; kept between updates for its memory
+    /// (boxed, so that the limiter itself stays small).
+    scratch: RefCell<Box<LimiterState>>,
 }
 
 impl Limiter {
     /// The limiter stored under `key` (one per policy set and plugin instance); creates its
     /// shared record if missing.
     pub fn open(env: Env<'_>, key: String, config: ConcurrencyConfig, now: Nanos) -> Limiter {
-        store::ensure(
-            env.store,
-            &key,
-            &LimiterState::new(&config.algorithm, now).encode(),
-        );
+        let fresh = LimiterState::new(&config.algorithm, now);
+        store::ensure(env.store, &key, &fresh.encode());
         Limiter {
             key,
             queue: RefCell::new(WaitQueue::new(config.queue)),
@@ -171,6 +171,7 @@ impl Limiter {
             pressure: Cell::new(Pressure::default()),
             slow_start: Cell::new(false),
             shown: Cell::new(Shown::default()),
+            scratch: RefCell::new(Box::new(fresh)),
         }
     }
 
@@ -246,7 +247,7 @@ impl Limiter {
                 written = written.one_more();
                 state.report(written, now);
             }
-            let seen = Glance::of(&state, holder, now);
+            let seen = Glance::after_update(&mut state, holder, now);
             (
                 state.encode(),
                 (Acquired { holder, admitted }, written, removed, seen),
@@ -406,7 +407,7 @@ impl Limiter {
             } else {
                 written = settle_lease(&mut state, written, lease, now);
             }
-            let seen = Glance::of(&state, acquired.holder, now);
+            let seen = Glance::after_update(&mut state, acquired.holder, now);
             (state.encode(), (acquired, written, seen))
         });
         let handed = match result {

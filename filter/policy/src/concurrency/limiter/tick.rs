@@ -78,7 +78,7 @@ impl Limiter {
                 } else {
                     Holding { id: holder, ..me }
                 };
-                let seen = Glance::of(&state, holder, now);
+                let seen = Glance::after_update(&mut state, holder, now);
                 (
                     state.encode(),
                     (Acquired { holder, admitted }, written, seen),
