@@ -11,7 +11,7 @@
 use crate::oha::{self, Load, OhaRun};
 use crate::report::{write_json, Table};
 use crate::svg::{self, Line};
-use ballast_demo_upstream::{spawn, RunningUpstream, Settings, UpstreamConfig};
+use ballast_demo_upstream::RunningUpstream;
 use ballast_e2e::{Envoy, EnvoyConfig};
 use serde_json::json;
 use std::path::Path;
@@ -52,17 +52,7 @@ fn envoy_config(proxy: &str) -> Result<EnvoyConfig, String> {
 }
 
 fn upstream() -> Result<RunningUpstream, String> {
-    spawn(UpstreamConfig {
-        settings: Settings {
-            capacity: CAPACITY,
-            queue_limit: None,
-            service_time_ms: SERVICE_MS,
-            service_jitter_ms: JITTER_MS,
-            ..Settings::default()
-        },
-        ..UpstreamConfig::default()
-    })
-    .map_err(|e| format!("demo upstream: {e}"))
+    ballast_e2e::upstreams::limited(CAPACITY, SERVICE_MS, JITTER_MS)
 }
 
 /// One proxy at one load.

@@ -15,3 +15,24 @@ pub fn failing(failure_ratio: f64) -> Result<RunningUpstream, String> {
     })
     .map_err(|e| format!("demo upstream: {e}"))
 }
+
+/// A loopback demo upstream that serves `capacity` requests at a time, each for `service_ms`
+/// plus up to `jitter_ms` (seeded), and queues the rest without bound, as a service with no
+/// protection of its own does (`capacity` 0: unlimited).
+pub fn limited(
+    capacity: usize,
+    service_ms: u64,
+    jitter_ms: u64,
+) -> Result<RunningUpstream, String> {
+    spawn(UpstreamConfig {
+        settings: Settings {
+            capacity,
+            queue_limit: None,
+            service_time_ms: service_ms,
+            service_jitter_ms: jitter_ms,
+            ..Settings::default()
+        },
+        ..UpstreamConfig::default()
+    })
+    .map_err(|e| format!("demo upstream: {e}"))
+}

@@ -11,7 +11,7 @@
 //! the issue asks us to record them (run with `--nocapture`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use ballast_demo_upstream::{spawn, RunningUpstream, Settings, UpstreamConfig};
+use ballast_demo_upstream::RunningUpstream;
 use ballast_e2e::paced::{self, Summary};
 use ballast_e2e::prometheus::sample;
 use ballast_e2e::{get, Envoy, EnvoyConfig};
@@ -27,17 +27,7 @@ const BEST_RPS: f64 = CAPACITY as f64 * 1000.0 / (SERVICE_MS as f64 + JITTER_MS 
 const THREADS: usize = 200;
 
 fn upstream() -> RunningUpstream {
-    spawn(UpstreamConfig {
-        settings: Settings {
-            capacity: CAPACITY,
-            queue_limit: None,
-            service_time_ms: SERVICE_MS,
-            service_jitter_ms: JITTER_MS,
-            ..Settings::default()
-        },
-        ..UpstreamConfig::default()
-    })
-    .unwrap()
+    ballast_e2e::upstreams::limited(CAPACITY, SERVICE_MS, JITTER_MS).unwrap()
 }
 
 /// What one proxy did with the load.

@@ -14,7 +14,7 @@
 //! untrusted peer gets the default class upstream, and a dry run changes no response.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-use ballast_demo_upstream::{spawn, RunningUpstream, Settings, UpstreamConfig};
+use ballast_demo_upstream::RunningUpstream;
 use ballast_e2e::paced::{self, PacedRun, Summary};
 use ballast_e2e::prometheus::sample;
 use ballast_e2e::{request, Envoy, EnvoyConfig};
@@ -39,17 +39,7 @@ const PRIORITY: &str = r#""priority": {"classes": ["critical", "normal", "shedda
     "default": "normal", "header": "x-priority"}"#;
 
 fn upstream(capacity: usize, service_ms: u64, jitter_ms: u64) -> RunningUpstream {
-    spawn(UpstreamConfig {
-        settings: Settings {
-            capacity,
-            queue_limit: None,
-            service_time_ms: service_ms,
-            service_jitter_ms: jitter_ms,
-            ..Settings::default()
-        },
-        ..UpstreamConfig::default()
-    })
-    .unwrap()
+    ballast_e2e::upstreams::limited(capacity, service_ms, jitter_ms).unwrap()
 }
 
 /// Request `i` of the mix: 2 in 10 critical, 5 normal, 3 sheddable.
