@@ -2,10 +2,11 @@
 //!
 //! Why our own small matcher: Envoy's `StringMatcher` semantics (exact, prefix, suffix, contains,
 //! regex, `ignore_case`) are what platform engineers already know, and the plugin must evaluate
-//! them without allocating on the request path. Regexes use `regex-lite`, which keeps the .wasm
-//! small; patterns are anchored (a regex must match the whole value, as in Envoy's `safe_regex`).
+//! them without allocating on the request path. Regexes use ballast's own small engine
+//! ([`super::regex`]); patterns are anchored (a regex must match the whole value, as in Envoy's
+//! `safe_regex`).
 
-use regex_lite::Regex;
+use super::regex::Regex;
 
 /// One string operator, compiled once at configuration time.
 #[derive(Debug, Clone)]
@@ -75,13 +76,7 @@ fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
 
 /// Compiles a user regex so that it must match the whole value.
 pub(crate) fn compile_anchored(pattern: &str, ignore_case: bool) -> Result<Regex, String> {
-    let flags = if ignore_case { "(?i)" } else { "" };
-    Regex::new(&format!("{flags}^(?:{pattern})$")).map_err(|err| {
-        let detail = err.to_string();
-        // regex-lite puts the explanation on the last line of a multi-line message.
-        let explanation = detail.lines().last().unwrap_or("syntax error").trim();
-        format!("invalid regex: {explanation}")
-    })
+    Regex::new(pattern, ignore_case)
 }
 
 /// What a header condition asks of the header.

@@ -9,6 +9,7 @@
 //! has fetched. A table whose first rule matches on path never reads the authority.
 
 mod matchers;
+pub mod regex;
 mod table;
 
 pub(crate) use matchers::compile_anchored;
