@@ -214,6 +214,10 @@ fn nesting_is_bounded() {
 #[test]
 fn size_limit_counts_expanded_repetitions() {
     assert!(Regex::new("a{4095}", false).is_ok());
+    // The README's examples.
+    let host = Regex::new("[a-z0-9.-]{1,253}", false).unwrap();
+    assert_eq!(host.program.len(), 505 + 1, "505 and `Match`");
+    assert!(Regex::new(r"([a-z0-9-]{1,63}\.){1,40}", false).is_err());
     assert!(Regex::new("a{4096}", false).is_err());
     // Repeating nothing is nothing, however often.
     assert!(Regex::new("(?:){4294967295}{4294967295}", false).is_ok());
