@@ -1,8 +1,14 @@
 //! Route matching against a table that uses every kind of condition: any request attributes
 //! give a rule, the default or unmatched, never a panic.
+//!
+//! And the regex engine against `regex-lite`, which it replaced: the seventh part of the input
+//! (or, without one, the path) is compiled as a pattern, case-insensitively when an eighth part
+//! exists. A pattern `regex-lite` refuses must be refused; one it accepts must compile unless
+//! it is a documented exception; and then every part must get the same anchored answer.
 #![no_main]
 
 use ballast_policy::config::Config;
+use ballast_policy::routing::regex::Regex;
 use ballast_policy::routing::{host_of, path_without_query, RequestView};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
@@ -58,12 +64,50 @@ impl RequestView for Fuzzed {
     }
 }
 
+/// Refusals of ballast's engine that `regex-lite` does not make, each deliberate.
+const DOCUMENTED_EXCEPTIONS: &[&str] = &[
+    "flags x and R",
+    "group names must be ASCII",
+    "too large",
+    "nested more than 49 levels",
+    "class of more than",
+];
+
+fn regex_agrees(pattern: &str, ignore_case: bool, values: &[String]) {
+    let theirs = regex_lite::Regex::new(pattern).and_then(|_| {
+        regex_lite::RegexBuilder::new(&format!("^(?:{pattern})$"))
+            .case_insensitive(ignore_case)
+            .build()
+    });
+    match (theirs, Regex::new(pattern, ignore_case)) {
+        (Err(_), Err(_)) => {}
+        (Err(theirs), Ok(_)) => panic!("{pattern:?}: regex-lite refuses ({theirs}), ours accepts"),
+        (Ok(_), Err(ours)) => assert!(
+            DOCUMENTED_EXCEPTIONS.iter().any(|e| ours.contains(e)),
+            "{pattern:?}: regex-lite accepts, ours refuses: {ours}"
+        ),
+        (Ok(theirs), Ok(ours)) => {
+            for value in values {
+                assert_eq!(
+                    ours.is_match(value),
+                    theirs.is_match(value),
+                    "{pattern:?} (ignore_case {ignore_case}) on {value:?}"
+                );
+            }
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
-    let parts: Vec<String> = data
+    let all: Vec<String> = data
         .split(|b| *b == 0xFF)
-        .take(6)
+        .take(8)
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .collect();
+    if let Some(pattern) = all.get(6).or(all.get(1)) {
+        regex_agrees(pattern, all.len() > 7, &all);
+    }
+    let parts: Vec<String> = all.into_iter().take(6).collect();
     let authority = parts.first().map(|a| host_of(a).to_string());
     let path = parts.get(1).map(|p| path_without_query(p).to_string());
     let mut request = Fuzzed {
