@@ -96,31 +96,29 @@ impl Program {
 
     /// Makes the fragment from `start` to the end repeat at least `min` and at most `max`
     /// (unbounded: `None`) times: `min` copies, then either optional copies up to `max`, each
-    /// behind a split that skips the rest, or a split from the end back into the last copy.
-    /// (`x*` is one optional copy that loops: the skip lands on the loop's split, which is
-    /// harmless since the loop may run again or leave.)
+    /// behind a split that may skip to the end of them all (so `x{0,3}` is `(x(x(x)?)?)?`, and
+    /// only one copy is live at a time, not every copy after it), or a split from the end back
+    /// into the last copy. (`x*` is one optional copy that loops.)
     pub(super) fn repeat(&mut self, start: usize, min: u32, max: Option<u32>) -> Result<(), Error> {
         let fragment = self.insts.split_off(start);
         if fragment.is_empty() || max == Some(0) {
             return Ok(());
         }
-        let mut last = start;
+        let (mut last, mut skips) = (start, Vec::new());
         for copy in 0..max.unwrap_or(min.max(1)) {
-            let skip = if copy >= min {
-                Some(self.push(Inst::Split(0, 0))?)
-            } else {
-                None
-            };
+            if copy >= min {
+                skips.push(self.push(Inst::Split(0, 0))?);
+            }
             last = self.len();
             self.append(&fragment, start)?;
-            if let Some(split) = skip {
-                let out = self.len();
-                self.patch(split, Inst::Split(split.saturating_add(1), out));
-            }
         }
         if max.is_none() {
             let out = self.len().saturating_add(1);
             self.push(Inst::Split(last, out))?;
+        }
+        let end = self.len();
+        for split in skips {
+            self.patch(split, Inst::Split(split.saturating_add(1), end));
         }
         Ok(())
     }
