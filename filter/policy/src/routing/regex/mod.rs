@@ -3,8 +3,8 @@
 //! Why our own: the shipped .wasm has a size budget, and `regex-lite` cost 47 KB of it for one
 //! operator whose regexes are anchored and only asked "does the whole value match?". That
 //! question needs no captures, no search for a match's start and no match priorities, so this
-//! engine is a parser ([`parse`]), a compiler to a small instruction program ([`compile`]) and a
-//! simulation of every live state at once ([`pike`]).
+//! engine is a parser (`parse`) that emits a small instruction program as it reads
+//! (`compile`), and a simulation of every live state at once (`pike`).
 //!
 //! What it guarantees, since values come from untrusted clients: matching takes at most
 //! (characters + 1) × instructions steps (no backtracking), allocates nothing once its buffers
@@ -12,10 +12,11 @@
 //! configuration and is checked when the configuration is loaded: nesting depth and program size
 //! are bounded, and anything the engine does not implement is refused with `invalid regex: …`.
 //!
-//! The syntax is `regex-lite`'s, and a differential test (`differential.rs`) holds the two to
-//! the same answers; the exceptions are refusals: verbose mode `(?x)`, CRLF mode `(?R)`, group
-//! names that are not ASCII, and programs above [`compile::MAX_INSTRUCTIONS`] instructions or
-//! nested deeper than [`parse::MAX_DEPTH`] levels.
+//! The syntax is `regex-lite`'s, and differential tests (`differential/`, and the `routing`
+//! fuzz target) hold the two to the same answers; the exceptions are refusals: verbose mode
+//! `(?x)`, CRLF mode `(?R)`, group names that are not ASCII, classes of more than 4096 items,
+//! and programs above 4096 instructions or nested deeper than
+//! 49 levels.
 
 use core::cell::RefCell;
 
