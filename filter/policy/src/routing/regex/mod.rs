@@ -15,8 +15,7 @@
 //! The syntax is `regex-lite`'s, and differential tests (`differential/`, and the `routing`
 //! fuzz target) hold the two to the same answers; the exceptions are refusals: verbose mode
 //! `(?x)`, CRLF mode `(?R)`, group names that are not ASCII, classes of more than 4096 items,
-//! and programs above 4096 instructions or nested deeper than
-//! 49 levels.
+//! and programs above 4096 instructions or nested deeper than 49 levels.
 
 use core::cell::RefCell;
 

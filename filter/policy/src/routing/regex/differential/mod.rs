@@ -253,11 +253,14 @@ fn flag_groups_agree_with_regex_lite() {
 
 #[test]
 fn counted_repetitions_agree_with_regex_lite() {
-    let alphabet = ["1", "2", "0", ",", " ", "}", "{", "x", "?", "*"];
+    let alphabet = [
+        "1", "2", "0", ",", " ", "}", "{", "x", "?", "*", "\u{a0}", "\u{85}", "\n", "é", "-",
+    ];
     let values = strings(&["", "a", "aa", "aaa", "aaaa", "a}", "a{"]);
     let mut tally = Tally::default();
     for before in ["a{", "(a|){", "a*{", "\\b{"] {
-        for pattern in enumerate(&alphabet, 4, before, "") {
+        let depth = if cfg!(target_arch = "wasm32") { 3 } else { 4 };
+        for pattern in enumerate(&alphabet, depth, before, "") {
             compare(&pattern, false, &values, &mut tally);
         }
     }
