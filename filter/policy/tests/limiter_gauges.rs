@@ -17,10 +17,9 @@ use ballast_policy::concurrency::LimiterState;
 use ballast_policy::config::{Config, PriorityId};
 use ballast_policy::duration::{Nanos, MILLISECOND, SECOND};
 use ballast_policy::metrics::{ClassMetric, Metric, Telemetry};
-use ballast_policy::pipeline::{Exchange, Pipeline, ResponseView, Verdict};
-use ballast_policy::routing::RequestView;
+use ballast_policy::pipeline::{Exchange, Pipeline, Verdict};
 use ballast_policy::store::{self, MemoryStore, SharedStore};
-use common::{Metrics, Rng};
+use common::{Get, Metrics, Ok200, Rng};
 use std::cell::Cell;
 use std::rc::Rc;
 
@@ -47,34 +46,6 @@ impl Telemetry for Process {
     }
     fn warn(&self, message: &str) {
         self.metrics.warn(message);
-    }
-}
-
-struct Get;
-
-impl RequestView for Get {
-    fn authority(&mut self) -> Option<&str> {
-        Some("api.example")
-    }
-    fn path(&mut self) -> Option<&str> {
-        Some("/items")
-    }
-    fn method(&mut self) -> Option<&str> {
-        Some("GET")
-    }
-    fn header(&mut self, _: &str) -> Option<&str> {
-        None
-    }
-    fn route_name(&mut self) -> Option<&str> {
-        None
-    }
-}
-
-struct Ok200;
-
-impl ResponseView for Ok200 {
-    fn header(&mut self, name: &str) -> Option<String> {
-        (name == ":status").then(|| "200".to_string())
     }
 }
 

@@ -25,10 +25,9 @@ use ballast_policy::concurrency::LimiterState;
 use ballast_policy::config::Config;
 use ballast_policy::duration::{Nanos, MILLISECOND, SECOND};
 use ballast_policy::metrics::Metric;
-use ballast_policy::pipeline::{Exchange, ResponseView, Verdict};
-use ballast_policy::routing::RequestView;
+use ballast_policy::pipeline::{Exchange, Verdict};
 use ballast_policy::store::{self, Cas, MemoryStore, SharedStore, StoreError, Versioned};
-use common::Worker;
+use common::{Get, Ok200, Worker};
 use std::cell::Cell;
 
 const SCOPE: &str = "lease";
@@ -51,34 +50,6 @@ impl SharedStore for Counting {
     fn set(&self, key: &str, value: &[u8], cas: Option<Cas>) -> Result<(), StoreError> {
         self.sets.set(self.sets.get() + 1);
         self.inner.set(key, value, cas)
-    }
-}
-
-struct Get;
-
-impl RequestView for Get {
-    fn authority(&mut self) -> Option<&str> {
-        Some("api.example")
-    }
-    fn path(&mut self) -> Option<&str> {
-        Some("/items")
-    }
-    fn method(&mut self) -> Option<&str> {
-        Some("GET")
-    }
-    fn header(&mut self, _: &str) -> Option<&str> {
-        None
-    }
-    fn route_name(&mut self) -> Option<&str> {
-        None
-    }
-}
-
-struct Ok200;
-
-impl ResponseView for Ok200 {
-    fn header(&mut self, name: &str) -> Option<String> {
-        (name == ":status").then(|| "200".to_string())
     }
 }
 

@@ -6,7 +6,8 @@
 use ballast_policy::config::{Config, PriorityId};
 use ballast_policy::duration::Nanos;
 use ballast_policy::metrics::{ClassMetric, Metric, Recorded, Telemetry};
-use ballast_policy::pipeline::Pipeline;
+use ballast_policy::pipeline::{Pipeline, ResponseView};
+use ballast_policy::routing::RequestView;
 use ballast_policy::store::SharedStore;
 use std::rc::Rc;
 
@@ -77,5 +78,35 @@ impl Telemetry for Metrics {
     }
     fn warn(&self, message: &str) {
         self.0.warn(message);
+    }
+}
+
+/// A plain GET of `/items` on `api.example`: no header, no route name.
+pub struct Get;
+
+impl RequestView for Get {
+    fn authority(&mut self) -> Option<&str> {
+        Some("api.example")
+    }
+    fn path(&mut self) -> Option<&str> {
+        Some("/items")
+    }
+    fn method(&mut self) -> Option<&str> {
+        Some("GET")
+    }
+    fn header(&mut self, _: &str) -> Option<&str> {
+        None
+    }
+    fn route_name(&mut self) -> Option<&str> {
+        None
+    }
+}
+
+/// A response with status 200 and no other header.
+pub struct Ok200;
+
+impl ResponseView for Ok200 {
+    fn header(&mut self, name: &str) -> Option<String> {
+        (name == ":status").then(|| "200".to_string())
     }
 }

@@ -29,6 +29,18 @@ mod differential;
 #[cfg(test)]
 mod tests;
 
+/// What the messages of the refusals `regex-lite` does not make contain, each deliberate
+/// (verbose and CRLF modes, non-ASCII group names, programs and classes over their size
+/// limits, deep nesting): the differential tests and the fuzz target allow these, and no other
+/// difference.
+pub const REFUSALS_BEYOND_REGEX_LITE: &[&str] = &[
+    "flags x and R",
+    "group names must be ASCII",
+    "too large",
+    "nested more than 49 levels",
+    "class of more than",
+];
+
 /// A compiled, anchored regex: [`Regex::is_match`] asks whether the whole value matches.
 #[derive(Debug, Clone)]
 pub struct Regex {
