@@ -108,11 +108,3 @@ pub extern "C" fn proxy_on_response_trailers(context_id: u32, _num_trailers: usi
 pub extern "C" fn proxy_on_done(context_id: u32) -> bool {
     contexts::done(context_id)
 }
-
-#[no_mangle]
-pub extern "C" fn proxy_on_log(_context_id: u32) {}
-
-#[no_mangle]
-pub extern "C" fn proxy_on_delete(context_id: u32) {
-    contexts::delete(context_id);
-}
