@@ -51,31 +51,24 @@ enum Presence {
     Required,
 }
 
-const fn optional(name: &'static str, shape: Shape) -> Field {
-    let presence = Presence::Optional;
+const fn field(name: &'static str, shape: Shape, presence: Presence) -> Field {
     Field {
         name,
         shape,
         presence,
     }
+}
+
+const fn optional(name: &'static str, shape: Shape) -> Field {
+    field(name, shape, Presence::Optional)
 }
 
 const fn defaulted(name: &'static str, shape: Shape) -> Field {
-    let presence = Presence::Defaulted;
-    Field {
-        name,
-        shape,
-        presence,
-    }
+    field(name, shape, Presence::Defaulted)
 }
 
 const fn required(name: &'static str, shape: Shape) -> Field {
-    let presence = Presence::Required;
-    Field {
-        name,
-        shape,
-        presence,
-    }
+    field(name, shape, Presence::Required)
 }
 
 use Shape::{Any, Bool, List, Named, Object, Str, F64, U16, U32};
