@@ -12,6 +12,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+mod ports;
+pub use ports::TemplatePorts;
+
 const READY_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// What to start: a shipped config file plus the test's substitutions.
@@ -26,6 +29,7 @@ pub struct EnvoyConfig {
     failure_policy: Option<String>,
     wasm: Option<PathBuf>,
     substitutions: Vec<(String, String)>,
+    template_ports: Option<TemplatePorts>,
 }
 
 impl EnvoyConfig {
@@ -49,7 +53,15 @@ impl EnvoyConfig {
             failure_policy: None,
             wasm: None,
             substitutions: Vec::new(),
+            template_ports: None,
         }
+    }
+
+    /// The file is written with these ports rather than `9901`, `10000` and `8081`; each must
+    /// occur in it as `port_value: <port>`, or rendering fails.
+    pub fn template_ports(mut self, ports: TemplatePorts) -> Self {
+        self.template_ports = Some(ports);
+        self
     }
 
     /// Point the upstream cluster at this port.
@@ -108,18 +120,17 @@ impl EnvoyConfig {
             Some(path) => path.clone(),
             None => plugin_wasm()?,
         };
-        let mut text = self
-            .template
-            .replace("port_value: 9901", &format!("port_value: {admin}"))
-            .replace("port_value: 10000", &format!("port_value: {listener}"))
-            .replace(
-                "port_value: 8081",
-                &format!("port_value: {}", self.upstream_port),
-            )
-            .replace(
-                "filename: target/ballast.wasm",
-                &format!("filename: {}", wasm.display()),
-            );
+        let wanted = TemplatePorts {
+            admin,
+            listener,
+            upstream: self.upstream_port,
+        };
+        let written = self.template_ports.unwrap_or(ports::DEFAULT_TEMPLATE_PORTS);
+        let strict = self.template_ports.is_some();
+        let mut text = ports::rewrite(&self.template, written, wanted, strict)?.replace(
+            "filename: target/ballast.wasm",
+            &format!("filename: {}", wasm.display()),
+        );
         if let Some(json) = &self.plugin_json {
             text = replace_plugin_json(&text, json)?;
         }
