@@ -3,12 +3,55 @@
 //!
 //! Why in the library: the retry and deadline chain tests assert what a chain does, and the
 //! benchmarks report the same chains' numbers beside the native alternatives; both must build
-//! the chain the same way, from the shipped bootstrap.
+//! the chain the same way, from the shipped bootstraps (`envoy-config/chain-hop-<n>.yaml`, one
+//! per hop since each hop is its own Envoy process, written with ports wired to the next hop so
+//! that a user can run the chain as shipped).
 
 use crate::chain::{deadline_clients, hop_app, Leaf, LeafStart, Outcome, Server};
+use crate::envoy::TemplatePorts;
 use crate::{Envoy, EnvoyConfig};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+/// Hops in the shipped chain (`envoy-config/chain-hop-1.yaml` to `-3.yaml`).
+pub const SHIPPED_HOPS: usize = 3;
+
+/// The shipped bootstrap of hop `hop` of the chain (1 is E1, the one clients call), as written:
+/// E1 listens on 10001 and forwards to E2 on 10002, E2 to E3 on 10003, E3 to the leaf on 8081;
+/// their admin ports are 9911 to 9913.
+pub fn shipped_hop(hop: usize) -> Result<EnvoyConfig, String> {
+    let ports = match hop {
+        1 => (9911, 10001, 10002),
+        2 => (9912, 10002, 10003),
+        3 => (9913, 10003, 8081),
+        _ => {
+            return Err(format!(
+                "the shipped chain has hops 1 to {SHIPPED_HOPS}, not {hop}"
+            ))
+        }
+    };
+    let (admin, listener, upstream) = ports;
+    Ok(
+        EnvoyConfig::from_file(&format!("envoy-config/chain-hop-{hop}.yaml"))?.template_ports(
+            TemplatePorts {
+                admin,
+                listener,
+                upstream,
+            },
+        ),
+    )
+}
+
+/// What each Envoy of a deadline chain runs as its ballast configuration.
+#[derive(Debug, Clone, Copy)]
+pub enum Plugin<'a> {
+    /// The shipped hop's own configuration, as a user copies it.
+    Shipped,
+    /// This JSON instead.
+    Json(&'a str),
+    /// No ballast filter: the same Envoys without the plugin.
+    Without,
+}
 
 /// Starts `hops` Envoys from the leaf back: `configure(hop)` gives hop `hop`'s config (1 is
 /// E1), which is then pointed at the next hop's port (the last at `leaf_port`). Returns E1
@@ -60,6 +103,18 @@ impl DeadlineChain {
         hop_delay: Duration,
         plugin: Option<&str>,
     ) -> Result<DeadlineChain, String> {
+        let plugin = plugin.map_or(Plugin::Without, Plugin::Json);
+        DeadlineChain::start_with(shape, hops, hop_delay, plugin)
+    }
+
+    /// Starts `hops` hops (at most [`SHIPPED_HOPS`]) of `shape` from the shipped hop bootstraps,
+    /// each spending `hop_delay`, with `plugin` as ballast's configuration in every Envoy.
+    pub fn start_with(
+        shape: Shape,
+        hops: usize,
+        hop_delay: Duration,
+        plugin: Plugin<'_>,
+    ) -> Result<DeadlineChain, String> {
         let leaf = Leaf::start()?;
         let mut next = leaf.addr();
         let (mut envoys, mut apps) = (Vec::new(), Vec::new());
@@ -69,14 +124,15 @@ impl DeadlineChain {
                 next = app.addr();
                 apps.push(app);
             }
-            let mut config = EnvoyConfig::from_file("envoy-config/envoy.yaml")?;
+            let mut config = shipped_hop(hop)?;
             if shape == Shape::EnvoyOnly {
                 let ms = u64::try_from(hop_delay.as_millis()).map_err(|e| e.to_string())?;
                 config = config.delay_before_plugin(ms);
             }
             config = match plugin {
-                Some(json) => config.plugin_json(json),
-                None => config.without_plugin(),
+                Plugin::Shipped => config,
+                Plugin::Json(json) => config.plugin_json(json),
+                Plugin::Without => config.without_plugin(),
             };
             let envoy = Envoy::start(&config.upstream_port(next.port()))
                 .map_err(|e| format!("E{hop}: {e}"))?;

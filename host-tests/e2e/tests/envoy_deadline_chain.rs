@@ -12,8 +12,9 @@
 //!   the next Envoy undecremented and only ballast's absolute `x-ballast-deadline` still says
 //!   how much time is left. (Envoy also strips `x-envoy-*` timeouts from these peers.)
 //!
-//! Each shape runs once without the plugin (same Envoys otherwise) to show what happens anyway,
-//! and once with it. Requests use a path outside `/api/`, whose route retries 5xx: retries of a
+//! Every Envoy is the shipped `envoy-config/chain-hop-<n>.yaml` (ballast with `deadline {}` and
+//! the retry budget, loopback trusted). Each shape runs once without the plugin (same Envoys
+//! otherwise) to show what happens anyway, and once with it. Requests use a path outside `/api/`, whose route retries 5xx: retries of a
 //! 504 would only blur which hop answered. One test runs at a time (a lock): the latencies are
 //! measured, and two chains sharing the CPU would measure each other.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
@@ -23,7 +24,7 @@ use ballast_e2e::chain::{
     UNTRUSTED_IGNORED, UPSTREAM_TIMEOUTS, VIA_HEADER,
 };
 use ballast_e2e::client::request_within;
-use ballast_e2e::hops::{ChainRun, DeadlineChain, Shape};
+use ballast_e2e::hops::{ChainRun, DeadlineChain, Plugin, Shape};
 use ballast_e2e::Response;
 use ballast_policy::deadline::wire::parse_grpc_timeout;
 use std::collections::BTreeMap;
@@ -38,16 +39,18 @@ const CLIENT_THREADS: usize = 10;
 /// The client keeps waiting well past its deadline, so late answers are seen and timed.
 const CLIENT_WAIT: Duration = Duration::from_secs(2);
 const PATH: &str = "/chain/items";
-const PLUGIN: &str = r#"{"trusted_peers": {"source_cidrs": ["127.0.0.0/8"]},
-    "policy_sets": {"api": {"deadline": {}}}, "default_policy_set": "api"}"#;
 /// What the chain takes without any deadline: the hops' delays.
 const CHAIN_MS: u64 = HOPS as u64 * HOP_DELAY_MS;
 
 static ONE_CHAIN_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn start(shape: Shape, ballast: bool) -> DeadlineChain {
-    let plugin = ballast.then_some(PLUGIN);
-    DeadlineChain::start(shape, HOPS, Duration::from_millis(HOP_DELAY_MS), plugin)
+    let plugin = if ballast {
+        Plugin::Shipped
+    } else {
+        Plugin::Without
+    };
+    DeadlineChain::start_with(shape, HOPS, Duration::from_millis(HOP_DELAY_MS), plugin)
         .unwrap_or_else(|e| panic!("{e}"))
 }
 

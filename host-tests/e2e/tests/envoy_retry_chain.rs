@@ -1,6 +1,7 @@
-//! Retries across a chain of three Envoy 1.40 hops (client → E1 → E2 → E3 → leaf), each route
-//! `retry_on: 5xx, num_retries: 3`, with ballast at its defaults in every hop (`retry_budget {}`,
-//! `max_retries_per_request: 3`) and without it. The leaf's own request count is the truth.
+//! Retries across a chain of three Envoy 1.40 hops (client → E1 → E2 → E3 → leaf), each the
+//! shipped `envoy-config/chain-hop-<n>.yaml` (route `retry_on: 5xx, num_retries: 3`, ballast's
+//! retry budget at its defaults with `max_retries_per_request: 3`, and deadline propagation),
+//! with ballast and without it. The leaf's own request count is the truth.
 //!
 //! Why: budgets per hop compound (without final marks, ballast in every hop sent the leaf
 //! 3.1–3.4× the client's requests). With the marks, the hop nearest the failure retries within
@@ -12,7 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use ballast_demo_upstream::RunningUpstream;
-use ballast_e2e::hops::envoy_chain;
+use ballast_e2e::hops::{envoy_chain, shipped_hop};
 use ballast_e2e::paced;
 use ballast_e2e::prometheus::sample;
 use ballast_e2e::{Envoy, EnvoyConfig};
@@ -23,10 +24,6 @@ const HOPS: usize = 3;
 const RATE: f64 = 30.0;
 const DURATION: Duration = Duration::from_secs(10);
 const PATH: &str = "/api/items/1";
-/// ballast at its defaults, with the retries per request set to the route's `num_retries`.
-const PLUGIN: &str = r#"{"policy_sets": {"api": {"retry_budget": {},
-    "retry": {"max_retries_per_request": 3, "explain_header": "x-ballast-retry"}}},
-    "default_policy_set": "api"}"#;
 
 static ONE_CHAIN_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -34,12 +31,12 @@ fn leaf(failure_ratio: f64) -> RunningUpstream {
     ballast_e2e::upstreams::failing(failure_ratio).unwrap()
 }
 
-/// E1..E3, `envoys[0]` = E1, each pointed at the next and E3 at the leaf.
+/// E1..E3 as shipped, `envoys[0]` = E1, each pointed at the next and E3 at the leaf.
 fn chain(leaf: &RunningUpstream, ballast: bool, workers: usize) -> Vec<Envoy> {
-    envoy_chain(HOPS, leaf.addr().port(), |_| {
-        let config = EnvoyConfig::from_file("envoy-config/envoy.yaml")?.concurrency(workers);
+    envoy_chain(HOPS, leaf.addr().port(), |hop| {
+        let config = shipped_hop(hop)?.concurrency(workers);
         Ok(if ballast {
-            config.plugin_json(PLUGIN)
+            config
         } else {
             config.without_plugin()
         })
