@@ -41,7 +41,7 @@ fn examples_are_valid_under_schema_and_parser() {
     let validator = validator();
     let examples = example_configs();
     assert!(
-        examples.len() >= 3,
+        examples.len() >= 9,
         "examples/configs holds the shipped examples"
     );
     for (name, text) in examples {

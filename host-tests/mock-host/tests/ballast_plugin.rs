@@ -85,6 +85,37 @@ fn send(
     action
 }
 
+/// Every example in `examples/configs/`, found by listing the directory (so a new one cannot be
+/// missed), is accepted by the real .wasm's `on_configure` on every worker, which logs its
+/// summary. (`filter/policy/tests/schema.rs` holds the same files to the JSON Schema.)
+#[test]
+fn every_example_config_is_accepted_by_the_plugin() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/configs");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    names.sort();
+    assert!(
+        names.len() >= 9,
+        "examples/configs holds the shipped examples: {names:?}"
+    );
+    for name in names {
+        let mut host = Host::builder(&plugin())
+            .workers(2)
+            .plugin_config(example(&name))
+            .root_id("ballast")
+            .vm_id("ballast")
+            .build()
+            .unwrap();
+        let outcome = host.start().unwrap();
+        let logs: Vec<&str> = outcome.logs.iter().map(|l| l.message.as_str()).collect();
+        assert!(outcome.all_ok(), "{name} refused: {logs:?}");
+        assert!(host.logged("configured: policy sets"), "{name}: {logs:?}");
+    }
+}
+
 #[test]
 fn accepted_configuration_is_summarised_in_the_log() {
     let host = host(1, &example("full.json"));
