@@ -163,6 +163,14 @@ fn grpc_code(reply: &LocalReply) -> i32 {
     }
 }
 
+/// Whether the host can make another context the one its calls act on, which resuming a
+/// waiter from a tick or from another stream needs. A host that switches refuses an id that
+/// names no context (Envoy: BAD_ARGUMENT); ngx_wasm_module and APISIX accept any id and do
+/// nothing, MOSN does not implement the call.
+pub fn switches_contexts() -> bool {
+    matches!(abi::set_effective_context(u32::MAX), Err(e) if e.is_bad_argument())
+}
+
 /// Makes `stream` the current context (for a reply or a resume); whether it still exists.
 pub fn switch_to(stream: u32) -> bool {
     abi::set_effective_context(stream).is_ok()

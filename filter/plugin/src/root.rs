@@ -10,6 +10,11 @@
 //! call `on_configure` again on this root. Either way the old pipeline keeps ticking until no
 //! stream holds it, then closes (budgets flushed, limiter entries removed from shared data), so
 //! no request is lost and none is counted in two limiters.
+//!
+//! Why the configuration can lose its queues here: a waiter is resumed from a tick or from
+//! another stream's callback, through `proxy_set_effective_context`. A host where that call
+//! does nothing (ngx_wasm_module, APISIX) would leave every queued request paused until its
+//! client gave up, so there the queues are off and a request over the limit is rejected at once.
 
 use crate::abi;
 use crate::host::{self, HostStore};
@@ -109,13 +114,16 @@ impl BallastRoot {
                 return false;
             }
         };
-        let config = match Config::from_json(&bytes) {
+        let mut config = match Config::from_json(&bytes) {
             Ok(config) => config,
             Err(err) => {
                 log::error!("invalid configuration: {err}");
                 return false;
             }
         };
+        if !host::switches_contexts() {
+            without_queues(&mut config);
+        }
         log::info!("{}", summary(&config));
         // Shared-data keys are scoped by root id: two filter configurations on one VM (e.g. a
         // sidecar's inbound and outbound) must not share a budget or a limit.
@@ -158,6 +166,23 @@ impl BallastRoot {
     /// A stream's context, governed by the active configuration.
     pub fn create_http_context(&self, context_id: u32) -> BallastHttp {
         BallastHttp::new(self.plugin.clone(), context_id)
+    }
+}
+
+/// Turns every concurrency queue off, for a host that cannot switch contexts: it could never
+/// resume a waiter (that happens from a tick or from another stream's callback), so a queued
+/// request would hang until its client gave up. A request over the limit is then rejected at
+/// once, as by a full queue.
+fn without_queues(config: &mut Config) {
+    let mut off = 0;
+    for set in &mut config.policy_sets {
+        if let Some(queue) = set.concurrency.as_mut().map(|c| &mut c.queue) {
+            off += usize::from(queue.size > 0);
+            queue.size = 0;
+        }
+    }
+    if off > 0 {
+        log::warn!("host cannot resume a paused request (proxy_set_effective_context is a no-op): {off} concurrency queue(s) off, requests over the limit are rejected at once");
     }
 }
 

@@ -18,6 +18,7 @@ use wasmtime::{TypedFunc, WasmParams, WasmResults};
 use crate::clock::{unix_ns, VirtualClock};
 use crate::error::{Error, ErrorKind, Result};
 use crate::module::PluginModule;
+use crate::profile::HostProfile;
 use crate::properties::{PropertyTable, PropertyValue};
 use crate::shared::{Event, ForeignFunction, Shared};
 use crate::types::{LogLevel, StartOutcome, WorkerStart};
@@ -138,6 +139,12 @@ impl HostBuilder {
         self.recycle = yes;
         self
     }
+    /// Which host the mock answers as (default [`HostProfile::Envoy`]; see
+    /// [`HostProfile::NgxWasmModule`] for what changes).
+    pub fn profile(mut self, profile: HostProfile) -> Self {
+        self.cfg.profile = profile;
+        self
+    }
     /// Registers a function for `proxy_call_foreign_function`.
     pub fn foreign_function(
         mut self,
@@ -204,6 +211,7 @@ impl Host {
                 clusters: None,
                 env: Vec::new(),
                 deliver_local_reply: true,
+                profile: HostProfile::Envoy,
             },
             seed: 0,
             start_unix_ns: crate::clock::DEFAULT_START_UNIX_NS,
@@ -212,6 +220,13 @@ impl Host {
             foreign: Vec::new(),
             recycle: false,
         }
+    }
+
+    /// The host profile this host answers as.
+    pub fn profile(&self) -> HostProfile {
+        self.workers
+            .first()
+            .map_or(HostProfile::Envoy, |w| w.store.data().cfg.profile)
     }
 
     /// The module this host runs.

@@ -9,6 +9,7 @@ use crate::fxhash::FxHashMap;
 use crate::host::Host;
 use crate::metrics::{Histogram, MetricType};
 use crate::pairs::HeaderMap;
+use crate::profile::HostProfile;
 use crate::shared::ForeignFunction;
 use crate::types::{CalloutId, GrpcCall, HttpCall, HttpCallResponse, LogEntry, LogLevel, Status};
 use crate::worker::HttpResponseData;
@@ -48,6 +49,11 @@ impl Host {
     /// Whether any captured line contains `text`.
     pub fn logged(&self, text: &str) -> bool {
         self.shared.logs.iter().any(|l| l.message.contains(text))
+    }
+    /// What the host itself complained about in the plugin's use of it, in order (the
+    /// ngx_wasm_module profile's warnings, e.g. a pause where it expects a local response).
+    pub fn host_warnings(&self) -> &[String] {
+        &self.shared.host_warnings
     }
     /// Removes and returns the captured lines.
     pub fn take_logs(&mut self) -> Vec<LogEntry> {
@@ -149,7 +155,10 @@ impl Host {
     }
     /// Writes shared data as another VM would (unconditional); returns the new cas.
     pub fn set_shared_data(&mut self, key: &str, value: &[u8]) -> u32 {
-        let _ = self.shared.set_data(key.as_bytes(), value, 0);
+        // A test's write is unconditional whatever the profile (Envoy's rule for cas 0).
+        let _ = self
+            .shared
+            .set_data(key.as_bytes(), value, 0, HostProfile::Envoy);
         self.shared
             .get_data(key.as_bytes())
             .map_or(0, |(_, cas)| cas)

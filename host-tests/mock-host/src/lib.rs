@@ -9,7 +9,8 @@
 //! control), with these test-only powers:
 //! - a virtual clock shared by all workers, advanced by the test (ticks fire in order);
 //! - N worker VMs sharing shared data, queues and metrics, driven in any interleaving;
-//! - state-based inspection: headers after each phase, local replies, logs, metrics.
+//! - state-based inspection: headers after each phase, local replies, logs, metrics;
+//! - another host's documented differences instead of Envoy's answers ([`HostProfile`]).
 //!
 //! ```no_run
 //! use ballast_mock_host::{Action, Host, PluginModule};
@@ -35,6 +36,7 @@ mod inspect;
 mod metrics;
 mod module;
 mod pairs;
+mod profile;
 mod properties;
 mod roots;
 mod shared;
@@ -48,6 +50,7 @@ pub use host::{Host, HostBuilder};
 pub use inspect::GrpcResponse;
 pub use metrics::{Histogram, MetricType};
 pub use module::PluginModule;
+pub use profile::HostProfile;
 pub use properties::{wire_path, PropertyValue};
 pub use shared::ForeignFunction;
 pub use stream::{Stream, StreamId};

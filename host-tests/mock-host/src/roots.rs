@@ -56,6 +56,14 @@ impl WorkerState {
         }
     }
 
+    /// The tick period of root context `root` in ms (0: no timer).
+    pub(crate) fn tick_period_of(&self, root: u32) -> u32 {
+        match self.retiring.iter().find(|r| r.id == root) {
+            Some(r) => r.tick_period_ms,
+            None => self.tick_period_ms,
+        }
+    }
+
     /// Arms (or with period 0 stops) the timer of root context `root`.
     pub(crate) fn set_timer(&mut self, root: u32, period_ms: u32, next_ns: Option<u64>) {
         let (period, next) = self.timer_mut(root);

@@ -11,6 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use crate::clock::{VirtualClock, DEFAULT_START_UNIX_NS};
 use crate::fxhash::FxHashMap;
 use crate::metrics::Metrics;
+use crate::profile::HostProfile;
 use crate::types::{GrpcCall, HttpCall, LogEntry, LogLevel, Status};
 
 /// A host-provided function callable with `proxy_call_foreign_function`.
@@ -58,6 +59,8 @@ pub(crate) struct Shared {
     /// Calls per import since `Host::count_host_calls` switched counting on (`None`: off, the
     /// default, so the simulator pays nothing for it).
     pub(crate) host_calls: Option<FxHashMap<&'static str, u64>>,
+    /// What the host logged about the plugin's use of it (ngx_wasm_module's warnings).
+    pub(crate) host_warnings: Vec<String>,
 }
 
 impl Default for Shared {
@@ -79,6 +82,7 @@ impl Default for Shared {
             foreign: HashMap::new(),
             injected_statuses: HashMap::new(),
             host_calls: None,
+            host_warnings: Vec::new(),
         }
     }
 }
@@ -98,22 +102,26 @@ impl Shared {
         self.data.get(key).map(|(v, cas)| (v.as_slice(), *cas))
     }
 
-    /// `proxy_set_shared_data`: cas 0 = unconditional; a non-zero cas must match the
-    /// stored one when the key exists (a missing key is always created).
-    pub(crate) fn set_data(&mut self, key: &[u8], value: &[u8], cas: u32) -> Status {
-        let new_cas = if let Some((_, stored)) = self.data.get(key) {
-            if cas != 0 && cas != *stored {
-                return Status::CasMismatch;
-            }
-            if cas != 0 && self.forced_cas_mismatches > 0 {
-                // As if another worker had written in between.
-                self.forced_cas_mismatches -= 1;
-                return Status::CasMismatch;
-            }
-            self.next_cas()
-        } else {
-            self.next_cas()
-        };
+    /// `proxy_set_shared_data` under `profile`'s CAS rule (Envoy: cas 0 is unconditional and a
+    /// missing key is always created; ngx_wasm_module: the cas must equal the stored one, 0
+    /// for a missing key).
+    pub(crate) fn set_data(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        cas: u32,
+        profile: HostProfile,
+    ) -> Status {
+        let stored = self.data.get(key).map(|(_, stored)| *stored);
+        if !profile.cas_allows(stored, cas) {
+            return Status::CasMismatch;
+        }
+        if stored.is_some() && cas != 0 && self.forced_cas_mismatches > 0 {
+            // As if another worker had written in between.
+            self.forced_cas_mismatches -= 1;
+            return Status::CasMismatch;
+        }
+        let new_cas = self.next_cas();
         match self.data.get_mut(key) {
             Some(entry) => {
                 entry.0.clear();

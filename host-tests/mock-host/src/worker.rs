@@ -8,12 +8,13 @@
 
 use std::sync::Arc;
 
+use crate::fxhash::FxHashMap;
 use wasmtime::{Instance, Memory, Store, TypedFunc, WasmParams, WasmResults};
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::fxhash::FxHashMap;
 use crate::module::PluginModule;
 use crate::pairs::HeaderMap;
+use crate::profile::HostProfile;
 use crate::properties::PropertyTable;
 use crate::shared::Shared;
 use crate::state::{Side, StreamState};
@@ -33,6 +34,8 @@ pub(crate) struct HostConfig {
     pub(crate) clusters: Option<Vec<String>>,
     pub(crate) env: Vec<(String, String)>,
     pub(crate) deliver_local_reply: bool,
+    /// Which host's answers the mock gives.
+    pub(crate) profile: HostProfile,
 }
 
 /// An http-call response while `proxy_on_http_call_response` runs.

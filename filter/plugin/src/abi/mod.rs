@@ -45,6 +45,11 @@ impl HostError {
     pub fn is_cas_mismatch(self) -> bool {
         self.0 == CAS_MISMATCH
     }
+
+    /// The host refused an argument (e.g. a context id that names no context).
+    pub fn is_bad_argument(self) -> bool {
+        self.0 == BAD_ARGUMENT
+    }
 }
 
 thread_local! {

@@ -5,7 +5,8 @@
 //! `addAfterVmCallAction`), a local response also forces the current callback's result to
 //! "stop", and continue immediately withdraws the plugin's access to the request headers,
 //! body and trailers (Envoy nulls those pointers for request and response alike).
-//! `proxy_set_effective_context` lasts until the VM call returns.
+//! `proxy_set_effective_context` lasts until the VM call returns. Where ngx_wasm_module
+//! differs (`crate::profile`), the difference is applied here.
 
 use wasmtime::Linker;
 
@@ -70,26 +71,58 @@ fn set_tick_period(mut c: C<'_>, period_ms: i32) -> HostResult {
     }
     let st = c.data_mut();
     let period = period_ms as u32;
+    // The timer belongs to the calling context's root (Envoy keys timers by root context).
+    let root = st.root_of(st.current);
+    if st.cfg.profile.tick_period_is_set_once() {
+        if !st.is_root(st.current) {
+            return Err(trap("can only set tick_period in root context"));
+        }
+        if period > 0 && st.tick_period_of(root) > 0 {
+            return Err(trap("tick_period already set"));
+        }
+    }
     let next = (period > 0).then(|| {
         st.shared
             .clock
             .monotonic_ns()
             .saturating_add(u64::from(period) * 1_000_000)
     });
-    // The timer belongs to the calling context's root (Envoy keys timers by root context).
-    let root = st.root_of(st.current);
     st.set_timer(root, period, next);
     Ok(OK)
 }
 
-fn continue_stream_impl(st: &mut WorkerState, stream: StreamType) -> i32 {
+/// A host trap with ngx_wasm_module's message (it traps where Envoy returns a status).
+pub(super) fn trap(message: &str) -> wasmtime::Error {
+    wasmtime::Error::msg(format!("host trap (ngx_wasm_module profile): {message}"))
+}
+
+/// The stream a stream-control call acts on, and its side: Envoy's effective (or current)
+/// context and the side asked for; ngx_wasm_module's current call's request, whatever was
+/// asked, and a trap in a root context, where it has no request (`rctx` is null there).
+fn controlled_stream(
+    st: &WorkerState,
+    side: Side,
+    call: &str,
+) -> Result<(u32, Side), wasmtime::Error> {
+    if st.cfg.profile.switches_context() {
+        return Ok((st.ctx(), side));
+    }
+    if st.is_root(st.current) {
+        return Err(trap(&format!(
+            "{call} from a root context (ngx_wasm_module has no request there)"
+        )));
+    }
+    Ok((st.current, Side::Request))
+}
+
+fn continue_stream_impl(st: &mut WorkerState, stream: StreamType) -> HostResult {
     let side = match stream {
         StreamType::Request => Side::Request,
         StreamType::Response => Side::Response,
-        StreamType::Downstream => return OK,
-        StreamType::Upstream => return Status::Unimplemented.code(),
+        StreamType::Downstream => return Ok(OK),
+        StreamType::Upstream => return Ok(Status::Unimplemented.code()),
     };
-    let ctx = st.ctx();
+    let (ctx, side) = controlled_stream(st, side, "proxy_continue_stream")?;
     if let Some(s) = st.streams.get_mut(&ctx) {
         s.request.headers_live = false;
         s.request.body_live = false;
@@ -99,7 +132,7 @@ fn continue_stream_impl(st: &mut WorkerState, stream: StreamType) -> i32 {
             side,
         });
     }
-    OK
+    Ok(OK)
 }
 
 fn continue_stream(mut c: C<'_>, stream: i32) -> HostResult {
@@ -109,7 +142,7 @@ fn continue_stream(mut c: C<'_>, stream: i32) -> HostResult {
     let Some(stream) = StreamType::from_raw(stream as u32) else {
         return Ok(BAD_ARGUMENT);
     };
-    Ok(continue_stream_impl(c.data_mut(), stream))
+    continue_stream_impl(c.data_mut(), stream)
 }
 
 fn close_stream(mut c: C<'_>, stream: i32) -> HostResult {
@@ -153,7 +186,10 @@ fn send_local_response(
     ) else {
         return Ok(INVALID_MEMORY);
     };
-    let ctx = st.ctx();
+    let (ctx, _) = controlled_stream(st, Side::Request, "proxy_send_local_response")?;
+    if st.cfg.profile.request_calls_trap_outside_requests() && replied(st, ctx) {
+        return Err(trap("local response already stashed"));
+    }
     if st.streams.contains_key(&ctx) {
         let details: String = String::from_utf8_lossy(details)
             .chars()
@@ -183,11 +219,28 @@ fn send_local_response(
     Ok(OK)
 }
 
+/// Whether stream `ctx` was answered already (or an answer waits for the call to return).
+fn replied(st: &WorkerState, ctx: u32) -> bool {
+    let pending = st
+        .pending
+        .iter()
+        .any(|p| matches!(p, Pending::LocalReply { context_id, .. } if *context_id == ctx));
+    pending
+        || st
+            .streams
+            .get(&ctx)
+            .is_some_and(|s| s.local_response.is_some())
+}
+
 fn set_effective_context(mut c: C<'_>, id: i32) -> HostResult {
     if let Some(status) = super::injected(&mut c, "proxy_set_effective_context") {
         return Ok(status);
     }
     let st = c.data_mut();
+    if !st.cfg.profile.switches_context() {
+        // ngx_wasm_module: a no-op that returns OK, whatever the id.
+        return Ok(OK);
+    }
     let id = id as u32;
     if st.is_root(id) || st.streams.contains_key(&id) {
         st.effective = id;
@@ -261,12 +314,16 @@ pub(crate) fn register(l: &mut Linker<WorkerState>) -> wasmtime::Result<()> {
     l.func_wrap("env", "proxy_set_tick_period_milliseconds", set_tick_period)?;
     l.func_wrap("env", "proxy_continue_stream", continue_stream)?;
     l.func_wrap("env", "proxy_close_stream", close_stream)?;
-    l.func_wrap("env", "proxy_continue_request", |mut c: C<'_>| {
-        continue_stream_impl(c.data_mut(), StreamType::Request)
-    })?;
-    l.func_wrap("env", "proxy_continue_response", |mut c: C<'_>| {
-        continue_stream_impl(c.data_mut(), StreamType::Response)
-    })?;
+    l.func_wrap(
+        "env",
+        "proxy_continue_request",
+        |mut c: C<'_>| -> HostResult { continue_stream_impl(c.data_mut(), StreamType::Request) },
+    )?;
+    l.func_wrap(
+        "env",
+        "proxy_continue_response",
+        |mut c: C<'_>| -> HostResult { continue_stream_impl(c.data_mut(), StreamType::Response) },
+    )?;
     l.func_wrap("env", "proxy_send_local_response", send_local_response)?;
     l.func_wrap("env", "proxy_clear_route_cache", |_c: C<'_>| OK)?;
     l.func_wrap("env", "proxy_set_effective_context", set_effective_context)?;

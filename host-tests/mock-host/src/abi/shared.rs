@@ -2,7 +2,8 @@
 //!
 //! Shared data is one key-value store per vm_id, common to all workers: a get of a missing
 //! key is NOT_FOUND, a set with a non-zero cas that differs from the stored one is
-//! CAS_MISMATCH (cas 0 always writes), every write gets a fresh non-zero cas.
+//! CAS_MISMATCH (cas 0 always writes), every write gets a fresh non-zero cas. (The
+//! ngx_wasm_module profile's stricter rule is `HostProfile::cas_allows`.)
 //!
 //! Queues are named per vm_id. Registering from a stream context registers its root context
 //! (the one that gets `proxy_on_queue_ready`); re-registering keeps the items and moves the
@@ -72,7 +73,8 @@ fn set_data(mut c: C<'_>, kptr: i32, klen: i32, vptr: i32, vlen: i32, cas: i32) 
     let (Some(key), Some(value)) = (slice(mem, kptr, klen), slice(mem, vptr, vlen)) else {
         return Ok(INVALID_MEMORY);
     };
-    Ok(st.shared.set_data(key, value, cas as u32).code())
+    let profile = st.cfg.profile;
+    Ok(st.shared.set_data(key, value, cas as u32, profile).code())
 }
 
 fn register_queue(mut c: C<'_>, nptr: i32, nlen: i32, token_ptr: i32) -> HostResult {

@@ -1,18 +1,28 @@
 //! How the host offers a stream's phases to the plugin: headers, body and trailers per side,
 //! the hold-and-release of paused phases, resumption, and local replies.
 //!
+//! Under the ngx_wasm_module profile (`crate::profile`), headers callbacks get
+//! `end_of_stream` false, trailers are not offered (the end comes as a last body chunk) and a
+//! pause in response headers without a local response is a host warning.
+//!
 //! Why apart from `mod.rs`: this is the part that reproduces Envoy's filter-manager semantics
 //! (see the parent module's doc); the parent only creates streams and exposes the test API.
 
 use super::StreamId;
 use crate::error::Result;
 use crate::host::Host;
+use crate::profile::HostProfile;
 use crate::state::Side;
 use crate::types::LocalResponse;
+use crate::worker::Pending;
 
 impl Host {
     pub(super) fn stop_iteration(&self, worker: usize) -> bool {
         self.workers[worker].store.data().stop_iteration
+    }
+
+    pub(super) fn profile_of(&self, worker: usize) -> HostProfile {
+        self.workers[worker].store.data().cfg.profile
     }
 
     /// Offers the headers of `side` to the plugin (no settle).
@@ -25,7 +35,9 @@ impl Host {
         d.headers_seen = true;
         d.end_of_stream = end;
         let n = d.headers.len() as i32;
-        let args = (id.context_id as i32, n, i32::from(end));
+        let profile = self.profile_of(id.worker);
+        let end_flag = end && profile.headers_carry_end_of_stream();
+        let args = (id.context_id as i32, n, i32::from(end_flag));
         let r = match side {
             Side::Request => self.call_export(
                 id.worker,
@@ -41,6 +53,9 @@ impl Host {
             )?,
         };
         let stop = self.stop_iteration(id.worker) || r.is_some_and(|r| r != 0);
+        if stop && side == Side::Response && !profile.headers_carry_end_of_stream() {
+            self.warn_pause_without_reply(id);
+        }
         if let Some(d) = self.state_mut(id).map(|s| s.dir_mut(side)) {
             if stop {
                 d.headers_paused = true;
@@ -86,8 +101,32 @@ impl Host {
         Ok(())
     }
 
-    /// Offers the trailers of `side` to the plugin (no settle).
+    /// ngx_wasm_module takes a pause in response headers as "a local response follows"; it
+    /// warns when none was produced.
+    fn warn_pause_without_reply(&mut self, id: StreamId) {
+        let st = self.workers[id.worker].store.data();
+        let replying = st.pending.iter().any(
+            |p| matches!(p, Pending::LocalReply { context_id, .. } if *context_id == id.context_id),
+        );
+        let replied = self.state(id).is_some_and(|s| s.local_response.is_some());
+        if !replying && !replied {
+            self.shared.host_warnings.push(format!(
+                "stream {}: \"ResponseHeaders\" returned \"PAUSE\": local response expected but none produced",
+                id.context_id
+            ));
+        }
+    }
+
+    /// Offers the trailers of `side` to the plugin (no settle). ngx_wasm_module has no
+    /// trailers callbacks: the plugin sees the end of the stream as a last (possibly empty)
+    /// body chunk instead.
     pub(super) fn deliver_trailers(&mut self, id: StreamId, side: Side) -> Result<()> {
+        if !self.profile_of(id.worker).delivers_trailers() {
+            if let Some(d) = self.state_mut(id).map(|s| s.dir_mut(side)) {
+                d.has_trailers = true;
+            }
+            return self.deliver_body(id, side, true);
+        }
         let Some(s) = self.state_mut(id) else {
             return Ok(());
         };

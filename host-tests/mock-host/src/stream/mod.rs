@@ -178,6 +178,16 @@ impl Stream<'_> {
         self.host.ensure_created(self.id)?;
         self.host.deliver_headers(self.id, side, end)?;
         self.host.settle()?;
+        let profile = self.host.profile_of(self.id.worker);
+        if end && side == Side::Response && !profile.headers_carry_end_of_stream() {
+            // ngx_wasm_module: the end of a response without a body is a last, empty body
+            // chunk (`on_response_body` with end_of_stream), as nginx's body filter sees it.
+            let s = self.live()?;
+            if !s.ended() && !s.dir(side).paused() {
+                self.host.deliver_body(self.id, side, true)?;
+                self.host.settle()?;
+            }
+        }
         self.outcome(side)
     }
 
