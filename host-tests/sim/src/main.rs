@@ -1,8 +1,10 @@
-//! `ballast-sim run SCENARIO [--seed N] [--json OUT] [--plots DIR] [--wasm PATH]`
+//! `ballast-sim run SCENARIO [--seed N] [--json OUT] [--plots DIR] [--html OUT] [--wasm PATH]`
 //!
 //! Exit status: 0 when every expectation held, 1 when one did not, 2 on any error.
 
-use ballast_sim::{plots, report, simulate, Options};
+mod html;
+
+use ballast_sim::{load, plots, report, run, Options};
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -34,6 +36,9 @@ enum Command {
         /// Write SVG plots into this directory.
         #[arg(long)]
         plots: Option<PathBuf>,
+        /// Write the report as one self-contained HTML page (tables, expectations, plots) here.
+        #[arg(long)]
+        html: Option<PathBuf>,
         /// The plugin .wasm (default: $BALLAST_WASM, else target/ballast.wasm).
         #[arg(long)]
         wasm: Option<PathBuf>,
@@ -57,6 +62,7 @@ fn main() -> ExitCode {
         seed,
         json,
         plots: plot_dir,
+        html: html_path,
         wasm,
         quiet,
     } = command;
@@ -65,8 +71,13 @@ fn main() -> ExitCode {
         seed,
         progress: !quiet && std::io::stderr().is_terminal(),
     };
-    let report = match simulate(&scenario, &options) {
-        Ok(report) => report,
+    let simulated = load(&scenario).and_then(|loaded| {
+        let outcome = run(&loaded, &options)?;
+        let report = report::build(&loaded, &outcome);
+        Ok((loaded, report))
+    });
+    let (loaded, report) = match simulated {
+        Ok(both) => both,
         Err(err) => {
             eprintln!("ballast-sim: {err}");
             return ExitCode::from(2);
@@ -89,6 +100,15 @@ fn main() -> ExitCode {
                 eprintln!("ballast-sim: {err}");
                 return ExitCode::from(2);
             }
+        }
+    }
+    if let Some(path) = &html_path {
+        if let Err(err) = html::write(&loaded, &report, path) {
+            eprintln!("ballast-sim: {err}");
+            return ExitCode::from(2);
+        }
+        if !quiet {
+            eprintln!("html: {}", path.display());
         }
     }
     if quiet {
