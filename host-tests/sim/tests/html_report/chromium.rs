@@ -261,7 +261,10 @@ impl Browser {
                 }
                 "Network.requestWillBeSent" => {
                     let url = p["request"]["url"].as_str().unwrap_or("?");
-                    let local = url == page_url
+                    // The page itself (its URL as Chromium spells it, should that differ).
+                    let the_page =
+                        url == page_url || (p["type"] == "Document" && url.starts_with("file://"));
+                    let local = the_page
                         || ["data:", "about:", "blob:"]
                             .iter()
                             .any(|s| url.starts_with(s));
