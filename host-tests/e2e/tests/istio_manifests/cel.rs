@@ -1,90 +1,155 @@
-//! The CRD's CEL rules (`x-kubernetes-validations`), each implemented in Rust under its exact
-//! rule text, so the validator can check them without a CEL interpreter.
+//! The CRD's CEL expressions (`rule`, `messageExpression`) compiled from their text by the `cel`
+//! crate and run with `self` bound to the value they are attached to, as the API server does.
+//!
+//! Why an interpreter and not Rust per rule: nothing here knows a particular rule, so a CRD update
+//! that only changes rules needs no code. What it cannot check is reported instead of passed: an
+//! expression the parser refuses, or one calling a function that neither CEL's standard library
+//! nor the Kubernetes functions of `cel_urls` declare (the crate only finds an undeclared function
+//! when a call runs, so every call in the expression is looked up when it is compiled).
 
-use crate::crd::type_name;
-use crate::go_url;
-use serde_json::{Map, Value};
-use std::collections::BTreeMap;
+use crate::cel_urls;
+use cel::objects::{Key, Map, Opaque, OptionalValue};
+use cel::{Context, Env, Program, Value as CelValue};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
-/// A CEL rule of the CRD, implemented in Rust: `Ok(false)` is a violation (reported with the
-/// rule's message), `Err` an evaluation error (also a rejection, as in the API server).
-pub(crate) type CelRule = fn(&Value) -> Result<bool, String>;
+/// The CEL environment of a CRD's validation rules, and every expression compiled in it.
+pub(crate) struct CelRules {
+    env: Arc<Env>,
+    /// The standard library plus Kubernetes' URL functions; each evaluation binds `self` in a
+    /// scope of its own.
+    context: Context<'static, 'static>,
+    /// Source text → the program, or why it cannot run (the parser's or the lookup's words).
+    compiled: BTreeMap<String, Result<Program, String>>,
+}
 
-/// The URL rule of `spec.url`, exactly as the CRD spells it (a YAML folded string).
-const URL_RULE: &str = concat!(
-    r#"isURL(self) ? (url(self).getScheme() in ["", "http", "https", "oci", "file"]) : (isURL("http://" + self) &&"#,
-    "\n",
-    r#"url("http://" + self).getScheme() in ["", "http", "https", "oci", "file"])"#
-);
+impl CelRules {
+    pub(crate) fn new() -> CelRules {
+        let env = Arc::new(Env::stdlib());
+        let mut context = Context::with_env(Arc::clone(&env));
+        if let Err(e) = cel_urls::register(&mut context) {
+            panic!("the Kubernetes URL functions cannot be added to the CEL context: {e}");
+        }
+        CelRules {
+            env,
+            context,
+            compiled: BTreeMap::new(),
+        }
+    }
 
-/// Every CEL rule the validator implements, keyed by its exact text in the CRD.
-pub(crate) fn cel_rules() -> BTreeMap<&'static str, CelRule> {
-    let mut rules: BTreeMap<&'static str, CelRule> = BTreeMap::new();
-    // selector.matchLabels values
-    rules.insert(r#"!self.contains("*")"#, |v| Ok(!string(v)?.contains('*')));
-    // selector.matchLabels keys
-    rules.insert(r#"self.all(key, !key.contains("*"))"#, |v| {
-        Ok(object(v)?.keys().all(|k| !k.contains('*')))
-    });
-    rules.insert(r#"self.all(key, key.size() != 0)"#, |v| {
-        Ok(object(v)?.keys().all(|k| !k.is_empty()))
-    });
-    // targetRef(s).namespace
-    rules.insert("self.size() == 0", |v| Ok(string(v)?.is_empty()));
-    rules.insert(URL_RULE, |v| url_rule(string(v)?));
-    // vmConfig.env[*]
-    rules.insert(
-        r#"(has(self.valueFrom) ? self.valueFrom : "") != "HOST" || !has(self.value)"#,
-        |v| {
-            let env = object(v)?;
-            let value_from = match has(env, "valueFrom") {
-                true => string(&env["valueFrom"])?,
-                false => "",
-            };
-            Ok(value_from != "HOST" || !has(env, "value"))
+    /// Compiles `source` once; `Err` says why it cannot be evaluated.
+    pub(crate) fn compile(&mut self, source: &str) -> Result<(), String> {
+        if !self.compiled.contains_key(source) {
+            let outcome = self.compile_new(source);
+            self.compiled.insert(source.to_string(), outcome);
+        }
+        self.program(source).map(|_| ())
+    }
+
+    fn compile_new(&self, source: &str) -> Result<Program, String> {
+        let program = self
+            .env
+            .compile(source)
+            .map_err(|e| format!("does not compile: {e}"))?;
+        let references = program.references();
+        let mut unknown: Vec<&str> = references
+            .functions()
+            .into_iter()
+            .filter(|f| !self.declares(f))
+            .collect();
+        if !unknown.is_empty() {
+            unknown.sort_unstable();
+            return Err(format!(
+                "calls functions this CEL environment does not declare: {}",
+                unknown.join(", ")
+            ));
+        }
+        Ok(program)
+    }
+
+    /// Whether a call to `function` can be resolved.
+    fn declares(&self, function: &str) -> bool {
+        // Operators (`_+_`, `!_`, `@in`, `_?_:_`, ...) are the interpreter's own.
+        if !function.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return true;
+        }
+        if cel_urls::FUNCTIONS.contains(&function) {
+            return true;
+        }
+        // The standard library's: `add_function` refuses exactly the names its `Env` declares
+        // (`DeclarationError::OverloadConflict`), and the crate offers no other public lookup.
+        let mut probe = Context::with_env(Arc::clone(&self.env));
+        probe.add_function(function, || false).is_err()
+    }
+
+    /// The compiled program of `source`, or why there is none.
+    pub(crate) fn program(&self, source: &str) -> Result<&Program, String> {
+        match self.compiled.get(source) {
+            Some(Ok(program)) => Ok(program),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("not compiled when the CRD was loaded".into()),
+        }
+    }
+
+    /// Whether `source` reads `oldSelf` (a transition rule, evaluated only on an update unless
+    /// its rule sets `optionalOldSelf`).
+    pub(crate) fn uses_old_self(&self, source: &str) -> bool {
+        self.program(source)
+            .is_ok_and(|p| p.references().has_variable("oldSelf"))
+    }
+
+    /// Runs `program` with `self` bound to `value` (typed by its `schema`) and, for a rule with
+    /// `optionalOldSelf`, `oldSelf` bound to `optional.none()`: there is no old object on create.
+    pub(crate) fn run(
+        &self,
+        program: &Program,
+        value: &Value,
+        schema: &Value,
+        optional_old_self: bool,
+    ) -> Result<CelValue, String> {
+        let mut scope = self.context.new_inner_scope();
+        scope.add_variable_from_value("self", to_cel(value, schema));
+        if optional_old_self {
+            let none: Arc<dyn Opaque> = Arc::new(OptionalValue::none());
+            scope.add_variable_from_value("oldSelf", CelValue::Opaque(none));
+        }
+        program.execute(&scope).map_err(|e| e.to_string())
+    }
+}
+
+/// A manifest value as the API server hands it to CEL: integers stay integers except where the
+/// schema says `number` (CEL `double`), and fields set to null are absent (the server prunes
+/// them), so `has()` is false for them.
+pub(crate) fn to_cel(value: &Value, schema: &Value) -> CelValue {
+    match value {
+        Value::Null => CelValue::Null,
+        Value::Bool(b) => CelValue::Bool(*b),
+        Value::Number(n) if schema["type"] == "number" => {
+            CelValue::Float(n.as_f64().unwrap_or(f64::NAN))
+        }
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => CelValue::Int(i),
+            (None, Some(u)) => CelValue::UInt(u),
+            _ => CelValue::Float(n.as_f64().unwrap_or(f64::NAN)),
         },
-    );
-    // spec
-    rules.insert(
-        "(has(self.selector) ? 1 : 0) + (has(self.targetRef) ? 1 : 0) + (has(self.targetRefs) ? 1 : 0) <= 1",
-        |v| {
-            let spec = object(v)?;
-            let set = ["selector", "targetRef", "targetRefs"]
+        Value::String(s) => CelValue::String(Arc::new(s.clone())),
+        Value::Array(items) => CelValue::List(Arc::new(
+            items.iter().map(|i| to_cel(i, &schema["items"])).collect(),
+        )),
+        Value::Object(fields) => {
+            let map: HashMap<Key, CelValue> = fields
                 .iter()
-                .filter(|f| has(spec, f))
-                .count();
-            Ok(set <= 1)
-        },
-    );
-    rules
-}
-
-fn string(v: &Value) -> Result<&str, String> {
-    v.as_str()
-        .ok_or_else(|| format!("no such overload: expected string, got {}", type_name(v)))
-}
-
-fn object(v: &Value) -> Result<&Map<String, Value>, String> {
-    v.as_object()
-        .ok_or_else(|| format!("no such overload: expected object, got {}", type_name(v)))
-}
-
-/// CEL `has(self.field)` on an object decoded from a manifest: the field is set.
-fn has(object: &Map<String, Value>, field: &str) -> bool {
-    object.get(field).is_some_and(|v| !v.is_null())
-}
-
-/// The `spec.url` rule. `isURL`/`url` are Kubernetes' CEL URL library: `isURL(s)` is Go's
-/// `url.ParseRequestURI(s) == nil`, and `url(s)` additionally parses with `url.Parse` (an error
-/// there is an evaluation error). CEL's `&&` is false when its left side is false.
-fn url_rule(s: &str) -> Result<bool, String> {
-    const SCHEMES: [&str; 5] = ["", "http", "https", "oci", "file"];
-    if go_url::is_url(s) {
-        return Ok(SCHEMES.contains(&go_url::cel_url_scheme(s)?.as_str()));
+                .filter(|(_, v)| !v.is_null())
+                .map(|(name, v)| {
+                    let field_schema = match schema["properties"].get(name) {
+                        Some(s) => s,
+                        None => &schema["additionalProperties"],
+                    };
+                    (Key::from(name.as_str()), to_cel(v, field_schema))
+                })
+                .collect();
+            CelValue::Map(Map { map: Arc::new(map) })
+        }
     }
-    let with_http = format!("http://{s}");
-    if !go_url::is_url(&with_http) {
-        return Ok(false);
-    }
-    Ok(SCHEMES.contains(&go_url::cel_url_scheme(&with_http)?.as_str()))
 }

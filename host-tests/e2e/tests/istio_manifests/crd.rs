@@ -2,9 +2,10 @@
 //! for what JSON Schema cannot express (CEL rules, `x-kubernetes-list-type`) and the coverage
 //! check that the CRD holds nothing the validator ignores.
 
-use crate::cel::{cel_rules, CelRule};
-use crate::k8s_message::{display_path, k8s_message};
+use crate::cel::CelRules;
+use crate::k8s_message::k8s_message;
 use crate::metadata::check_metadata;
+use crate::validation_rules::{check_rules, collect_rules};
 use crate::yaml_documents;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -166,14 +167,17 @@ pub(crate) struct CrdValidator {
     pub(crate) kind: String,
     /// Served version → (its `openAPIV3Schema` as published, the compiled JSON Schema).
     pub(crate) versions: BTreeMap<String, (Value, jsonschema::Validator)>,
-    pub(crate) rules: BTreeMap<&'static str, CelRule>,
+    /// The CEL expressions of every served version, compiled.
+    rules: CelRules,
 }
 
 /// What the CRD contains that the validator cannot check: must be empty.
 #[derive(Debug, Default)]
 pub(crate) struct Coverage {
     pub(crate) unknown_keywords: Vec<String>,
-    pub(crate) unimplemented_rules: Vec<String>,
+    /// Rules and messageExpressions that do not compile or call an undeclared function, with
+    /// their text and why.
+    pub(crate) rules_not_compiled: Vec<String>,
     pub(crate) unsupported_rule_fields: Vec<String>,
     pub(crate) rules_seen: BTreeSet<String>,
 }
@@ -182,11 +186,14 @@ impl CrdValidator {
     pub(crate) fn load(path: &Path) -> (CrdValidator, Coverage) {
         let docs = yaml_documents(path);
         assert_eq!(docs.len(), 1, "{}: one CRD expected", path.display());
-        let crd = &docs[0];
+        CrdValidator::from_crd(&docs[0])
+    }
+
+    pub(crate) fn from_crd(crd: &Value) -> (CrdValidator, Coverage) {
         assert_eq!(crd["kind"], "CustomResourceDefinition");
         let group = crd["spec"]["group"].as_str().unwrap().to_string();
         let kind = crd["spec"]["names"]["kind"].as_str().unwrap().to_string();
-        let rules = cel_rules();
+        let mut rules = CelRules::new();
         let mut coverage = Coverage::default();
         let mut versions = BTreeMap::new();
         for version in crd["spec"]["versions"].as_array().unwrap() {
@@ -214,14 +221,10 @@ impl CrdValidator {
                 .build(&converted)
                 .unwrap_or_else(|e| panic!("version {name}: converted schema rejected: {e}"));
 
-            collect_rules(&schema, &name, &rules, &mut coverage);
+            collect_rules(&schema, &name, &mut rules, &mut coverage);
             versions.insert(name, (schema, compiled));
         }
-        assert!(
-            !versions.is_empty(),
-            "{}: no served version",
-            path.display()
-        );
+        assert!(!versions.is_empty(), "no served version in {crd}");
         (
             CrdValidator {
                 group,
@@ -283,34 +286,7 @@ impl CrdValidator {
         if value.is_null() || !type_matches(schema, value) {
             return; // reported by the structural check; CEL does not run on a wrong type
         }
-        for rule in schema["x-kubernetes-validations"]
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
-            let text = rule["rule"].as_str().unwrap_or("");
-            let message = rule["message"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("failed rule: {text}"));
-            let outcome = match self.rules.get(text) {
-                Some(check) => check(value),
-                None => Err(format!("rule not implemented by this validator: {text}")),
-            };
-            match outcome {
-                Ok(true) => {}
-                Ok(false) => errors.push(format!(
-                    "{}: Invalid value: \"{}\": {message}",
-                    display_path(path),
-                    type_name(value)
-                )),
-                Err(e) => errors.push(format!(
-                    "{}: Invalid value: \"{}\": {e}",
-                    display_path(path),
-                    type_name(value)
-                )),
-            }
-        }
+        check_rules(schema, value, path, &self.rules, errors);
         match value {
             Value::Array(items) => {
                 check_list_type(schema, items, path, errors);
@@ -339,49 +315,6 @@ impl CrdValidator {
                 }
             }
             _ => {}
-        }
-    }
-}
-
-/// Walks the published schema for the coverage check: every CEL rule must be implemented, and
-/// rules may use only `rule` and `message`.
-pub(crate) fn collect_rules(
-    schema: &Value,
-    at: &str,
-    implemented: &BTreeMap<&'static str, CelRule>,
-    coverage: &mut Coverage,
-) {
-    for rule in schema["x-kubernetes-validations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        let text = rule["rule"].as_str().unwrap_or("").to_string();
-        if !implemented.contains_key(text.as_str()) {
-            coverage.unimplemented_rules.push(format!("{at}: {text}"));
-        }
-        for field in rule.as_object().into_iter().flat_map(|r| r.keys()) {
-            if field != "rule" && field != "message" {
-                coverage
-                    .unsupported_rule_fields
-                    .push(format!("{at}: {field} in rule {text}"));
-            }
-        }
-        coverage.rules_seen.insert(text);
-    }
-    if let Some(props) = schema["properties"].as_object() {
-        for (name, sub) in props {
-            collect_rules(sub, &format!("{at}.{name}"), implemented, coverage);
-        }
-    }
-    for key in ["items", "additionalProperties"] {
-        if schema[key].is_object() {
-            collect_rules(&schema[key], &format!("{at}[*]"), implemented, coverage);
-        }
-    }
-    for key in ["anyOf", "allOf", "oneOf"] {
-        for sub in schema[key].as_array().into_iter().flatten() {
-            collect_rules(sub, at, implemented, coverage);
         }
     }
 }
