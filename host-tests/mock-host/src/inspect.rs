@@ -5,7 +5,6 @@
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
-use crate::fxhash::FxHashMap;
 use crate::host::Host;
 use crate::metrics::{Histogram, MetricType};
 use crate::pairs::HeaderMap;
@@ -13,6 +12,7 @@ use crate::profile::HostProfile;
 use crate::shared::ForeignFunction;
 use crate::types::{CalloutId, GrpcCall, HttpCall, HttpCallResponse, LogEntry, LogLevel, Status};
 use crate::worker::HttpResponseData;
+use rustc_hash::FxHashMap;
 
 /// The test's answer to a gRPC call or stream.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,7 +30,6 @@
 mod abi;
 mod clock;
 mod error;
-mod fxhash;
 mod host;
 mod inspect;
 mod metrics;

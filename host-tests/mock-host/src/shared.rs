@@ -9,10 +9,10 @@
 use std::collections::{HashMap, VecDeque};
 
 use crate::clock::{VirtualClock, DEFAULT_START_UNIX_NS};
-use crate::fxhash::FxHashMap;
 use crate::metrics::Metrics;
 use crate::profile::HostProfile;
 use crate::types::{GrpcCall, HttpCall, LogEntry, LogLevel, Status};
+use rustc_hash::FxHashMap;
 
 /// A host-provided function callable with `proxy_call_foreign_function`.
 pub type ForeignFunction =

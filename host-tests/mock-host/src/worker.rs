@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use crate::fxhash::FxHashMap;
+use rustc_hash::FxHashMap;
 use wasmtime::{Instance, Memory, Store, TypedFunc, WasmParams, WasmResults};
 
 use crate::error::{Error, ErrorKind, Result};
