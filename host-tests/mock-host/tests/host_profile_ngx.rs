@@ -4,7 +4,8 @@
 //! limits and deadlines work as on Envoy, and the concurrency queue is off (a request over the
 //! limit is rejected at once) because that host cannot resume a paused request from a tick or
 //! from another stream. The same over-limit request under the Envoy profile waits and is
-//! resumed, which shows the profile really differs.
+//! resumed, which shows the profile really differs; a host that does not implement
+//! `proxy_set_effective_context` at all (MOSN) loses the queue the same way.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
@@ -226,6 +227,38 @@ fn over_the_limit_envoy_queues_and_resumes_on_the_same_worker_and_from_a_tick() 
         respond(&mut host, holding[1]);
         respond(&mut host, third);
     }
+}
+
+#[test]
+fn a_host_without_set_effective_context_gets_no_queue_either() {
+    // MOSN answers UNIMPLEMENTED (12): anything but BAD_ARGUMENT for an id that names no
+    // context means the host cannot switch.
+    let sets = r#""policy_sets": {"api": {"concurrency": {"algorithm": "fixed",
+        "initial_limit": 1, "queue": {"size": 10, "max_wait": "1s"}}}},
+        "default_policy_set": "api""#;
+    let mut host = Host::builder(&common::ballast_plugin())
+        .plugin_config(format!("{{{TRUSTED}, {sets}}}"))
+        .build()
+        .unwrap();
+    host.fail_import("proxy_set_effective_context", Some(12));
+    assert!(host.start().unwrap().all_ok());
+    assert!(
+        host.logged("1 concurrency queue(s) off"),
+        "{:?}",
+        host.logs()
+    );
+    let (held, _) = open(&mut host, 0, &GET);
+    let (over, action) = open(&mut host, 0, &GET);
+    assert_eq!(action, Action::Closed);
+    assert_eq!(
+        host.stream(over)
+            .unwrap()
+            .local_response()
+            .unwrap()
+            .status_code,
+        503
+    );
+    respond(&mut host, held);
 }
 
 #[test]
