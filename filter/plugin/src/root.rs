@@ -50,7 +50,19 @@ impl BallastRoot {
             Some(TickNeed::None) | None => Duration::ZERO,
         };
         let period_ms = u32::try_from(period.as_millis()).unwrap_or(u32::MAX);
-        if period_ms != self.tick_ms && abi::set_tick_period_ms(period_ms).is_ok() {
+        if period_ms == self.tick_ms {
+            return;
+        }
+        // ngx_wasm_module traps on a non-zero period while one is set: a running timer is only
+        // stopped, or stopped first for faster ticks; a slower need keeps the faster ticks,
+        // which every tick handler takes (it acts by the clock, not by the count).
+        if self.tick_ms != 0 && period_ms != 0 {
+            if period_ms > self.tick_ms || abi::set_tick_period_ms(0).is_err() {
+                return;
+            }
+            self.tick_ms = 0;
+        }
+        if abi::set_tick_period_ms(period_ms).is_ok() {
             self.tick_ms = period_ms;
         }
     }

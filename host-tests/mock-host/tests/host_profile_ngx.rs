@@ -368,3 +368,38 @@ fn deadlines_are_forwarded_and_a_spent_one_is_answered() {
     );
     assert_eq!(counter(&host, "deadline_expired_on_arrival"), 1);
 }
+
+#[test]
+fn a_configuration_replaced_on_its_root_never_sets_a_second_tick_period() {
+    // ngx_wasm_module configures a root once, but a host that configures one again must not
+    // make ballast set a non-zero period over another (ngx traps on that).
+    let budget = r#""policy_sets": {"api": {"retry_budget": {}}}, "default_policy_set": "api""#;
+    let limit = r#""policy_sets": {"api": {"concurrency": {"algorithm": "fixed",
+        "initial_limit": 2}}}, "default_policy_set": "api""#;
+    let mut host = host(NGX, 2, budget);
+    assert_eq!(
+        host.tick_period(0),
+        Some(Duration::from_secs(1)),
+        "a budget ticks slowly"
+    );
+    let config = |sets: &str| format!("{{{TRUSTED}, {sets}}}");
+    // Faster ticks: the slow timer is stopped first, then the fast one set.
+    assert_eq!(
+        host.reconfigure_in_place(config(limit)).unwrap(),
+        [true, true]
+    );
+    assert_eq!(host.tick_period(1), Some(Duration::from_millis(10)));
+    let (id, action) = open(&mut host, 1, &GET);
+    assert_eq!(action, Action::Continue);
+    respond(&mut host, id);
+    // Slower again: the fast ticks stay (a second non-zero period would trap).
+    assert_eq!(
+        host.reconfigure_in_place(config(budget)).unwrap(),
+        [true, true]
+    );
+    host.advance(Duration::from_secs(3)).unwrap();
+    assert_eq!(host.tick_period(0), Some(Duration::from_millis(10)));
+    let (id, action) = open(&mut host, 0, &GET);
+    assert_eq!(action, Action::Continue);
+    respond(&mut host, id);
+}
