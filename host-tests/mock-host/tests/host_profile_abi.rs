@@ -1,6 +1,7 @@
 //! The ngx_wasm_module host profile at the ABI: a WAT module makes raw host calls, so each test
 //! sees exactly where the profile answers differently from Envoy (and where both agree), one
-//! row per call. What the real ballast plugin does under the profile is in
+//! row per call, and how each profile offers the response phases (end_of_stream, trailers, a
+//! pause in response headers). What the real ballast plugin does under the profile is in
 //! `host_profile_ngx.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
@@ -37,6 +38,23 @@ fn module() -> PluginModule {
         wat += r#"  (memory (export "memory") 2)
   (func (export "malloc") (param i32) (result i32) i32.const 4096)
   (func (export "proxy_on_context_create") (param i32 i32))
+  ;; Response callbacks record what they were offered: headers' end_of_stream, the last body
+  ;; chunk's end_of_stream, trailers calls; response headers pause.
+  (global $headers_eof (mut i32) (i32.const -1))
+  (global $body_eof (mut i32) (i32.const -1))
+  (global $trailers (mut i32) (i32.const 0))
+  (global $pause (mut i32) (i32.const 0))
+  (func (export "pause_response_headers") (param i32) local.get 0 global.set $pause)
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    local.get 2 global.set $headers_eof global.get $pause)
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32)
+    local.get 2 global.set $body_eof i32.const 0)
+  (func (export "proxy_on_response_trailers") (param i32 i32) (result i32)
+    global.get $trailers i32.const 1 i32.add global.set $trailers i32.const 0)
+  (func (export "seen") (param i32) (result i32)
+    local.get 0 i32.eqz if (result i32) global.get $headers_eof
+    else local.get 0 i32.const 1 i32.eq if (result i32) global.get $body_eof
+    else global.get $trailers end end)
 "#;
         for (name, params) in IMPORTS {
             let gets: String = (0..params.len())
@@ -230,4 +248,64 @@ fn continuing_a_stream_from_a_root_context_traps() {
         call(&mut ngx, "proxy_continue_stream", &[0]),
         "root context",
     );
+}
+
+/// What the response callbacks saw: (headers' end_of_stream, last body end_of_stream, trailers
+/// calls); -1 for a callback never called.
+fn seen(h: &mut Host) -> [i32; 3] {
+    [0, 1, 2].map(|i| h.call_raw(0, 1, "seen", &[Val::I32(i)]).unwrap()[0].unwrap_i32())
+}
+
+#[test]
+fn response_phases_as_ngx_offers_them() {
+    let request = [(":method", "GET"), (":path", "/"), (":authority", "x")];
+    for profile in [HostProfile::Envoy, HostProfile::NgxWasmModule] {
+        let ngx = profile == HostProfile::NgxWasmModule;
+        // A response without a body.
+        let mut h = host(profile);
+        let mut stream = h.http_stream(0).unwrap();
+        stream.request_headers(&request, true).unwrap();
+        stream
+            .response_headers(&[(":status", "200")], true)
+            .unwrap();
+        let expected = if ngx { [0, 1, 0] } else { [1, -1, 0] };
+        assert_eq!(
+            seen(&mut h),
+            expected,
+            "{profile:?}: the end as a last empty chunk on ngx"
+        );
+        // A body, then trailers.
+        let mut h = host(profile);
+        let mut stream = h.http_stream(0).unwrap();
+        stream.request_headers(&request, true).unwrap();
+        stream
+            .response_headers(&[(":status", "200")], false)
+            .unwrap();
+        stream.response_body(b"x", false).unwrap();
+        stream.response_trailers(&[("t", "1")]).unwrap();
+        let expected = if ngx { [0, 1, 0] } else { [0, 0, 1] };
+        assert_eq!(
+            seen(&mut h),
+            expected,
+            "{profile:?}: no trailers callback on ngx"
+        );
+        // Response headers paused without a local response: ngx warns.
+        let mut h = host(profile);
+        h.call_raw(0, 1, "pause_response_headers", &[Val::I32(1)])
+            .unwrap();
+        let mut stream = h.http_stream(0).unwrap();
+        stream.request_headers(&request, true).unwrap();
+        stream
+            .response_headers(&[(":status", "200")], false)
+            .unwrap();
+        let warnings = h.host_warnings();
+        assert_eq!(
+            warnings.len(),
+            usize::from(ngx),
+            "{profile:?}: {warnings:?}"
+        );
+        assert!(warnings
+            .iter()
+            .all(|w| w.contains("local response expected but none produced")));
+    }
 }
