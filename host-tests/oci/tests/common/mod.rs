@@ -35,11 +35,13 @@ pub fn require_tool(tool: &str) {
     );
 }
 
-/// An empty directory of its own for `name` under cargo's scratch space for tests.
+/// An empty directory of its own for `name` under cargo's scratch space for tests. Each run
+/// empties the previous run's (so a failure's files stay for inspection until the next run, and
+/// runs do not pile up); every test passes its own name.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("ballast-oci")
-        .join(format!("{name}-{}", std::process::id()));
+        .join(name);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).unwrap();
     }
