@@ -2,7 +2,8 @@
 #
 #   make build   release .wasm (size printed)       make run    Envoy + plugin + demo upstream
 #   make test    everything CI runs                 make bench  benchmarks (ratios, side by side)
-#   make clean                                      make bench-quick  overhead and footprint only
+#   make oci     OCI image for Istio (target/oci/)   make bench-quick  overhead and footprint only
+#   make clean
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
@@ -34,7 +35,7 @@ export BALLAST_PYTHON       = $(abspath $(VENV)/bin/python3)
 export BALLAST_SKIP_LOG     = $(abspath target/skipped-checks.txt)
 ISTIO_SCHEMA_DIR := host-tests/istio-schema
 
-.PHONY: build run test bench bench-quick bench-deps minimal clean deps rust-targets apt-deps envoy grpcio wasm-bindgen \
+.PHONY: build run test bench bench-quick bench-deps minimal oci clean deps rust-targets apt-deps envoy grpcio wasm-bindgen \
         istio-schema wasm fixture fmt-check clippy test-policy test-policy-wasm test-host \
         fuzz-deps fuzz-quick fuzz
 
@@ -50,7 +51,9 @@ rust-targets:
 
 # wasm-opt (binaryen) shrinks the plugin; node runs wasm-bindgen-test and the Istio schema check
 # (npm installs its packages); curl is used by `make run`; the demo upstream's test stops the
-# binary with kill(1), which minimal images lack (procps).
+# binary with kill(1), which minimal images lack (procps). skopeo and umoci read the OCI image
+# `make oci` writes (the test checks it with real OCI tools); headless Chromium renders the
+# simulator's HTML report in its test.
 apt-deps:
 	@missing=""; \
 	 command -v wasm-opt >/dev/null || missing="$$missing binaryen"; \
@@ -59,6 +62,9 @@ apt-deps:
 	 command -v curl >/dev/null     || missing="$$missing curl"; \
 	 [ -x /bin/kill ] || [ -x /usr/bin/kill ] || missing="$$missing procps"; \
 	 python3 -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	 command -v skopeo >/dev/null   || missing="$$missing skopeo"; \
+	 command -v umoci >/dev/null    || missing="$$missing umoci"; \
+	 command -v chromium >/dev/null || missing="$$missing chromium"; \
 	 if [ -n "$$missing" ]; then \
 	   echo "installing:$$missing"; \
 	   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -107,6 +113,11 @@ minimal: rust-targets apt-deps
 	cargo build -p ballast-minimal-plugin --target wasm32-wasip1 --profile wasm-release
 	wasm-opt $(WASM_OPT_FLAGS) $(MINIMAL_RAW) -o $(MINIMAL_WASM)
 
+# The plugin as an OCI image layout under target/oci/ (Istio's "compat" variant: one tar+gzip
+# layer holding plugin.wasm), built without docker; see README "Attach to Istio".
+oci: wasm
+	cargo run -q -p ballast-oci -- $(PLUGIN_WASM) target/oci
+
 build: wasm
 	@echo "built $(PLUGIN_WASM): $$(stat -c %s $(PLUGIN_WASM)) bytes (before wasm-opt: $$(stat -c %s $(PLUGIN_RAW)))"
 
@@ -133,10 +144,10 @@ test-policy-wasm: wasm-bindgen
 	CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
 	  cargo test -p ballast-policy --target wasm32-unknown-unknown
 
-# Mock host, demo upstream, simulator and real-Envoy tests: all against the real .wasm.
+# Mock host, demo upstream, simulator, real-Envoy and OCI image tests: all against the real .wasm.
 test-host: wasm fixture envoy grpcio istio-schema
 	@mkdir -p target && rm -f $(BALLAST_SKIP_LOG)
-	cargo test -p ballast-demo-upstream -p ballast-mock-host -p ballast-sim -p ballast-e2e -p ballast-bench
+	cargo test -p ballast-demo-upstream -p ballast-mock-host -p ballast-sim -p ballast-e2e -p ballast-bench -p ballast-oci
 
 # Fuzzing (cargo-fuzz, libFuzzer, nightly). The pure crate's targets: configuration, deadline
 # headers, priority values, route matching, shared-state records (filter/policy/fuzz/). The
