@@ -18,21 +18,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn wasm() -> PathBuf {
-    let path = std::env::var_os("BALLAST_WASM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/ballast.wasm"));
-    assert!(
-        path.is_file(),
-        "{} missing: run `make build`",
-        path.display()
-    );
-    path
-}
+mod common;
+use common::{root, wasm};
 
 /// A directory under Cargo's target/tmp that is kept after the run, so the page and its
 /// screenshot can be looked at.

@@ -7,21 +7,8 @@ use ballast_sim::{simulate, Options};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn wasm() -> PathBuf {
-    let path = std::env::var_os("BALLAST_WASM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("target/ballast.wasm"));
-    assert!(
-        path.is_file(),
-        "{} missing: run `make build`",
-        path.display()
-    );
-    path
-}
+mod common;
+use common::{root, wasm};
 
 fn scenario(name: &str) -> PathBuf {
     root().join("examples/scenarios").join(name)
