@@ -7,6 +7,9 @@
 
 use ballast_mock_host::{ErrorKind, Host, HostProfile, PluginModule, Status, Val};
 
+mod common;
+use common::raw_imports;
+
 /// (import, wasm parameter types: `i` i32, `I` i64).
 const IMPORTS: &[(&str, &str)] = &[
     ("proxy_set_effective_context", "i"),
@@ -22,18 +25,9 @@ const IMPORTS: &[(&str, &str)] = &[
 fn module() -> PluginModule {
     static M: std::sync::OnceLock<PluginModule> = std::sync::OnceLock::new();
     M.get_or_init(|| {
-        let types = |params: &str| -> String {
-            params
-                .chars()
-                .map(|c| if c == 'I' { "i64 " } else { "i32 " })
-                .collect()
-        };
         let mut wat = String::from("(module\n");
         for (name, params) in IMPORTS {
-            wat += &format!(
-                "  (import \"env\" \"{name}\" (func ${name} (param {}) (result i32)))\n",
-                types(params)
-            );
+            wat += &raw_imports::import("env", name, params);
         }
         wat += r#"  (memory (export "memory") 2)
   (func (export "malloc") (param i32) (result i32) i32.const 4096)
@@ -57,13 +51,7 @@ fn module() -> PluginModule {
     else global.get $trailers end end)
 "#;
         for (name, params) in IMPORTS {
-            let gets: String = (0..params.len())
-                .map(|i| format!("local.get {i} "))
-                .collect();
-            wat += &format!(
-                "  (func (export \"t_{name}\") (param {}) (result i32) {gets}call ${name})\n",
-                types(params)
-            );
+            wat += &raw_imports::trampoline(name, params);
         }
         PluginModule::from_wat("profile.wat", &(wat + ")\n")).expect("compile WAT")
     })
@@ -83,17 +71,7 @@ fn host(profile: HostProfile) -> Host {
 /// Calls `t_<import>` in the root context (1): the status, or the error if the host trapped.
 fn call(host: &mut Host, import: &str, args: &[i64]) -> Result<i32, ballast_mock_host::Error> {
     let params = IMPORTS.iter().find(|(n, _)| *n == import).unwrap().1;
-    let vals: Vec<Val> = args
-        .iter()
-        .zip(params.chars())
-        .map(|(a, p)| {
-            if p == 'I' {
-                Val::I64(*a)
-            } else {
-                Val::I32(*a as i32)
-            }
-        })
-        .collect();
+    let vals = raw_imports::values(args, params);
     host.call_raw(0, 1, &format!("t_{import}"), &vals)
         .map(|r| r[0].unwrap_i32())
 }

@@ -4,6 +4,9 @@
 
 use ballast_mock_host::{Host, PluginModule, Status, Val};
 
+mod common;
+use common::raw_imports;
+
 const IMPORTS: &[(&str, &str, &str)] = &[
     ("env", "proxy_log", "iii"),
     ("env", "proxy_get_log_level", "i"),
@@ -49,14 +52,7 @@ const IMPORTS: &[(&str, &str, &str)] = &[
 fn wat() -> String {
     let mut out = String::from("(module\n");
     for (module, name, params) in IMPORTS {
-        let ps: Vec<&str> = params
-            .chars()
-            .map(|c| if c == 'I' { "i64" } else { "i32" })
-            .collect();
-        out += &format!(
-            "  (import \"{module}\" \"{name}\" (func ${name} (param {}) (result i32)))\n",
-            ps.join(" ")
-        );
+        out += &raw_imports::import(module, name, params);
     }
     out += r#"
   (memory (export "memory") 4)
@@ -72,15 +68,7 @@ fn wat() -> String {
   (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) global.get $action)
 "#;
     for (_, name, params) in IMPORTS {
-        let ps: Vec<&str> = params
-            .chars()
-            .map(|c| if c == 'I' { "i64" } else { "i32" })
-            .collect();
-        let gets: String = (0..ps.len()).map(|i| format!("local.get {i} ")).collect();
-        out += &format!(
-            "  (func (export \"t_{name}\") (param {}) (result i32) {gets}call ${name})\n",
-            ps.join(" ")
-        );
+        out += &raw_imports::trampoline(name, params);
     }
     out + ")\n"
 }
@@ -115,17 +103,7 @@ impl T {
             .find(|(_, n, _)| *n == name)
             .expect("import")
             .2;
-        let vals: Vec<Val> = args
-            .iter()
-            .zip(params.chars())
-            .map(|(a, p)| {
-                if p == 'I' {
-                    Val::I64(*a)
-                } else {
-                    Val::I32(*a as i32)
-                }
-            })
-            .collect();
+        let vals = raw_imports::values(args, params);
         let r = self
             .host
             .call_raw(0, ctx, &format!("t_{name}"), &vals)

@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod limiter;
+pub mod raw_imports;
 
 use std::path::PathBuf;
 
