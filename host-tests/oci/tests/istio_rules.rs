@@ -8,7 +8,10 @@
 
 mod common;
 
-use common::{ballast_oci, blob, json, plugin_wasm, require_tool, scratch, sha256_hex};
+use common::{
+    ballast_oci, blob, compat_layer, json, plugin_wasm, require_tool, scratch, sha256_hex,
+    success_bytes,
+};
 use std::io::Read;
 use std::path::Path;
 use std::process::Command;
@@ -65,23 +68,9 @@ fn the_image_meets_istios_compat_fetcher_rules() {
     let (digest, manifest) = tagged_manifest(&dir, "istio-test");
     assert_eq!(digest, format!("sha256:{}", built.digest_hex));
 
-    // Not the Docker manifest type (which Istio extracts differently), so the compat path runs.
-    assert_eq!(
-        manifest["mediaType"],
-        "application/vnd.oci.image.manifest.v1+json"
-    );
-    assert_eq!(
-        manifest["annotations"]["module.wasm.image/variant"],
-        "compat"
-    );
+    // Not the Docker manifest type (which Istio extracts differently), so the compat path runs;
     // Istio reads the LAST layer, whose media type must be exactly OCI tar+gzip.
-    let layers = manifest["layers"].as_array().unwrap();
-    assert_eq!(layers.len(), 1);
-    let last = layers.last().unwrap();
-    assert_eq!(
-        last["mediaType"],
-        "application/vnd.oci.image.layer.v1.tar+gzip"
-    );
+    let last = compat_layer(&manifest);
     let compressed = blob(&dir, last["digest"].as_str().unwrap());
     assert_eq!(
         format!("sha256:{}", sha256_hex(&compressed)),
@@ -172,16 +161,6 @@ fn the_layer_tar_is_byte_identical_to_gnu_tar_ustar() {
         first_difference, None,
         "the layer's tar differs from GNU tar's ustar output"
     );
-}
-
-fn success_bytes(command: &mut Command) -> Vec<u8> {
-    let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{command:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output.stdout
 }
 
 #[test]

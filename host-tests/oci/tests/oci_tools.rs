@@ -8,11 +8,10 @@
 mod common;
 
 use common::{
-    ballast_oci, blob, failure, json, plugin_wasm, require_tool, scratch, sha256_hex, success,
+    ballast_oci, blob, compat_layer, failure, json, plugin_wasm, require_tool, scratch, sha256_hex,
+    success, LAYER_MEDIA_TYPE,
 };
 use std::process::Command;
-
-const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 
 #[test]
 fn skopeo_reads_the_image_and_reports_the_printed_digest() {
@@ -30,17 +29,7 @@ fn skopeo_reads_the_image_and_reports_the_printed_digest() {
         "the manifest skopeo serves hashes to the printed digest"
     );
     let manifest = json(raw.as_bytes());
-    assert_eq!(
-        manifest["mediaType"],
-        "application/vnd.oci.image.manifest.v1+json"
-    );
-    assert_eq!(
-        manifest["annotations"]["module.wasm.image/variant"],
-        "compat"
-    );
-    let layers = manifest["layers"].as_array().unwrap();
-    assert_eq!(layers.len(), 1, "exactly one layer: {manifest}");
-    assert_eq!(layers[0]["mediaType"], LAYER_MEDIA_TYPE);
+    let layer = compat_layer(&manifest);
 
     let inspect = json(success(Command::new("skopeo").args(["inspect", &reference])).as_bytes());
     assert_eq!(inspect["Digest"], format!("sha256:{}", built.digest_hex));
@@ -50,7 +39,7 @@ fn skopeo_reads_the_image_and_reports_the_printed_digest() {
     if let Some(data) = inspect.get("LayersData").filter(|d| !d.is_null()) {
         assert_eq!(data[0]["MIMEType"], LAYER_MEDIA_TYPE);
     }
-    assert_eq!(inspect["Layers"][0], layers[0]["digest"]);
+    assert_eq!(inspect["Layers"][0], layer["digest"]);
 
     assert_eq!(
         std::fs::read_to_string(&built.digest_file).unwrap(),

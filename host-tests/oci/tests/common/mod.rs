@@ -90,13 +90,18 @@ pub fn ballast_oci(wasm: &Path, out: &Path, tag: Option<&str>) -> Built {
 
 /// Runs `command`, fails the test with its output unless it succeeds, returns its stdout.
 pub fn success(command: &mut Command) -> String {
+    String::from_utf8(success_bytes(command)).unwrap()
+}
+
+/// As [`success`], for a command whose stdout is not text (an archive).
+pub fn success_bytes(command: &mut Command) -> Vec<u8> {
     let output = output(command);
     assert!(
         output.status.success(),
         "{command:?} failed:\n{}",
         describe(&output)
     );
-    String::from_utf8(output.stdout).unwrap()
+    output.stdout
 }
 
 /// Runs `command`, fails the test if it succeeds, returns its stderr.
@@ -146,4 +151,25 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The layer media type Istio's compat fetcher requires of the last (here: only) layer.
+pub const LAYER_MEDIA_TYPE: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+
+/// Checks the manifest has the compat variant's shape (an OCI image manifest, annotated
+/// `module.wasm.image/variant: compat`, exactly one tar+gzip layer) and returns that layer.
+pub fn compat_layer(manifest: &serde_json::Value) -> &serde_json::Value {
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(
+        manifest["annotations"]["module.wasm.image/variant"],
+        "compat"
+    );
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "exactly one layer: {manifest}");
+    let layer = &layers[0];
+    assert_eq!(layer["mediaType"], LAYER_MEDIA_TYPE);
+    layer
 }
