@@ -26,25 +26,12 @@ pub fn write(loaded: &Loaded, report: &Report, path: &Path) -> Result<(), String
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-/// The plots as inline `<svg>` elements, drawn by [`plots::write`] into a private directory.
+/// The plots as inline `<svg>` elements, as [`plots::write`] draws them.
 fn render_plots(report: &Report) -> Result<Vec<String>, String> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let dir = std::env::temp_dir().join(format!("ballast-sim-html-{}-{nanos}", std::process::id()));
-    let result = plots::write(report, &dir).and_then(|files| {
-        files
-            .iter()
-            .map(|file| {
-                std::fs::read_to_string(file)
-                    .map_err(|e| format!("{file}: {e}"))
-                    .and_then(|svg| inline_svg(&svg).map_err(|e| format!("{file}: {e}")))
-            })
-            .collect()
-    });
-    // Best effort: a leftover directory in the temp dir is not worth failing the run for.
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    plots::render(report)?
+        .into_iter()
+        .map(|(file, svg)| inline_svg(&svg).map_err(|e| format!("{file}: {e}")))
+        .collect()
 }
 
 /// Rewrites the root `<svg>` tag so the plot scales with the page: keeps its `viewBox`, drops

@@ -26,6 +26,17 @@ struct Line {
 /// Writes `throughput.svg`, `latency.svg` and `upstream.svg` into `dir`; returns their paths.
 pub fn write(report: &Report, dir: &Path) -> Result<Vec<String>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut written = Vec::new();
+    for (file, svg) in render(report)? {
+        let path = dir.join(file);
+        std::fs::write(&path, svg).map_err(|e| format!("{}: {e}", path.display()))?;
+        written.push(path.display().to_string());
+    }
+    Ok(written)
+}
+
+/// The three plots as SVG documents, each with the file name [`write`] gives it.
+pub fn render(report: &Report) -> Result<Vec<(&'static str, String)>, String> {
     let t = &report.series.t_s;
     let zip = |values: &[f64]| -> Vec<(f64, f64)> {
         t.iter().copied().zip(values.iter().copied()).collect()
@@ -103,22 +114,30 @@ pub fn write(report: &Report, dir: &Path) -> Result<Vec<String>, String> {
             load,
         ),
     ];
-    let mut written = Vec::new();
+    let mut rendered = Vec::new();
     for (file, caption, unit, lines) in files {
-        let path = dir.join(file);
-        draw(&path, &caption, unit, &lines).map_err(|e| format!("{}: {e}", path.display()))?;
-        written.push(path.display().to_string());
+        rendered.push((
+            file,
+            draw(&caption, unit, &lines).map_err(|e| format!("{file}: {e}"))?,
+        ));
     }
-    Ok(written)
+    Ok(rendered)
 }
 
-fn draw(
-    path: &Path,
+/// One plot as an SVG document.
+fn draw(caption: &str, unit: &str, lines: &[Line]) -> Result<String, String> {
+    let mut svg = String::new();
+    plot(&mut svg, caption, unit, lines).map_err(|e| e.to_string())?;
+    Ok(svg)
+}
+
+fn plot<'a>(
+    svg: &'a mut String,
     caption: &str,
     unit: &str,
     lines: &[Line],
-) -> Result<(), Box<dyn std::error::Error>> {
-    let root = SVGBackend::new(path, (960, 480)).into_drawing_area();
+) -> Result<(), Box<dyn std::error::Error + 'a>> {
+    let root = SVGBackend::with_string(svg, (960, 480)).into_drawing_area();
     root.fill(&WHITE)?;
     let x_max = lines
         .iter()
