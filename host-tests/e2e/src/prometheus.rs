@@ -12,26 +12,14 @@ use std::collections::BTreeMap;
 pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     text.lines()
         .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            let (metric, label_text) = match series.split_once('{') {
-                Some((metric, rest)) => (metric, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            if metric != name {
-                return None;
-            }
-            let all = labels.iter().all(|(k, v)| {
-                label_text
-                    .split(',')
-                    .any(|pair| pair == format!("{k}=\"{v}\""))
-            });
-            if all {
-                value.parse().ok()
-            } else {
-                None
-            }
+        .filter_map(|line| parse_sample(line).ok())
+        .find(|sample| {
+            sample.name == name
+                && labels
+                    .iter()
+                    .all(|(key, value)| sample.label(key) == Some(*value))
         })
+        .map(|sample| sample.value)
 }
 
 /// Label pairs in the order printed, values unescaped.
